@@ -177,9 +177,7 @@ fn run_parent(child: Pid, awaited: &SigSet) -> Result<ExitCode, String> {
     let me = getpid();
     println!("parent {me}: forked child {child}");
     loop {
-        let signal = awaited
-            .wait()
-            .map_err(|e| format!("sigwait failed: {e}"))?;
+        let signal = awaited.wait().map_err(|e| format!("sigwait failed: {e}"))?;
         if signal == Signal::SIGCHLD {
             // SIGCHLD may also come for a stop or continue; WNOHANG keeps us
             // from blocking when the child has not actually ended.

@@ -83,7 +83,9 @@ fn parse_args(mut argv: impl Iterator<Item = OsString>) -> Result<Args, String> 
         if let Some(value) = text.strip_prefix("--room=") {
             room = Some(PathBuf::from(value));
         } else if text == "--room" {
-            room = Some(PathBuf::from(argv.next().ok_or("--room needs a directory")?));
+            room = Some(PathBuf::from(
+                argv.next().ok_or("--room needs a directory")?,
+            ));
         } else if text.starts_with('-') {
             return Err(format!("unknown option {text:?}"));
         } else if name.is_some() {
@@ -139,7 +141,10 @@ fn run(args: &Args) -> Result<(), String> {
     room.remove_if_empty();
     match &result {
         Ok(why) => println!("{who}: left ({why}); removed {}", inbox_path.display()),
-        Err(_) => println!("{who}: left after an error; removed {}", inbox_path.display()),
+        Err(_) => println!(
+            "{who}: left after an error; removed {}",
+            inbox_path.display()
+        ),
     }
     result.map(drop)
 }
@@ -394,9 +399,8 @@ impl Inbox {
         let temporary = room.path.join(format!(".{name}.{}.new", getpid()));
         mkfifo(&temporary, Mode::S_IRUSR | Mode::S_IWUSR)
             .map_err(|e| format!("cannot make a FIFO in {}: {e}", room.path.display()))?;
-        let claimed = Self::open_own(&temporary).and_then(|ends| {
-            Self::claim_name(&temporary, &path, name, &room.path).map(|()| ends)
-        });
+        let claimed = Self::open_own(&temporary)
+            .and_then(|ends| Self::claim_name(&temporary, &path, name, &room.path).map(|()| ends));
         // The temporary name goes whatever happened; on success the FIFO
         // lives on under its real name.
         let _ = std::fs::remove_file(&temporary);
@@ -488,8 +492,9 @@ struct LeaveSignals {
 impl LeaveSignals {
     fn hook() -> Result<Self, String> {
         let (read, write) = UnixStream::pair().map_err(|e| format!("socketpair: {e}"))?;
-        let delivery = SignalDelivery::with_pipe(read, write, SignalOnly, [SIGINT, SIGTERM, SIGHUP])
-            .map_err(|e| format!("cannot hook signals: {e}"))?;
+        let delivery =
+            SignalDelivery::with_pipe(read, write, SignalOnly, [SIGINT, SIGTERM, SIGHUP])
+                .map_err(|e| format!("cannot hook signals: {e}"))?;
         Ok(Self { delivery })
     }
 

@@ -109,20 +109,21 @@ fn schedule_from_args(argv: Vec<OsString>) -> Result<Schedule, String> {
         match text.as_str() {
             "--copies" => {
                 let n = value("--copies")?;
-                copies = Some(n.parse::<usize>().map_err(|_| {
-                    format!("--copies needs a whole number, got {n:?}")
-                })?);
+                copies = Some(
+                    n.parse::<usize>()
+                        .map_err(|_| format!("--copies needs a whole number, got {n:?}"))?,
+                );
             }
             "--slice" => {
                 let d = value("--slice")?;
                 slice = Some(parse_duration(&d).map_err(|e| format!("--slice {e}"))?);
             }
             "--" => {
-                let command: Vec<String> = rest
-                    .map(|a| a.to_string_lossy().into_owned())
-                    .collect();
+                let command: Vec<String> = rest.map(|a| a.to_string_lossy().into_owned()).collect();
                 let (Some(count), Some(slice)) = (copies, slice) else {
-                    return Err(format!("a command after `--` needs --copies and --slice ({USAGE})"));
+                    return Err(format!(
+                        "a command after `--` needs --copies and --slice ({USAGE})"
+                    ));
                 };
                 return Schedule::copies(count, slice, command);
             }
@@ -135,8 +136,12 @@ fn schedule_from_args(argv: Vec<OsString>) -> Result<Schedule, String> {
     }
     match (file, copies.is_some() || slice.is_some()) {
         (Some(path), false) => Schedule::from_file(&path),
-        (Some(_), true) => Err(format!("give a schedule file or --copies, not both ({USAGE})")),
-        (None, _) => Err(format!("--copies and --slice need a command after `--` ({USAGE})")),
+        (Some(_), true) => Err(format!(
+            "give a schedule file or --copies, not both ({USAGE})"
+        )),
+        (None, _) => Err(format!(
+            "--copies and --slice need a command after `--` ({USAGE})"
+        )),
     }
 }
 
@@ -153,16 +158,27 @@ fn resolve_commands(schedule: &Schedule) -> Result<Vec<ExecArgs>, String> {
         .iter()
         .map(|spec| {
             let path = find_executable(&spec.command[0]).ok_or_else(|| {
-                let place = if spec.line > 0 { format!(" (line {})", spec.line) } else { String::new() };
+                let place = if spec.line > 0 {
+                    format!(" (line {})", spec.line)
+                } else {
+                    String::new()
+                };
                 format!(
                     "program {}{place}: command {:?} not found or not executable",
                     spec.name, spec.command[0]
                 )
             })?;
-            let to_c = |s: &[u8]| CString::new(s).map_err(|_| format!("program {}: NUL byte in its command", spec.name));
+            let to_c = |s: &[u8]| {
+                CString::new(s)
+                    .map_err(|_| format!("program {}: NUL byte in its command", spec.name))
+            };
             Ok(ExecArgs {
                 path: to_c(path.as_os_str().as_bytes())?,
-                argv: spec.command.iter().map(|a| to_c(a.as_bytes())).collect::<Result<_, _>>()?,
+                argv: spec
+                    .command
+                    .iter()
+                    .map(|a| to_c(a.as_bytes()))
+                    .collect::<Result<_, _>>()?,
             })
         })
         .collect()
@@ -171,9 +187,8 @@ fn resolve_commands(schedule: &Schedule) -> Result<Vec<ExecArgs>, String> {
 /// A bare name is looked up beside this executable first (that is where
 /// `print_time` is built), then in PATH, like a shell would.
 fn find_executable(command: &str) -> Option<PathBuf> {
-    let runnable = |p: &Path| {
-        nix::unistd::access(p, nix::unistd::AccessFlags::X_OK).is_ok() && p.is_file()
-    };
+    let runnable =
+        |p: &Path| nix::unistd::access(p, nix::unistd::AccessFlags::X_OK).is_ok() && p.is_file();
     if command.contains('/') {
         let path = PathBuf::from(command);
         return runnable(&path).then_some(path);
@@ -183,7 +198,11 @@ fn find_executable(command: &str) -> Option<PathBuf> {
         if let (Some(dir), Some(file)) = (me.parent(), me.file_name()) {
             // The reference build is `ex5_round_robin_solution`, beside a
             // `print_time_solution`: keep the same suffix.
-            let suffix = file.to_string_lossy().strip_prefix(PROGRAM).unwrap_or("").to_string();
+            let suffix = file
+                .to_string_lossy()
+                .strip_prefix(PROGRAM)
+                .unwrap_or("")
+                .to_string();
             candidates.push(dir.join(format!("{command}{suffix}")));
             candidates.push(dir.join(command));
         }
@@ -243,7 +262,10 @@ impl Waiter {
             // fires at the deadline itself, so error cannot build up.
             let at = TimeSpec::from(deadline.max(Duration::from_nanos(1)));
             self.timer
-                .set(Expiration::OneShot(at), TimerSetTimeFlags::TFD_TIMER_ABSTIME)
+                .set(
+                    Expiration::OneShot(at),
+                    TimerSetTimeFlags::TFD_TIMER_ABSTIME,
+                )
                 .map_err(|e| format!("timerfd_settime: {e}"))?;
         }
         loop {
@@ -257,7 +279,10 @@ impl Waiter {
                 // accumulate, at millisecond resolution.
                 let left = deadline.saturating_sub(now());
                 let ms = left.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32;
-                (signal_fd, PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX))
+                (
+                    signal_fd,
+                    PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX),
+                )
             };
             let mut fds = [
                 PollFd::new(signal_fd, PollFlags::POLLIN),
@@ -272,7 +297,9 @@ impl Waiter {
                 let arrived: Vec<i32> = self.signals.pending().collect();
                 for stop in [SIGTERM, SIGINT, SIGHUP] {
                     if arrived.contains(&stop) {
-                        return Ok(Wake::Shutdown(Signal::try_from(stop).unwrap_or(Signal::SIGTERM)));
+                        return Ok(Wake::Shutdown(
+                            Signal::try_from(stop).unwrap_or(Signal::SIGTERM),
+                        ));
                     }
                 }
                 if arrived.contains(&SIGCHLD) {
@@ -362,10 +389,16 @@ fn run(schedule: &Schedule, commands: Vec<ExecArgs>) -> Result<ExitCode, String>
     coordinator.t0 = now();
     let stopped_by = match &schedule.plan {
         Plan::RoundRobin { slices } => coordinator.round_robin(slices)?,
-        Plan::Frame { major_frame, windows } => coordinator.frame(*major_frame, windows)?,
+        Plan::Frame {
+            major_frame,
+            windows,
+        } => coordinator.frame(*major_frame, windows)?,
     };
     if let Some(signal) = stopped_by {
-        println!("coordinator {}: {signal}: stopping every program", coordinator.me);
+        println!(
+            "coordinator {}: {signal}: stopping every program",
+            coordinator.me
+        );
         coordinator.terminate_all()?;
     }
     let wall_time = now().saturating_sub(coordinator.t0);
@@ -418,7 +451,9 @@ fn spawn_stopped(exec: &ExecArgs, stdin: BorrowedFd<'_>) -> Result<Pid, String> 
             let _ = setpgid(child, child);
             match wait_for_stop(child)? {
                 None => Ok(child),
-                Some(status) => Err(format!("program {child} ended before it started: {status:?}")),
+                Some(status) => Err(format!(
+                    "program {child} ended before it started: {status:?}"
+                )),
             }
         }
     }
@@ -429,7 +464,9 @@ fn wait_for_stop(pid: Pid) -> Result<Option<WaitStatus>, String> {
     loop {
         match waitpid(pid, Some(WaitPidFlag::WUNTRACED)) {
             Ok(WaitStatus::Stopped(..)) => return Ok(None),
-            Ok(status @ (WaitStatus::Exited(..) | WaitStatus::Signaled(..))) => return Ok(Some(status)),
+            Ok(status @ (WaitStatus::Exited(..) | WaitStatus::Signaled(..))) => {
+                return Ok(Some(status))
+            }
             Ok(_) | Err(Errno::EINTR) => continue,
             Err(e) => return Err(format!("waitpid({pid}) failed: {e}")),
         }
@@ -444,7 +481,9 @@ impl Coordinator {
     /// The first live program at or after `index`, cyclically.
     fn next_live(&self, index: usize) -> Option<usize> {
         let n = self.programs.len();
-        (0..n).map(|k| (index + k) % n).find(|&i| self.programs[i].alive())
+        (0..n)
+            .map(|k| (index + k) % n)
+            .find(|&i| self.programs[i].alive())
     }
 
     fn round_robin(&mut self, slices: &[Duration]) -> Result<Option<Signal>, String> {
@@ -470,7 +509,11 @@ impl Coordinator {
         Ok(None)
     }
 
-    fn frame(&mut self, major: Duration, windows: &[schedule::Window]) -> Result<Option<Signal>, String> {
+    fn frame(
+        &mut self,
+        major: Duration,
+        windows: &[schedule::Window],
+    ) -> Result<Option<Signal>, String> {
         let mut frame_start = now();
         while self.live() > 0 {
             for window in windows {
@@ -518,7 +561,12 @@ impl Coordinator {
     }
 
     /// Runs program `index` until `deadline`, its exit, or a shutdown.
-    fn run_slot(&mut self, index: usize, deadline: Duration, configured: Duration) -> Result<SlotEnd, String> {
+    fn run_slot(
+        &mut self,
+        index: usize,
+        deadline: Duration,
+        configured: Duration,
+    ) -> Result<SlotEnd, String> {
         let start = now();
         self.programs[index].signal_group(Signal::SIGCONT);
         loop {
@@ -551,7 +599,14 @@ impl Coordinator {
         }
     }
 
-    fn record(&mut self, program: usize, start: Duration, end: Duration, configured: Duration, ended_by: SliceEnd) {
+    fn record(
+        &mut self,
+        program: usize,
+        start: Duration,
+        end: Duration,
+        configured: Duration,
+        ended_by: SliceEnd,
+    ) {
         self.slices.push(Slice {
             program,
             start: start.saturating_sub(self.t0),
@@ -568,11 +623,9 @@ impl Coordinator {
             if !self.programs[index].alive() {
                 continue;
             }
-            match waitpid(self.programs[index].pid, Some(WaitPidFlag::WNOHANG)) {
-                Ok(status @ (WaitStatus::Exited(..) | WaitStatus::Signaled(..))) => {
-                    self.program_ended(index, status)
-                }
-                _ => {}
+            let status = waitpid(self.programs[index].pid, Some(WaitPidFlag::WNOHANG));
+            if let Ok(status @ (WaitStatus::Exited(..) | WaitStatus::Signaled(..))) = status {
+                self.program_ended(index, status);
             }
         }
     }

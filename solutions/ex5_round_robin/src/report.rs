@@ -81,7 +81,13 @@ pub const TIMELINE_WIDTH: usize = 60;
 impl SliceReport<'_> {
     pub fn render(&self) -> String {
         let mut text = String::new();
-        let name_width = self.programs.iter().map(|p| p.name.len()).max().unwrap_or(4).max(7);
+        let name_width = self
+            .programs
+            .iter()
+            .map(|p| p.name.len())
+            .max()
+            .unwrap_or(4)
+            .max(7);
         let _ = writeln!(
             text,
             "  {:<name_width$}  {:>7}  {:>6}  {:>12}  ended",
@@ -140,26 +146,28 @@ impl SliceReport<'_> {
             show(column),
             show(self.wall_time)
         );
-        let mut rows = vec![vec!['.'; TIMELINE_WIDTH]; self.programs.len()];
-        for col in 0..TIMELINE_WIDTH {
-            let from = column * col as u32;
-            let to = from + column;
-            // Time each program ran inside this column.
-            let mut ran = vec![Duration::ZERO; self.programs.len()];
-            for slice in self.slices {
-                ran[slice.program] += slice.end.min(to).saturating_sub(slice.start.max(from));
-            }
-            let best = ran
+        // For each column, the program that ran the longest in it, if any.
+        let winners: Vec<Option<usize>> = (0..TIMELINE_WIDTH as u32)
+            .map(|col| {
+                let (from, to) = (column * col, column * (col + 1));
+                let mut ran = vec![Duration::ZERO; self.programs.len()];
+                for slice in self.slices {
+                    ran[slice.program] += slice.end.min(to).saturating_sub(slice.start.max(from));
+                }
+                ran.iter()
+                    .enumerate()
+                    .filter(|(_, time)| !time.is_zero())
+                    .max_by_key(|(_, time)| **time)
+                    .map(|(program, _)| program)
+            })
+            .collect();
+        let rows = (0..self.programs.len()).map(|program| {
+            winners
                 .iter()
-                .enumerate()
-                .filter(|(_, time)| !time.is_zero())
-                .max_by_key(|(_, time)| **time);
-            if let Some((program, _)) = best {
-                rows[program][col] = '#';
-            }
-        }
+                .map(|winner| if *winner == Some(program) { '#' } else { '.' })
+                .collect::<String>()
+        });
         for (program, row) in self.programs.iter().zip(rows) {
-            let row: String = row.into_iter().collect();
             let _ = writeln!(text, "  {:<name_width$} |{row}|", program.name);
         }
         text
@@ -188,8 +196,16 @@ mod tests {
     #[test]
     fn timeline_shows_who_ran() {
         let programs = [
-            ProgramSummary { name: "a".into(), pid: 1, outcome: "exited 0".into() },
-            ProgramSummary { name: "b".into(), pid: 2, outcome: "exited 0".into() },
+            ProgramSummary {
+                name: "a".into(),
+                pid: 1,
+                outcome: "exited 0".into(),
+            },
+            ProgramSummary {
+                name: "b".into(),
+                pid: 2,
+                outcome: "exited 0".into(),
+            },
         ];
         let slice = |program, start, end| Slice {
             program,
@@ -199,13 +215,17 @@ mod tests {
             ended_by: SliceEnd::Deadline,
         };
         let slices = [slice(0, 0, 30), slice(1, 30, 60)];
-        let report = SliceReport { programs: &programs, slices: &slices, wall_time: ms(60) };
+        let report = SliceReport {
+            programs: &programs,
+            slices: &slices,
+            wall_time: ms(60),
+        };
         let text = report.render();
         let half = TIMELINE_WIDTH / 2;
         let row_a = format!("|{}{}|", "#".repeat(half), ".".repeat(half));
         let row_b = format!("|{}{}|", ".".repeat(half), "#".repeat(half));
         assert!(text.contains(&row_a), "{text}");
         assert!(text.contains(&row_b), "{text}");
-        assert!(text.contains("over 2 full slices: median 0.0 us"), "{text}");
+        assert!(text.contains("over 2 full slices: median 0 ms"), "{text}");
     }
 }

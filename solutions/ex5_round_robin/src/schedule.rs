@@ -177,7 +177,10 @@ impl Schedule {
                 }
             };
             if name.is_empty() || name.len() > 32 || name.chars().any(char::is_whitespace) {
-                return Err((line, format!("program name {name:?} must be 1 to 32 characters without spaces")));
+                return Err((
+                    line,
+                    format!("program name {name:?} must be 1 to 32 characters without spaces"),
+                ));
             }
             if programs.iter().any(|p| p.name == name) {
                 return Err((line, format!("two programs are named {name:?}")));
@@ -212,7 +215,10 @@ impl Schedule {
             let Some(slice) = &spanned.get_ref().slice else {
                 return Err((
                     line_at(spanned.span().start),
-                    format!("program {:?} needs a `slice`, such as slice = \"20ms\"", spec.name),
+                    format!(
+                        "program {:?} needs a `slice`, such as slice = \"20ms\"",
+                        spec.name
+                    ),
                 ));
             };
             let length = parse_duration(slice.get_ref())
@@ -252,18 +258,29 @@ impl Schedule {
             let raw_window = spanned.get_ref();
             let line = line_at(spanned.span().start);
             let wanted = raw_window.program.get_ref();
-            let program = programs.iter().position(|p| &p.name == wanted).ok_or_else(|| {
-                let known: Vec<&str> = programs.iter().map(|p| p.name.as_str()).collect();
-                (
-                    line_at(raw_window.program.span().start),
-                    format!("no program is named {wanted:?} (known: {})", known.join(", ")),
-                )
-            })?;
+            let program = programs
+                .iter()
+                .position(|p| &p.name == wanted)
+                .ok_or_else(|| {
+                    let known: Vec<&str> = programs.iter().map(|p| p.name.as_str()).collect();
+                    (
+                        line_at(raw_window.program.span().start),
+                        format!(
+                            "no program is named {wanted:?} (known: {})",
+                            known.join(", ")
+                        ),
+                    )
+                })?;
             let start = parse_duration(raw_window.start.get_ref())
                 .map_err(|e| (line_at(raw_window.start.span().start), format!("start {e}")))?;
             let duration = parse_duration(raw_window.duration.get_ref())
                 .and_then(|d| check_slice(d).map(|()| d))
-                .map_err(|e| (line_at(raw_window.duration.span().start), format!("duration {e}")))?;
+                .map_err(|e| {
+                    (
+                        line_at(raw_window.duration.span().start),
+                        format!("duration {e}"),
+                    )
+                })?;
             if start + duration > major_frame {
                 return Err((
                     line,
@@ -276,7 +293,14 @@ impl Schedule {
                     ),
                 ));
             }
-            windows.push((Window { program, start, duration }, line));
+            windows.push((
+                Window {
+                    program,
+                    start,
+                    duration,
+                },
+                line,
+            ));
         }
         windows.sort_by_key(|(w, _)| w.start);
         for pair in windows.windows(2) {
@@ -304,7 +328,10 @@ impl Schedule {
             if !windows.iter().any(|(w, _)| w.program == index) {
                 return Err((
                     Some(spec.line),
-                    format!("program {:?} has no [[window]], so it would never run", spec.name),
+                    format!(
+                        "program {:?} has no [[window]], so it would never run",
+                        spec.name
+                    ),
                 ));
             }
         }
@@ -360,7 +387,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 /// A duration in the unit that reads best.
 pub fn show(d: Duration) -> String {
     let secs = d.as_secs_f64();
-    if secs >= 1.0 {
+    if d.is_zero() {
+        "0 ms".to_string()
+    } else if secs >= 1.0 {
         format!("{secs:.3} s")
     } else if secs >= 1e-3 {
         format!("{:.3} ms", secs * 1e3)

@@ -51,7 +51,9 @@ fn parse(argv: &[String]) -> Result<(Duration, Duration), String> {
     let seconds = |text: &str, what: &str, min: f64| -> Result<Duration, String> {
         match text.parse::<f64>() {
             Ok(s) if (min..=86_400.0).contains(&s) => Ok(Duration::from_secs_f64(s)),
-            _ => Err(format!("{what} must be a number of seconds from {min} to 86400, got {text:?}")),
+            _ => Err(format!(
+                "{what} must be a number of seconds from {min} to 86400, got {text:?}"
+            )),
         }
     };
     Ok((seconds(every, "N", 0.001)?, seconds(total, "T", 0.0)?))
