@@ -34,7 +34,10 @@ fn child_signals_and_parent_kills_it() {
                 &mut pids,
             );
         assert_eq!(pids["parent"], outcome.pid);
-        assert!(outcome.line_index("child {any} now") < outcome.line_index("parent {any}: got SIGUSR1 {any}"));
+        assert!(
+            outcome.line_index("child {any} now")
+                < outcome.line_index("parent {any}: got SIGUSR1 {any}")
+        );
     }
 }
 
@@ -53,7 +56,9 @@ fn sigusr1_from_a_stranger_is_ignored() {
     run.wait_for_line("parent {int}: forked child {int}, waiting for SIGUSR1");
     let _ = kill(Pid::from_raw(run.pid()), Signal::SIGUSR1);
     let me = std::process::id();
-    run.wait_for_line(&format!("parent {{int}}: ignoring SIGUSR1 from process {me}: it is not my child"));
+    run.wait_for_line(&format!(
+        "parent {{int}}: ignoring SIGUSR1 from process {me}: it is not my child"
+    ));
     run.signal(Signal::SIGTERM);
     run.finish()
         .assert_exit_code(143)
@@ -93,8 +98,14 @@ fn ctrl_c_leaves_nothing_behind() {
 #[test]
 fn a_child_killed_from_outside_is_reported() {
     let mut run = ex2().args(["--delay", "30"]).start();
-    let line = run.wait_for_line("child {int} (parent {int}): sending SIGUSR1 to my parent in 30.0 s");
-    let child: i32 = line["child ".len()..].split(' ').next().unwrap().parse().unwrap();
+    let line =
+        run.wait_for_line("child {int} (parent {int}): sending SIGUSR1 to my parent in 30.0 s");
+    let child: i32 = line["child ".len()..]
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
     let _ = kill(Pid::from_raw(child), Signal::SIGKILL);
     run.finish()
         .assert_exit_code(1)

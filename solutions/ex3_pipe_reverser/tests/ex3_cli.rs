@@ -33,28 +33,39 @@ fn phrases_come_back_reversed_by_grapheme() {
             &mut pids,
         );
     assert_eq!(pids["parent"], outcome.pid);
-    assert!(!outcome.stdout_lines.iter().any(|l| l.contains("phrase>")), "no prompt on a pipe");
+    assert!(
+        !outcome.stdout_lines.iter().any(|l| l.contains("phrase>")),
+        "no prompt on a pipe"
+    );
     assert!(outcome.line_index("child {any}") < outcome.line_index("parent {any} exited {any}"));
 }
 
 #[test]
 fn end_of_input_stops_too() {
     // No `end`, and the last line has no newline.
-    ex3().run_with_stdin("one\r\ntwo").assert_exit_code(0).assert_nothing_left().expect_role(
-        "parent",
-        &[
-            "parent {pid:parent}: forked child {pid:child}",
-            "parent {pid:parent}: eno",
-            "parent {pid:parent}: owt",
-            "parent {pid:parent}: child {pid:child} exited with status 0",
-        ],
-        &mut Bindings::new(),
-    );
-    ex3().run().assert_exit_code(0).assert_nothing_left().expect_role(
-        "child",
-        &["child {int} (parent {int}): reversed 0 phrases, got EOF, exiting"],
-        &mut Bindings::new(),
-    );
+    ex3()
+        .run_with_stdin("one\r\ntwo")
+        .assert_exit_code(0)
+        .assert_nothing_left()
+        .expect_role(
+            "parent",
+            &[
+                "parent {pid:parent}: forked child {pid:child}",
+                "parent {pid:parent}: eno",
+                "parent {pid:parent}: owt",
+                "parent {pid:parent}: child {pid:child} exited with status 0",
+            ],
+            &mut Bindings::new(),
+        );
+    ex3()
+        .run()
+        .assert_exit_code(0)
+        .assert_nothing_left()
+        .expect_role(
+            "child",
+            &["child {int} (parent {int}): reversed 0 phrases, got EOF, exiting"],
+            &mut Bindings::new(),
+        );
 }
 
 #[test]
@@ -78,13 +89,19 @@ fn invalid_utf8_is_reported_and_skipped() {
 
 #[test]
 fn a_one_mebibyte_phrase_round_trips() {
-    let phrase: String = (0..1024 * 1024 / 8).map(|i| format!("{:07}é", i % 10_000_000)).collect();
+    let phrase: String = (0..1024 * 1024 / 8)
+        .map(|i| format!("{:07}é", i % 10_000_000))
+        .collect();
     let expected: String = phrase.chars().rev().collect();
     let outcome = ex3().run_with_stdin(format!("{phrase}\nshort\n"));
     outcome.assert_exit_code(0).assert_nothing_left();
     let replies = outcome.role_lines("parent");
     let reply = replies[1].split_once(": ").unwrap().1;
-    assert!(reply == expected, "the 1 MiB reply differs ({} bytes back)", reply.len());
+    assert!(
+        reply == expected,
+        "the 1 MiB reply differs ({} bytes back)",
+        reply.len()
+    );
     assert_eq!(replies[2].split_once(": ").unwrap().1, "trohs");
 }
 
@@ -94,16 +111,19 @@ fn sigterm_while_waiting_for_input_shuts_down_cleanly() {
     run.send_line("ping");
     run.wait_for_line("parent {int}: gnip");
     run.signal(Signal::SIGTERM);
-    run.finish().assert_exit_code(143).assert_nothing_left().expect_role(
-        "parent",
-        &[
-            "parent {pid:parent}: forked child {pid:child}",
-            "parent {pid:parent}: gnip",
-            "parent {pid:parent}: child {pid:child} exited with status 0",
-            "parent {pid:parent}: stopped by SIGTERM",
-        ],
-        &mut Bindings::new(),
-    );
+    run.finish()
+        .assert_exit_code(143)
+        .assert_nothing_left()
+        .expect_role(
+            "parent",
+            &[
+                "parent {pid:parent}: forked child {pid:child}",
+                "parent {pid:parent}: gnip",
+                "parent {pid:parent}: child {pid:child} exited with status 0",
+                "parent {pid:parent}: stopped by SIGTERM",
+            ],
+            &mut Bindings::new(),
+        );
 }
 
 #[test]
@@ -112,7 +132,10 @@ fn ctrl_c_leaves_nothing_behind() {
     run.send_line("ping");
     run.wait_for_line("parent {int}: gnip");
     run.signal_group(Signal::SIGINT);
-    run.finish().assert_exit_code(130).assert_nothing_left().expect_role(
+    run.finish()
+        .assert_exit_code(130)
+        .assert_nothing_left()
+        .expect_role(
         "parent",
         &[
             "parent {pid:parent}: forked child {pid:child}",
