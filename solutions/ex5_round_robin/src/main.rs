@@ -359,6 +359,11 @@ fn run(schedule: &Schedule, commands: Vec<ExecArgs>) -> Result<ExitCode, String>
         slices: Vec::new(),
         t0: Duration::ZERO,
     };
+    // Become a child subreaper: a process a program leaves behind (a
+    // background child, a double fork) is reparented to us rather than to
+    // init, so we can reap it and make sure none is left running or stopped.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    let _ = nix::sys::prctl::set_child_subreaper(true);
     let dev_null = std::fs::File::open("/dev/null").map_err(|e| format!("/dev/null: {e}"))?;
     for (spec, exec) in schedule.programs.iter().zip(&commands) {
         let pid = spawn_stopped(exec, dev_null.as_fd())?;
@@ -402,6 +407,13 @@ fn run(schedule: &Schedule, commands: Vec<ExecArgs>) -> Result<ExitCode, String>
         coordinator.terminate_all()?;
     }
     let wall_time = now().saturating_sub(coordinator.t0);
+    let strays = coordinator.sweep_descendants();
+    if strays > 0 {
+        println!(
+            "coordinator {}: killed {strays} process(es) the programs left behind",
+            coordinator.me
+        );
+    }
     coordinator.print_report(wall_time);
     let all_ok = coordinator
         .programs
@@ -616,16 +628,19 @@ impl Coordinator {
         });
     }
 
-    /// Reaps every program that has ended, without blocking. Stops are not
+    /// Reaps everything that has ended, without blocking: programs, and
+    /// orphans of theirs that came to us as subreaper. Stops are not
     /// collected here (no WUNTRACED): `wait_for_stop` owns those.
     fn reap_ended(&mut self) {
-        for index in 0..self.programs.len() {
-            if !self.programs[index].alive() {
-                continue;
-            }
-            let status = waitpid(self.programs[index].pid, Some(WaitPidFlag::WNOHANG));
-            if let Ok(status @ (WaitStatus::Exited(..) | WaitStatus::Signaled(..))) = status {
-                self.program_ended(index, status);
+        loop {
+            match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                Ok(status @ (WaitStatus::Exited(pid, _) | WaitStatus::Signaled(pid, _, _))) => {
+                    if let Some(index) = self.programs.iter().position(|p| p.pid == pid) {
+                        self.program_ended(index, status);
+                    }
+                }
+                Ok(WaitStatus::StillAlive) | Err(_) => break,
+                Ok(_) => continue,
             }
         }
     }
@@ -688,6 +703,37 @@ impl Coordinator {
         }
     }
 
+    /// Kills and reaps every process still our child: what the programs left
+    /// behind and was reparented to us. Returns how many were still alive.
+    fn sweep_descendants(&mut self) -> usize {
+        let mut killed = 0;
+        loop {
+            let strays = children_of(self.me);
+            if strays.is_empty() {
+                return killed;
+            }
+            for (pid, zombie) in &strays {
+                if !zombie {
+                    let _ = nix::sys::signal::kill(*pid, Signal::SIGKILL);
+                    let _ = nix::sys::signal::kill(*pid, Signal::SIGCONT);
+                    killed += 1;
+                }
+            }
+            // Each of them is our child, so this returns once one is dead.
+            match waitpid(None, None) {
+                Ok(status @ (WaitStatus::Exited(pid, _) | WaitStatus::Signaled(pid, _, _))) => {
+                    if let Some(index) =
+                        self.programs.iter().position(|p| p.pid == pid && p.alive())
+                    {
+                        self.program_ended(index, status);
+                    }
+                }
+                Ok(_) | Err(Errno::EINTR) => {}
+                Err(_) => return killed, // ECHILD: nothing left to reap
+            }
+        }
+    }
+
     fn print_report(&self, wall_time: Duration) {
         let summaries: Vec<ProgramSummary> = self
             .programs
@@ -712,7 +758,28 @@ impl Coordinator {
 impl Drop for Coordinator {
     fn drop(&mut self) {
         self.kill_all();
+        self.sweep_descendants();
     }
+}
+
+/// Our children, from /proc, as (pid, is a zombie). Where there is no
+/// /proc, only the programs themselves are tracked.
+fn children_of(parent: Pid) -> Vec<(Pid, bool)> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|entry| {
+            let pid: i32 = entry.ok()?.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            // The name is in parentheses and may hold spaces: count fields
+            // from the last `)`. Then come the state and the parent's PID.
+            let mut fields = stat.rsplit_once(')')?.1.split_whitespace();
+            let state = fields.next()?;
+            let ppid: i32 = fields.next()?.parse().ok()?;
+            (ppid == parent.as_raw()).then_some((Pid::from_raw(pid), state == "Z"))
+        })
+        .collect()
 }
 
 fn describe(status: WaitStatus) -> String {
