@@ -285,7 +285,16 @@ fn what_programs_leave_behind_is_cleaned_up() {
     // Each program starts a background child and exits: as subreaper the
     // coordinator gets those orphans, and kills them at the end.
     let outcome = ex5()
-        .args(["--copies", "2", "--slice", "20ms", "--", "sh", "-c", "sleep 60 & exit 0"])
+        .args([
+            "--copies",
+            "2",
+            "--slice",
+            "20ms",
+            "--",
+            "sh",
+            "-c",
+            "sleep 60 & exit 0",
+        ])
         .run();
     outcome.assert_exit_code(0).assert_nothing_left();
     outcome.line_index("coordinator {int}: killed 2 process(es) the programs left behind");

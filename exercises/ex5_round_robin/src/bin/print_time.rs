@@ -1,0 +1,40 @@
+//! The lab's worker (yours to write): `print_time N T` prints its PID and the time every N
+//! seconds, for T seconds of wall-clock time, then exits.
+//!
+//! ```text
+//! worker 4243: 1764000000.123456
+//! worker 4243: 1764000000.623519
+//! ```
+//!
+//! Under the round-robin coordinator it is stopped and continued from
+//! outside; the gaps in its timestamps show when it was not running.
+
+#![allow(unused)] // TODO: delete this line when you are done.
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+const USAGE: &str = "usage: print_time N T (print every N seconds, for T seconds)";
+
+fn main() -> ExitCode {
+    // TODO: parse the arguments with `parse` (exit status 2 and a one-line
+    // message if they are bad), then until T seconds have passed: print
+    // "worker PID: UNIX-TIME" (6 decimals), flush, and sleep N seconds.
+    todo!("the worker")
+}
+
+fn parse(argv: &[String]) -> Result<(Duration, Duration), String> {
+    let [every, total] = argv else {
+        return Err(format!("expected 2 arguments, got {}", argv.len()));
+    };
+    let seconds = |text: &str, what: &str, min: f64| -> Result<Duration, String> {
+        match text.parse::<f64>() {
+            Ok(s) if (min..=86_400.0).contains(&s) => Ok(Duration::from_secs_f64(s)),
+            _ => Err(format!(
+                "{what} must be a number of seconds from {min} to 86400, got {text:?}"
+            )),
+        }
+    };
+    Ok((seconds(every, "N", 0.001)?, seconds(total, "T", 0.0)?))
+}

@@ -1,0 +1,710 @@
+//! Lab step 5: a round-robin time slicer, in the style of ARINC 653.
+//! Read README.md beside this file.
+//!
+//! ```text
+//! ex5_round_robin SCHEDULE.toml
+//! ex5_round_robin --copies N --slice DURATION -- COMMAND [ARGS...]
+//! ex5_round_robin                  (the demo: 3 x print_time 0.25 3, 500ms slices)
+//! ```
+//!
+//! When finished, every program starts stopped, in a process group of its
+//! own. From then on exactly one runs at a time: SIGCONT starts its slice;
+//! at the slice's deadline SIGSTOP ends it, and the next one is continued
+//! only once the kernel has confirmed the stop. A program that exits
+//! mid-slice hands over at once. When all have exited, a report shows the
+//! slices and run time per program, how far slice lengths strayed from the
+//! schedule, and a timeline. `schedule.rs` (reading schedules) is done.
+//!
+//! ```text
+//! coordinator 4242: started 3 programs, all stopped: print_time#1 4243, print_time#2 4244, print_time#3 4245
+//! worker 4243: 1764000000.100000
+//! coordinator 4242: print_time#1 (4243) exited with status 0
+//! coordinator 4242: report after 3.512 s
+//! ```
+//!
+//! Deadlines are absolute (a timerfd with TFD_TIMER_ABSTIME), and each is
+//! computed from the previous deadline, so lateness never accumulates. On
+//! Ctrl-C, SIGTERM or SIGHUP: SIGTERM then SIGCONT to every program, a
+//! short grace period, SIGKILL for the rest; print
+//! `coordinator 4242: SIGINT: stopping every program`, the report, and exit
+//! with 128 + the signal number. Nothing is ever left stopped or orphaned.
+//!
+//! Check your work: `cargo xtask grade ex5`. Stuck? `cargo xtask hint ex5`.
+
+// TODO: delete this line when you are done; the warnings it hides will help.
+#![allow(unused)]
+
+mod report;
+mod schedule;
+
+use std::ffi::{CString, OsString};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use nix::errno::Errno;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{killpg, raise, SigHandler, SigSet, Signal};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::time::{clock_gettime, ClockId};
+use nix::unistd::{execv, fork, getpid, setpgid, ForkResult, Pid};
+use signal_hook::consts::{SIGCHLD, SIGHUP, SIGINT, SIGTERM};
+use signal_hook::iterator::backend::SignalDelivery;
+use signal_hook::iterator::exfiltrator::SignalOnly;
+
+use report::{ProgramSummary, Slice, SliceEnd, SliceReport};
+use schedule::{parse_duration, show, Plan, Schedule};
+
+const PROGRAM: &str = "ex5_round_robin";
+const USAGE: &str = "usage: ex5_round_robin SCHEDULE.toml | ex5_round_robin --copies N --slice DURATION -- COMMAND [ARGS...]";
+/// How long programs get to act on SIGTERM before SIGKILL.
+const GRACE: Duration = Duration::from_millis(500);
+/// Signals the coordinator hooks; children put them back to default.
+const HOOKED: [i32; 4] = [SIGCHLD, SIGINT, SIGTERM, SIGHUP];
+
+fn main() -> ExitCode {
+    let schedule = match schedule_from_args(std::env::args_os().skip(1).collect()) {
+        Ok(schedule) => schedule,
+        Err(message) => {
+            eprintln!("{PROGRAM}: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    let commands = match resolve_commands(&schedule) {
+        Ok(commands) => commands,
+        Err(message) => {
+            eprintln!("{PROGRAM}: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(&schedule, commands) {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("{PROGRAM}: {message}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn schedule_from_args(argv: Vec<OsString>) -> Result<Schedule, String> {
+    if argv.is_empty() {
+        let demo = ["print_time", "0.25", "3"].map(String::from).to_vec();
+        return Schedule::copies(3, Duration::from_millis(500), demo);
+    }
+    let mut copies = None;
+    let mut slice = None;
+    let mut file = None;
+    let mut rest = argv.into_iter();
+    while let Some(arg) = rest.next() {
+        let text = arg.to_string_lossy().into_owned();
+        let mut value = |flag: &str| -> Result<String, String> {
+            rest.next()
+                .map(|v| v.to_string_lossy().into_owned())
+                .ok_or(format!("{flag} needs a value ({USAGE})"))
+        };
+        match text.as_str() {
+            "--copies" => {
+                let n = value("--copies")?;
+                copies = Some(
+                    n.parse::<usize>()
+                        .map_err(|_| format!("--copies needs a whole number, got {n:?}"))?,
+                );
+            }
+            "--slice" => {
+                let d = value("--slice")?;
+                slice = Some(parse_duration(&d).map_err(|e| format!("--slice {e}"))?);
+            }
+            "--" => {
+                let command: Vec<String> = rest.map(|a| a.to_string_lossy().into_owned()).collect();
+                let (Some(count), Some(slice)) = (copies, slice) else {
+                    return Err(format!(
+                        "a command after `--` needs --copies and --slice ({USAGE})"
+                    ));
+                };
+                return Schedule::copies(count, slice, command);
+            }
+            flag if flag.starts_with('-') => {
+                return Err(format!("unknown option {flag:?} ({USAGE})"));
+            }
+            _ if file.is_some() => return Err(format!("unexpected argument {text:?} ({USAGE})")),
+            _ => file = Some(PathBuf::from(arg)),
+        }
+    }
+    match (file, copies.is_some() || slice.is_some()) {
+        (Some(path), false) => Schedule::from_file(&path),
+        (Some(_), true) => Err(format!(
+            "give a schedule file or --copies, not both ({USAGE})"
+        )),
+        (None, _) => Err(format!(
+            "--copies and --slice need a command after `--` ({USAGE})"
+        )),
+    }
+}
+
+/// Everything `execv` needs, prepared before forking: the child must not
+/// allocate (see the SAFETY note in `spawn_stopped`).
+struct ExecArgs {
+    path: CString,
+    argv: Vec<CString>,
+}
+
+fn resolve_commands(schedule: &Schedule) -> Result<Vec<ExecArgs>, String> {
+    schedule
+        .programs
+        .iter()
+        .map(|spec| {
+            let path = find_executable(&spec.command[0]).ok_or_else(|| {
+                let place = if spec.line > 0 {
+                    format!(" (line {})", spec.line)
+                } else {
+                    String::new()
+                };
+                format!(
+                    "program {}{place}: command {:?} not found or not executable",
+                    spec.name, spec.command[0]
+                )
+            })?;
+            let to_c = |s: &[u8]| {
+                CString::new(s)
+                    .map_err(|_| format!("program {}: NUL byte in its command", spec.name))
+            };
+            Ok(ExecArgs {
+                path: to_c(path.as_os_str().as_bytes())?,
+                argv: spec
+                    .command
+                    .iter()
+                    .map(|a| to_c(a.as_bytes()))
+                    .collect::<Result<_, _>>()?,
+            })
+        })
+        .collect()
+}
+
+/// A bare name is looked up beside this executable first (that is where
+/// `print_time` is built), then in PATH, like a shell would.
+fn find_executable(command: &str) -> Option<PathBuf> {
+    let runnable =
+        |p: &Path| nix::unistd::access(p, nix::unistd::AccessFlags::X_OK).is_ok() && p.is_file();
+    if command.contains('/') {
+        let path = PathBuf::from(command);
+        return runnable(&path).then_some(path);
+    }
+    let mut candidates = Vec::new();
+    if let Ok(me) = std::env::current_exe() {
+        if let (Some(dir), Some(file)) = (me.parent(), me.file_name()) {
+            // The reference build is `ex5_round_robin_solution`, beside a
+            // `print_time_solution`: keep the same suffix.
+            let suffix = file
+                .to_string_lossy()
+                .strip_prefix(PROGRAM)
+                .unwrap_or("")
+                .to_string();
+            candidates.push(dir.join(format!("{command}{suffix}")));
+            candidates.push(dir.join(command));
+        }
+    }
+    if let Some(path) = std::env::var_os("PATH") {
+        candidates.extend(std::env::split_paths(&path).map(|dir| dir.join(command)));
+    }
+    candidates.into_iter().find(|p| runnable(p))
+}
+
+/// CLOCK_MONOTONIC as a Duration: the time base of every deadline.
+fn now() -> Duration {
+    clock_gettime(ClockId::CLOCK_MONOTONIC).map_or(Duration::ZERO, Duration::from)
+}
+
+/// What woke the coordinator up.
+enum Wake {
+    Deadline,
+    ChildChanged,
+    Shutdown(Signal),
+}
+
+/// A deadline timer and the hooked signals, both waitable with one `poll`.
+struct Waiter {
+    signals: SignalDelivery<UnixStream, SignalOnly>,
+    #[cfg(target_os = "linux")]
+    timer: nix::sys::timerfd::TimerFd,
+}
+
+impl Waiter {
+    fn new() -> Result<Self, String> {
+        let (read, write) = UnixStream::pair().map_err(|e| format!("socketpair: {e}"))?;
+        // signal-hook's handler only records the signal and writes a byte to
+        // the socket: async-signal-safe. Everything else happens in `wait`.
+        let signals = SignalDelivery::with_pipe(read, write, SignalOnly, HOOKED)
+            .map_err(|e| format!("cannot hook signals: {e}"))?;
+        #[cfg(target_os = "linux")]
+        let timer = {
+            use nix::sys::timerfd::{ClockId as TimerClock, TimerFd, TimerFlags};
+            TimerFd::new(TimerClock::CLOCK_MONOTONIC, TimerFlags::TFD_CLOEXEC)
+                .map_err(|e| format!("timerfd_create: {e}"))?
+        };
+        Ok(Self {
+            signals,
+            #[cfg(target_os = "linux")]
+            timer,
+        })
+    }
+
+    /// Sleeps until `deadline` (CLOCK_MONOTONIC) or until a signal comes.
+    fn wait(&mut self, deadline: Duration) -> Result<Wake, String> {
+        #[cfg(target_os = "linux")]
+        {
+            use nix::sys::time::TimeSpec;
+            use nix::sys::timerfd::{Expiration, TimerSetTimeFlags};
+            // An absolute expiry: however late this call is made, the timer
+            // fires at the deadline itself, so error cannot build up.
+            let at = TimeSpec::from(deadline.max(Duration::from_nanos(1)));
+            self.timer
+                .set(
+                    Expiration::OneShot(at),
+                    TimerSetTimeFlags::TFD_TIMER_ABSTIME,
+                )
+                .map_err(|e| format!("timerfd_settime: {e}"))?;
+        }
+        loop {
+            let signal_fd = self.signals.get_read().as_fd();
+            #[cfg(target_os = "linux")]
+            let (timer_fd, timeout) = (self.timer.as_fd(), PollTimeout::NONE);
+            #[cfg(not(target_os = "linux"))]
+            let (timer_fd, timeout) = {
+                // Without timerfd: a relative timeout recomputed from the
+                // absolute deadline on every wake, so error still does not
+                // accumulate, at millisecond resolution.
+                let left = deadline.saturating_sub(now());
+                let ms = left.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32;
+                (
+                    signal_fd,
+                    PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX),
+                )
+            };
+            let mut fds = [
+                PollFd::new(signal_fd, PollFlags::POLLIN),
+                PollFd::new(timer_fd, PollFlags::POLLIN),
+            ];
+            match poll(&mut fds, timeout) {
+                Ok(_) | Err(Errno::EINTR) => {}
+                Err(e) => return Err(format!("poll failed: {e}")),
+            }
+            let signalled = fds[0].any().unwrap_or(false);
+            if signalled {
+                let arrived: Vec<i32> = self.signals.pending().collect();
+                for stop in [SIGTERM, SIGINT, SIGHUP] {
+                    if arrived.contains(&stop) {
+                        return Ok(Wake::Shutdown(
+                            Signal::try_from(stop).unwrap_or(Signal::SIGTERM),
+                        ));
+                    }
+                }
+                if arrived.contains(&SIGCHLD) {
+                    return Ok(Wake::ChildChanged);
+                }
+            }
+            if now() >= deadline {
+                #[cfg(target_os = "linux")]
+                let _ = self.timer.unset();
+                return Ok(Wake::Deadline);
+            }
+        }
+    }
+}
+
+/// One scheduled program while it lives.
+struct Program {
+    name: String,
+    pid: Pid,
+    ended: Option<WaitStatus>,
+}
+
+impl Program {
+    fn alive(&self) -> bool {
+        self.ended.is_none()
+    }
+
+    /// The program and everything it started share its process group, so
+    /// one `killpg` reaches all of them.
+    fn signal_group(&self, signal: Signal) {
+        let _ = killpg(self.pid, signal);
+    }
+}
+
+/// How a slot of the plan ended.
+enum SlotEnd {
+    Deadline,
+    Exited { at: Duration },
+    Shutdown(Signal),
+}
+
+struct Coordinator {
+    me: Pid,
+    programs: Vec<Program>,
+    waiter: Waiter,
+    slices: Vec<Slice>,
+    /// CLOCK_MONOTONIC when the first slice started.
+    t0: Duration,
+}
+
+fn run(schedule: &Schedule, commands: Vec<ExecArgs>) -> Result<ExitCode, String> {
+    let waiter = Waiter::new()?;
+    let mut coordinator = Coordinator {
+        me: getpid(),
+        programs: Vec::new(),
+        waiter,
+        slices: Vec::new(),
+        t0: Duration::ZERO,
+    };
+    // Become a child subreaper: a process a program leaves behind (a
+    // background child, a double fork) is reparented to us rather than to
+    // init, so we can reap it and make sure none is left running or stopped.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    let _ = nix::sys::prctl::set_child_subreaper(true);
+    let dev_null = std::fs::File::open("/dev/null").map_err(|e| format!("/dev/null: {e}"))?;
+    for (spec, exec) in schedule.programs.iter().zip(&commands) {
+        let pid = spawn_stopped(exec, dev_null.as_fd())?;
+        coordinator.programs.push(Program {
+            name: spec.name.clone(),
+            pid,
+            ended: None,
+        });
+    }
+    drop(dev_null);
+    let started: Vec<String> = coordinator
+        .programs
+        .iter()
+        .map(|p| format!("{} {}", p.name, p.pid))
+        .collect();
+    println!(
+        "coordinator {}: started {} programs, all stopped: {}",
+        coordinator.me,
+        started.len(),
+        started.join(", ")
+    );
+    // A smaller timer slack lets the kernel wake us closer to each deadline
+    // (the default allows 50 us of lateness). Set after forking, so the
+    // programs keep the default.
+    #[cfg(target_os = "linux")]
+    let _ = nix::sys::prctl::set_timerslack(1);
+
+    coordinator.t0 = now();
+    let stopped_by = match &schedule.plan {
+        Plan::RoundRobin { slices } => coordinator.round_robin(slices)?,
+        Plan::Frame {
+            major_frame,
+            windows,
+        } => coordinator.frame(*major_frame, windows)?,
+    };
+    if let Some(signal) = stopped_by {
+        println!(
+            "coordinator {}: {signal}: stopping every program",
+            coordinator.me
+        );
+        coordinator.terminate_all()?;
+    }
+    let wall_time = now().saturating_sub(coordinator.t0);
+    let strays = coordinator.sweep_descendants();
+    if strays > 0 {
+        println!(
+            "coordinator {}: killed {strays} process(es) the programs left behind",
+            coordinator.me
+        );
+    }
+    coordinator.print_report(wall_time);
+    let all_ok = coordinator
+        .programs
+        .iter()
+        .all(|p| matches!(p.ended, Some(WaitStatus::Exited(_, 0))));
+    Ok(match stopped_by {
+        Some(signal) => ExitCode::from(128 + signal as u8),
+        None if all_ok => ExitCode::SUCCESS,
+        None => ExitCode::from(1),
+    })
+}
+
+/// Forks a program that stops itself before `exec`, and returns once the
+/// kernel reports it stopped. Its first SIGCONT lets it exec.
+fn spawn_stopped(exec: &ExecArgs, stdin: BorrowedFd<'_>) -> Result<Pid, String> {
+    // TODO: fork, with a `// SAFETY:` comment: between fork and exec the
+    // child may only call async-signal-safe functions. In the child: its own
+    // process group (setpgid), default dispositions for HOOKED, an empty
+    // signal mask, stdin from /dev/null (dup2), then stop itself
+    // (raise SIGSTOP) and exec; if exec fails, write a message and _exit(127).
+    // In the parent: setpgid too (why both sides?), then `wait_for_stop`.
+    todo!("start a program, stopped")
+}
+
+/// Waits until `pid` is stopped: `None`, or it ended: `Some(status)`.
+fn wait_for_stop(pid: Pid) -> Result<Option<WaitStatus>, String> {
+    loop {
+        match waitpid(pid, Some(WaitPidFlag::WUNTRACED)) {
+            Ok(WaitStatus::Stopped(..)) => return Ok(None),
+            Ok(status @ (WaitStatus::Exited(..) | WaitStatus::Signaled(..))) => {
+                return Ok(Some(status))
+            }
+            Ok(_) | Err(Errno::EINTR) => continue,
+            Err(e) => return Err(format!("waitpid({pid}) failed: {e}")),
+        }
+    }
+}
+
+impl Coordinator {
+    fn live(&self) -> usize {
+        self.programs.iter().filter(|p| p.alive()).count()
+    }
+
+    /// The first live program at or after `index`, cyclically.
+    fn next_live(&self, index: usize) -> Option<usize> {
+        let n = self.programs.len();
+        (0..n)
+            .map(|k| (index + k) % n)
+            .find(|&i| self.programs[i].alive())
+    }
+
+    fn round_robin(&mut self, slices: &[Duration]) -> Result<Option<Signal>, String> {
+        // TODO: give each live program in turn (`next_live`) a slot ending at an
+        // absolute deadline. The next deadline is this deadline plus the next
+        // slice, not "now" plus the slice; after an early exit the next program
+        // starts a full slice at once. Return Some(signal) on shutdown.
+        todo!("the round-robin loop")
+    }
+
+    fn frame(
+        &mut self,
+        major: Duration,
+        windows: &[schedule::Window],
+    ) -> Result<Option<Signal>, String> {
+        let mut frame_start = now();
+        while self.live() > 0 {
+            for window in windows {
+                let start = frame_start + window.start;
+                let end = start + window.duration;
+                if let Some(signal) = self.idle_until(start)? {
+                    return Ok(Some(signal));
+                }
+                // A window whose program has exited, or what remains of one
+                // after its program exited, goes to the next live program.
+                let mut candidate = window.program;
+                while let Some(index) = self.next_live(candidate) {
+                    let left = end.saturating_sub(now());
+                    if left < schedule::MIN_SLICE {
+                        break;
+                    }
+                    match self.run_slot(index, end, left.min(window.duration))? {
+                        SlotEnd::Deadline => break,
+                        SlotEnd::Exited { .. } => candidate = index + 1,
+                        SlotEnd::Shutdown(signal) => return Ok(Some(signal)),
+                    }
+                }
+                if self.live() == 0 {
+                    return Ok(None);
+                }
+            }
+            frame_start += major;
+            if frame_start + major <= now() {
+                frame_start = now(); // a whole frame behind: start afresh
+            }
+        }
+        Ok(None)
+    }
+
+    /// Lets nobody run until `until`, while still noticing exits and signals.
+    fn idle_until(&mut self, until: Duration) -> Result<Option<Signal>, String> {
+        while now() < until {
+            match self.waiter.wait(until)? {
+                Wake::Deadline => break,
+                Wake::ChildChanged => self.reap_ended(),
+                Wake::Shutdown(signal) => return Ok(Some(signal)),
+            }
+        }
+        Ok(None)
+    }
+
+    /// Runs program `index` until `deadline`, its exit, or a shutdown.
+    fn run_slot(
+        &mut self,
+        index: usize,
+        deadline: Duration,
+        configured: Duration,
+    ) -> Result<SlotEnd, String> {
+        // TODO: SIGCONT the program's group and wait (`self.waiter.wait`):
+        // - Deadline: SIGSTOP the group, then `wait_for_stop` before anything
+        //   else runs (until the kernel confirms, two programs may run at once);
+        // - ChildChanged: reap; if this program ended, hand over at once;
+        // - Shutdown: stop here.
+        // Record every slice with `self.record`.
+        todo!("run one slice")
+    }
+
+    fn record(
+        &mut self,
+        program: usize,
+        start: Duration,
+        end: Duration,
+        configured: Duration,
+        ended_by: SliceEnd,
+    ) {
+        self.slices.push(Slice {
+            program,
+            start: start.saturating_sub(self.t0),
+            end: end.saturating_sub(self.t0),
+            configured,
+            ended_by,
+        });
+    }
+
+    /// Reaps everything that has ended, without blocking: programs, and
+    /// orphans of theirs that came to us as subreaper. Stops are not
+    /// collected here (no WUNTRACED): `wait_for_stop` owns those.
+    fn reap_ended(&mut self) {
+        loop {
+            match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                Ok(status @ (WaitStatus::Exited(pid, _) | WaitStatus::Signaled(pid, _, _))) => {
+                    if let Some(index) = self.programs.iter().position(|p| p.pid == pid) {
+                        self.program_ended(index, status);
+                    }
+                }
+                Ok(WaitStatus::StillAlive) | Err(_) => break,
+                Ok(_) => continue,
+            }
+        }
+    }
+
+    fn program_ended(&mut self, index: usize, status: WaitStatus) {
+        let program = &mut self.programs[index];
+        program.ended = Some(status);
+        // Anything the program left behind in its group may be stopped by
+        // our last SIGSTOP: continue it so that nothing stays frozen.
+        program.signal_group(Signal::SIGCONT);
+        println!(
+            "coordinator {}: {} ({}) {}",
+            self.me,
+            program.name,
+            program.pid,
+            describe(status)
+        );
+    }
+
+    /// SIGTERM then SIGCONT to every live program, a grace period, then
+    /// SIGKILL for whoever is left. Returns once every program is reaped.
+    fn terminate_all(&mut self) -> Result<(), String> {
+        // TODO: SIGTERM, then SIGCONT, to every live program's group (a stopped
+        // process acts on SIGTERM only once continued); wait up to GRACE while
+        // reaping; then `kill_all` for whoever is left.
+        todo!("shut everything down")
+    }
+
+    /// SIGKILL and reap every live program. Blocking, but SIGKILL cannot be
+    /// caught or ignored, so the wait is short.
+    fn kill_all(&mut self) {
+        for index in 0..self.programs.len() {
+            if self.programs[index].alive() {
+                self.programs[index].signal_group(Signal::SIGKILL);
+                self.programs[index].signal_group(Signal::SIGCONT);
+                loop {
+                    match waitpid(self.programs[index].pid, None) {
+                        Ok(status @ (WaitStatus::Exited(..) | WaitStatus::Signaled(..))) => {
+                            self.program_ended(index, status);
+                            break;
+                        }
+                        Ok(_) | Err(Errno::EINTR) => continue,
+                        Err(_) => {
+                            // ECHILD: reaped already, somehow. Stop trying.
+                            self.programs[index].ended = Some(WaitStatus::StillAlive);
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Kills and reaps every process still our child: what the programs left
+    /// behind and was reparented to us. Returns how many were still alive.
+    fn sweep_descendants(&mut self) -> usize {
+        let mut killed = 0;
+        loop {
+            let strays = children_of(self.me);
+            if strays.is_empty() {
+                return killed;
+            }
+            for (pid, zombie) in &strays {
+                if !zombie {
+                    let _ = nix::sys::signal::kill(*pid, Signal::SIGKILL);
+                    let _ = nix::sys::signal::kill(*pid, Signal::SIGCONT);
+                    killed += 1;
+                }
+            }
+            // Each of them is our child, so this returns once one is dead.
+            match waitpid(None, None) {
+                Ok(status @ (WaitStatus::Exited(pid, _) | WaitStatus::Signaled(pid, _, _))) => {
+                    if let Some(index) =
+                        self.programs.iter().position(|p| p.pid == pid && p.alive())
+                    {
+                        self.program_ended(index, status);
+                    }
+                }
+                Ok(_) | Err(Errno::EINTR) => {}
+                Err(_) => return killed, // ECHILD: nothing left to reap
+            }
+        }
+    }
+
+    fn print_report(&self, wall_time: Duration) {
+        let summaries: Vec<ProgramSummary> = self
+            .programs
+            .iter()
+            .map(|p| ProgramSummary {
+                name: p.name.clone(),
+                pid: p.pid.as_raw(),
+                outcome: p.ended.map_or("still running".to_string(), describe),
+            })
+            .collect();
+        let report = SliceReport {
+            programs: &summaries,
+            slices: &self.slices,
+            wall_time,
+        };
+        println!("coordinator {}: report after {}", self.me, show(wall_time));
+        print!("{}", report.render());
+    }
+}
+
+/// Whatever happens, no program outlives the coordinator or stays stopped.
+impl Drop for Coordinator {
+    fn drop(&mut self) {
+        self.kill_all();
+        self.sweep_descendants();
+    }
+}
+
+/// Our children, from /proc, as (pid, is a zombie). Where there is no
+/// /proc, only the programs themselves are tracked.
+fn children_of(parent: Pid) -> Vec<(Pid, bool)> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|entry| {
+            let pid: i32 = entry.ok()?.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            // The name is in parentheses and may hold spaces: count fields
+            // from the last `)`. Then come the state and the parent's PID.
+            let mut fields = stat.rsplit_once(')')?.1.split_whitespace();
+            let state = fields.next()?;
+            let ppid: i32 = fields.next()?.parse().ok()?;
+            (ppid == parent.as_raw()).then_some((Pid::from_raw(pid), state == "Z"))
+        })
+        .collect()
+}
+
+fn describe(status: WaitStatus) -> String {
+    match status {
+        WaitStatus::Exited(_, code) => format!("exited with status {code}"),
+        WaitStatus::Signaled(_, signal, _) => format!("was killed by {signal}"),
+        other => format!("ended oddly ({other:?})"),
+    }
+}
