@@ -1,1 +1,70 @@
-fn main() {}
+//! `cargo xtask`: the workbook's own tasks, in Rust, run through Cargo.
+//!
+//! - `cargo xtask hint STEP [LEVEL]` prints a step's hints, gentlest first.
+//! - `cargo xtask bench` builds the reference solutions in release mode and
+//!   measures them beside baselines taken in the same run.
+//! - `cargo xtask check` checks the workbook's own conventions (skeletons
+//!   mirror solutions, lab sheets are complete, forks are justified).
+//!
+//! The alias lives in `.cargo/config.toml`; each subcommand has a module.
+
+mod bench;
+mod conventions;
+mod hint;
+mod project;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// The workbook's tasks.
+#[derive(Parser)]
+#[command(name = "cargo xtask", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print the hints for a lab step, gentlest first.
+    Hint {
+        /// The step: its full name or a unique prefix, such as `ex3`.
+        step: String,
+        /// How many hints to show.
+        #[arg(default_value_t = 1)]
+        level: usize,
+        /// Show every hint.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Check the workbook's conventions: skeletons mirror solutions, every
+    /// place to write is marked, lab sheets are complete.
+    Check,
+    /// Measure the steps with speed goals against same-run baselines.
+    Bench {
+        /// Only this benchmark: `ex3` or `ex5`.
+        only: Option<String>,
+        /// Fewer repetitions, for a quick look.
+        #[arg(long)]
+        quick: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Hint { step, level, all } => {
+            hint::run(&step, if all { usize::MAX } else { level })
+        }
+        Command::Check => conventions::run(),
+        Command::Bench { only, quick } => bench::run(only.as_deref(), quick),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("xtask: {message}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -468,7 +468,8 @@ impl Coordinator {
         // TODO: give each live program in turn (`next_live`) a slot ending at an
         // absolute deadline. The next deadline is this deadline plus the next
         // slice, not "now" plus the slice; after an early exit the next program
-        // starts a full slice at once. Return Some(signal) on shutdown.
+        // starts a full slice at once. The last program alive need not be
+        // stopped at each deadline. Return Some(signal) on shutdown.
         todo!("the round-robin loop")
     }
 
@@ -493,7 +494,9 @@ impl Coordinator {
                     if left < schedule::MIN_SLICE {
                         break;
                     }
-                    match self.run_slot(index, end, left.min(window.duration))? {
+                    // Frame windows always stop at their end: the time
+                    // between windows belongs to nobody.
+                    match self.run_slot(index, end, left.min(window.duration), true)? {
                         SlotEnd::Deadline => break,
                         SlotEnd::Exited { .. } => candidate = index + 1,
                         SlotEnd::Shutdown(signal) => return Ok(Some(signal)),
@@ -523,15 +526,20 @@ impl Coordinator {
         Ok(None)
     }
 
-    /// Runs program `index` until `deadline`, its exit, or a shutdown.
+    /// Runs program `index` until `deadline`, its exit, or a shutdown. With
+    /// `stop_at_deadline` false (it is the only program left in a round
+    /// robin), it keeps running: stopping and continuing it would only
+    /// waste time.
     fn run_slot(
         &mut self,
         index: usize,
         deadline: Duration,
         configured: Duration,
+        stop_at_deadline: bool,
     ) -> Result<SlotEnd, String> {
         // TODO: SIGCONT the program's group and wait (`self.waiter.wait`):
-        // - Deadline: SIGSTOP the group, then `wait_for_stop` before anything
+        // - Deadline: unless `stop_at_deadline` is false, SIGSTOP the group,
+        //   then `wait_for_stop` before anything
         //   else runs (until the kernel confirms, two programs may run at once);
         // - ChildChanged: reap; if this program ended, hand over at once;
         // - Shutdown: stop here.

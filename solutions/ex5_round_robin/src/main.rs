@@ -509,7 +509,8 @@ impl Coordinator {
                 base = now();
             }
             let deadline = base + slice;
-            match self.run_slot(index, deadline, slice)? {
+            let alone = self.live() == 1;
+            match self.run_slot(index, deadline, slice, !alone)? {
                 // The next deadline builds on this one, not on "now".
                 SlotEnd::Deadline => base = deadline,
                 // Hand over at once: the next program gets a full slice now.
@@ -542,7 +543,9 @@ impl Coordinator {
                     if left < schedule::MIN_SLICE {
                         break;
                     }
-                    match self.run_slot(index, end, left.min(window.duration))? {
+                    // Frame windows always stop at their end: the time
+                    // between windows belongs to nobody.
+                    match self.run_slot(index, end, left.min(window.duration), true)? {
                         SlotEnd::Deadline => break,
                         SlotEnd::Exited { .. } => candidate = index + 1,
                         SlotEnd::Shutdown(signal) => return Ok(Some(signal)),
@@ -572,12 +575,16 @@ impl Coordinator {
         Ok(None)
     }
 
-    /// Runs program `index` until `deadline`, its exit, or a shutdown.
+    /// Runs program `index` until `deadline`, its exit, or a shutdown. With
+    /// `stop_at_deadline` false (it is the only program left in a round
+    /// robin), it keeps running: stopping and continuing it would only
+    /// waste time.
     fn run_slot(
         &mut self,
         index: usize,
         deadline: Duration,
         configured: Duration,
+        stop_at_deadline: bool,
     ) -> Result<SlotEnd, String> {
         let start = now();
         self.programs[index].signal_group(Signal::SIGCONT);
@@ -585,6 +592,10 @@ impl Coordinator {
             match self.waiter.wait(deadline)? {
                 Wake::Deadline => {
                     let end = now();
+                    if !stop_at_deadline {
+                        self.record(index, start, end, configured, SliceEnd::Deadline);
+                        return Ok(SlotEnd::Deadline);
+                    }
                     self.programs[index].signal_group(Signal::SIGSTOP);
                     // Do not continue anyone before the kernel confirms the
                     // stop: until then two programs could run at once.

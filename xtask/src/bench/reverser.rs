@@ -1,0 +1,125 @@
+//! Step 3: round trips through the pipe reverser.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use super::{median_of, median_pair, pin_to_cpu, seconds, time_once, verdict};
+use crate::project;
+
+const PHRASES: usize = 100_000;
+
+pub fn run(bins: &Path, python: Option<&Path>, runs: usize) -> Result<(), String> {
+    let scratch = std::env::temp_dir().join(format!("xtask-bench-ex3-{}", std::process::id()));
+    std::fs::create_dir_all(&scratch).map_err(|e| format!("{}: {e}", scratch.display()))?;
+    let result = measure(bins, python, runs, &scratch);
+    let _ = std::fs::remove_dir_all(&scratch);
+    result
+}
+
+fn measure(bins: &Path, python: Option<&Path>, runs: usize, scratch: &Path) -> Result<(), String> {
+    let phrases = scratch.join("phrases.txt");
+    let text: String = (0..PHRASES)
+        .map(|i| format!("phrase number {i}\n"))
+        .collect();
+    std::fs::write(&phrases, text).map_err(|e| e.to_string())?;
+    let empty = scratch.join("empty.txt");
+    std::fs::write(&empty, "").map_err(|e| e.to_string())?;
+    let big = scratch.join("big.txt");
+    let phrase: String = "abcdefghijklmnop".repeat(1 << 16); // 1 MiB
+    std::fs::write(&big, format!("{phrase}\n")).map_err(|e| e.to_string())?;
+
+    let reverser = bins.join("ex3_pipe_reverser_solution");
+    let pingpong = bins.join("pingpong");
+    let command = |program: &Path, pinned: bool| {
+        let mut c = Command::new(program);
+        if pinned {
+            pin_to_cpu(&mut c, 0);
+        }
+        c
+    };
+    let pingpong_cmd = |pinned: bool| {
+        let mut c = command(&pingpong, pinned);
+        c.arg(PHRASES.to_string());
+        c
+    };
+
+    println!("ex3: {PHRASES} short phrases through the reverser (median of {runs} runs)");
+    // Interleaved, so that a change in the machine's load affects both.
+    let (rust_pinned, floor_pinned) = median_pair(
+        runs,
+        || time_once(command(&reverser, true), &phrases),
+        || time_once(pingpong_cmd(true), &empty),
+    )?;
+    let (rust_free, floor_free) = median_pair(
+        runs,
+        || time_once(command(&reverser, false), &phrases),
+        || time_once(pingpong_cmd(false), &empty),
+    )?;
+    let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64();
+    println!("  {:<28} {:>12} {:>12}", "", "pinned", "unpinned");
+    println!(
+        "  {:<28} {:>12} {:>12}",
+        "reverser (Rust)",
+        seconds(rust_pinned),
+        seconds(rust_free)
+    );
+    println!(
+        "  {:<28} {:>12} {:>12}",
+        "two-pipe ping-pong",
+        seconds(floor_pinned),
+        seconds(floor_free)
+    );
+    let pinned_vs_floor = ratio(rust_pinned, floor_pinned);
+    let free_vs_floor = ratio(rust_free, floor_free);
+    println!(
+        "  {:<28} {:>11.2}x {:>11.2}x",
+        "reverser / ping-pong", pinned_vs_floor, free_vs_floor
+    );
+
+    if let Some(python) = python {
+        let script = project::root().join("xtask/baselines/ex3_reverser.py");
+        let python_once = |pinned: bool| {
+            let mut c = command(python, pinned);
+            c.arg(&script);
+            time_once(c, &phrases)
+        };
+        let py_pinned = median_of(runs.min(3), || python_once(true))?;
+        let py_free = median_of(runs.min(3), || python_once(false))?;
+        println!(
+            "  {:<28} {:>12} {:>12}",
+            "Python (multiprocessing)",
+            seconds(py_pinned),
+            seconds(py_free)
+        );
+        let speedup = ratio(py_pinned, rust_pinned);
+        println!(
+            "  {:<28} {:>11.1}x {:>11.1}x",
+            "speed-up over Python",
+            speedup,
+            ratio(py_free, rust_free)
+        );
+        println!(
+            "  goal: pinned, at least 5x faster than Python: {} ({speedup:.1}x)",
+            verdict(speedup >= 5.0)
+        );
+    }
+    println!(
+        "  goal: pinned, within 1.3x of the ping-pong: {} ({pinned_vs_floor:.2}x)",
+        verdict(pinned_vs_floor <= 1.3)
+    );
+    println!(
+        "  goal: unpinned, within 1.2x of the ping-pong: {} ({free_vs_floor:.2}x)",
+        verdict(free_vs_floor <= 1.2)
+    );
+
+    let with_big = median_of(runs, || time_once(command(&reverser, false), &big))?;
+    let startup = median_of(runs, || time_once(command(&reverser, false), &empty))?;
+    println!(
+        "  one 1 MiB phrase: round trip {} (a run with it {}, an empty run {})\n",
+        seconds(with_big.saturating_sub(startup)),
+        seconds(with_big),
+        seconds(startup)
+    );
+    Ok(())
+}

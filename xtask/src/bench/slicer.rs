@@ -1,0 +1,343 @@
+//! Step 5: how precisely the coordinator slices time, as the workers see it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use super::verdict;
+use crate::project;
+
+const COPIES: usize = 3;
+const SLICE: Duration = Duration::from_millis(20);
+/// CPU time each worker needs before it exits.
+const WORK_SECONDS: f64 = 0.5;
+
+/// What the workers observed during one run.
+#[derive(Debug, Default)]
+struct Observed {
+    /// |real - configured| for the slices that ran while every worker was
+    /// alive and competing, except each worker's first (it includes exec).
+    errors: Vec<Duration>,
+    overlaps: usize,
+    overlap_time: Duration,
+    cpu_share: f64,
+    slices: usize,
+    /// Pieces of a slice split by a gap no other worker filled.
+    interruptions: usize,
+}
+
+pub fn run(bins: &Path, python: Option<&Path>, runs: usize) -> Result<(), String> {
+    let probe = bins.join("spin_probe");
+    let slice_ms = format!("{}ms", SLICE.as_millis());
+    let work = WORK_SECONDS.to_string();
+    println!(
+        "ex5: {COPIES} CPU-bound workers, {} slices, {WORK_SECONDS} s of CPU each (worst of {runs} runs)",
+        slice_ms
+    );
+    let mut rust = Vec::new();
+    for _ in 0..runs {
+        rust.push(observe(|dir| {
+            let mut c = Command::new(bins.join("ex5_round_robin_solution"));
+            c.args(["--copies", &COPIES.to_string(), "--slice", &slice_ms, "--"]);
+            c.arg(&probe).arg(&work).arg(dir);
+            c
+        })?);
+    }
+    let python_runs = match python {
+        Some(python) => {
+            let script = project::root().join("xtask/baselines/ex5_round_robin.py");
+            let mut all = Vec::new();
+            for _ in 0..runs {
+                all.push(observe(|dir| {
+                    let mut c = Command::new(python);
+                    c.arg(&script)
+                        .arg(SLICE.as_secs_f64().to_string())
+                        .arg(COPIES.to_string())
+                        .arg("--");
+                    c.arg(&probe).arg(&work).arg(dir);
+                    c
+                })?);
+            }
+            Some(all)
+        }
+        None => None,
+    };
+
+    let worst = |runs: &[Observed]| -> Summary {
+        let summaries: Vec<Summary> = runs.iter().map(Summary::of).collect();
+        Summary::worst(&summaries)
+    };
+    let rust = worst(&rust);
+    let python = python_runs.as_deref().map(worst);
+    println!("  {:<26} {:>14} {:>14}", "", "Rust", "Python");
+    let row = |name: &str, r: String, p: Option<String>| {
+        println!(
+            "  {:<26} {:>14} {:>14}",
+            name,
+            r,
+            p.unwrap_or_else(|| "-".into())
+        );
+    };
+    let ms = |d: Duration| format!("{:.3} ms", d.as_secs_f64() * 1e3);
+    row(
+        "slices observed",
+        rust.slices.to_string(),
+        python.as_ref().map(|p| p.slices.to_string()),
+    );
+    row(
+        "slices cut by other load",
+        rust.interruptions.to_string(),
+        python.as_ref().map(|p| p.interruptions.to_string()),
+    );
+    row(
+        "slice error, median",
+        ms(rust.median),
+        python.as_ref().map(|p| ms(p.median)),
+    );
+    row(
+        "slice error, p99",
+        ms(rust.p99),
+        python.as_ref().map(|p| ms(p.p99)),
+    );
+    row(
+        "slice error, max",
+        ms(rust.max),
+        python.as_ref().map(|p| ms(p.max)),
+    );
+    row(
+        "overlaps (two ran at once)",
+        format!("{} / {}", rust.overlaps, ms(rust.overlap_time)),
+        python
+            .as_ref()
+            .map(|p| format!("{} / {}", p.overlaps, ms(p.overlap_time))),
+    );
+    let percent = |x: f64| format!("{:.1}%", x * 100.0);
+    row(
+        "CPU time / wall time",
+        percent(rust.cpu_share),
+        python.as_ref().map(|p| percent(p.cpu_share)),
+    );
+    println!(
+        "  goal: p99 slice error at most 1 ms: {} ({})",
+        verdict(rust.p99 <= Duration::from_millis(1)),
+        ms(rust.p99)
+    );
+    println!(
+        "  goal: no overlaps: {} ({})",
+        verdict(rust.overlaps == 0),
+        rust.overlaps
+    );
+    println!(
+        "  goal: CPU share at least 98%: {} ({})\n",
+        verdict(rust.cpu_share >= 0.98),
+        percent(rust.cpu_share)
+    );
+    Ok(())
+}
+
+/// Runs one slicer with probes writing into a fresh directory, then reads
+/// what the probes recorded.
+fn observe(make: impl FnOnce(&Path) -> Command) -> Result<Observed, String> {
+    let dir = std::env::temp_dir().join(format!(
+        "xtask-bench-ex5-{}-{}",
+        std::process::id(),
+        unique()
+    ));
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let mut command = make(&dir);
+    let status = command
+        .stdout(Stdio::null())
+        .status()
+        .map_err(|e| format!("cannot run {command:?}: {e}"))?;
+    let result = if status.success() {
+        read_probes(&dir)
+    } else {
+        Err(format!("{command:?} failed: {status}"))
+    };
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+fn unique() -> usize {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+fn read_probes(dir: &Path) -> Result<Observed, String> {
+    let mut workers: Vec<Vec<(u64, u64)>> = Vec::new();
+    let entries = std::fs::read_dir(dir).map_err(|e| e.to_string())?;
+    for entry in entries {
+        let path: PathBuf = entry.map_err(|e| e.to_string())?.path();
+        let text = std::fs::read_to_string(&path).map_err(|e| e.to_string())?;
+        let intervals = text
+            .lines()
+            .filter_map(|line| {
+                let (a, b) = line.split_once(' ')?;
+                Some((a.parse().ok()?, b.parse().ok()?))
+            })
+            .collect();
+        workers.push(intervals);
+    }
+    if workers.len() != COPIES {
+        return Err(format!(
+            "expected {COPIES} probe reports, found {}",
+            workers.len()
+        ));
+    }
+    Ok(analyse(&workers))
+}
+
+/// Turns each worker's run intervals into the figures that matter.
+///
+/// A probe also sees a gap when the machine's other load preempts it in
+/// the middle of a slice. Such pieces are merged back into one slice as
+/// long as no other worker ran in between, and counted as interruptions:
+/// they are the machine's doing, not the slicer's.
+fn analyse(workers: &[Vec<(u64, u64)>]) -> Observed {
+    let slice_ns = SLICE.as_nanos() as u64;
+    let mut observed = Observed::default();
+    let mut tagged: Vec<(u64, u64, usize)> = workers
+        .iter()
+        .enumerate()
+        .flat_map(|(w, intervals)| intervals.iter().map(move |&(a, b)| (a, b, w)))
+        .collect();
+    tagged.sort();
+    let mut slices: Vec<(u64, u64, usize)> = Vec::new();
+    for (a, b, w) in tagged {
+        match slices.last_mut() {
+            Some(last) if last.2 == w => {
+                last.1 = last.1.max(b);
+                observed.interruptions += 1;
+            }
+            _ => slices.push((a, b, w)),
+        }
+    }
+    observed.slices = slices.len();
+    // Once the first worker has exited, the others get more turns in a row
+    // and no longer show slice boundaries as gaps.
+    let first_exit = workers
+        .iter()
+        .filter_map(|w| w.last())
+        .map(|p| p.1)
+        .min()
+        .unwrap_or(0);
+    let mut seen = vec![false; workers.len()];
+    for &(a, b, w) in &slices {
+        // A worker's first slice includes its exec: not a fair sample.
+        if std::mem::replace(&mut seen[w], true) && b < first_exit {
+            observed
+                .errors
+                .push(Duration::from_nanos((b - a).abs_diff(slice_ns)));
+        }
+    }
+    for (i, mine) in workers.iter().enumerate() {
+        for theirs in &workers[i + 1..] {
+            for &(a, b) in mine {
+                for &(c, d) in theirs {
+                    let overlap = b.min(d).saturating_sub(a.max(c));
+                    if overlap > 0 {
+                        observed.overlaps += 1;
+                        observed.overlap_time += Duration::from_nanos(overlap);
+                    }
+                }
+            }
+        }
+    }
+    let all = workers.iter().flatten();
+    let ran: u64 = all.clone().map(|(a, b)| b - a).sum();
+    let first = all.clone().map(|p| p.0).min().unwrap_or(0);
+    let last = all.map(|p| p.1).max().unwrap_or(0);
+    observed.cpu_share = ran as f64 / (last - first).max(1) as f64;
+    observed
+}
+
+/// One run reduced to the figures printed.
+#[derive(Debug, Clone)]
+struct Summary {
+    slices: usize,
+    median: Duration,
+    p99: Duration,
+    max: Duration,
+    overlaps: usize,
+    overlap_time: Duration,
+    cpu_share: f64,
+    interruptions: usize,
+}
+
+impl Summary {
+    fn of(observed: &Observed) -> Self {
+        let mut errors = observed.errors.clone();
+        errors.sort();
+        let rank = |p: f64| {
+            if errors.is_empty() {
+                return Duration::ZERO;
+            }
+            let index = (p * errors.len() as f64).ceil() as usize;
+            errors[index.clamp(1, errors.len()) - 1]
+        };
+        Self {
+            slices: observed.slices,
+            median: rank(0.5),
+            p99: rank(0.99),
+            max: errors.last().copied().unwrap_or_default(),
+            overlaps: observed.overlaps,
+            overlap_time: observed.overlap_time,
+            cpu_share: observed.cpu_share,
+            interruptions: observed.interruptions,
+        }
+    }
+
+    /// The worst figure of each kind across runs: a goal is met only if
+    /// every run met it.
+    fn worst(all: &[Summary]) -> Summary {
+        let mut worst = all[0].clone();
+        for s in &all[1..] {
+            worst.median = worst.median.max(s.median);
+            worst.p99 = worst.p99.max(s.p99);
+            worst.max = worst.max.max(s.max);
+            worst.overlaps = worst.overlaps.max(s.overlaps);
+            worst.overlap_time = worst.overlap_time.max(s.overlap_time);
+            worst.cpu_share = worst.cpu_share.min(s.cpu_share);
+            worst.slices = worst.slices.min(s.slices);
+            worst.interruptions = worst.interruptions.max(s.interruptions);
+        }
+        worst
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overlaps_and_share() {
+        let ms = |n: u64| n * 1_000_000;
+        // Two workers taking turns; `b` overlaps `a` by 1 ms once, and is
+        // preempted once mid-slice (60..61 ms); `a` exits first, at 120 ms.
+        let a = vec![
+            (ms(0), ms(20)),
+            (ms(40), ms(60)),
+            (ms(80), ms(100)),
+            (ms(119), ms(120)),
+        ];
+        let b = vec![
+            (ms(20), ms(40)),
+            (ms(59), ms(60)),
+            (ms(61), ms(80)),
+            (ms(100), ms(119)),
+            (ms(120), ms(200)),
+        ];
+        let observed = analyse(&[a, b]);
+        assert_eq!(observed.overlaps, 1);
+        assert_eq!(observed.overlap_time, Duration::from_millis(1));
+        assert_eq!(observed.interruptions, 1);
+        let errors: Vec<u64> = observed
+            .errors
+            .iter()
+            .map(|d| d.as_millis() as u64)
+            .collect();
+        assert_eq!(errors, vec![0, 1, 0, 1]);
+        assert!((observed.cpu_share - 200.0 / 200.0).abs() < 1e-9);
+    }
+}
