@@ -147,6 +147,12 @@ fn run_parent(
     if interactive {
         writeln!(out).map_err(output_error)?;
     }
+    // A signal that came together with the end of input still counts: poll
+    // may report the EOF before the handler has run.
+    let stop = match input.interrupts.take() {
+        Some(signal) => Stop::Interrupted(signal),
+        None => stop,
+    };
 
     // TODO: tell the child there is nothing more. How does a reader learn
     // that? Then the code below reaps it.

@@ -222,6 +222,12 @@ fn run_parent(
     if interactive {
         writeln!(out).map_err(output_error)?;
     }
+    // A signal that came together with the end of input still counts: poll
+    // may report the EOF before the handler has run.
+    let stop = match input.interrupts.take() {
+        Some(signal) => Stop::Interrupted(signal),
+        None => stop,
+    };
 
     // Closing our write end is what tells the child there is nothing more:
     // its read returns EOF (0 bytes) only when no write end is left open.
