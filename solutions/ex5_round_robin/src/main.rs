@@ -717,17 +717,17 @@ impl Coordinator {
     /// Kills and reaps every process still our child: what the programs left
     /// behind and was reparented to us. Returns how many were still alive.
     fn sweep_descendants(&mut self) -> usize {
-        let mut killed = 0;
+        let mut killed = std::collections::BTreeSet::new();
         loop {
             let strays = children_of(self.me);
             if strays.is_empty() {
-                return killed;
+                return killed.len();
             }
             for (pid, zombie) in &strays {
                 if !zombie {
                     let _ = nix::sys::signal::kill(*pid, Signal::SIGKILL);
                     let _ = nix::sys::signal::kill(*pid, Signal::SIGCONT);
-                    killed += 1;
+                    killed.insert(*pid);
                 }
             }
             // Each of them is our child, so this returns once one is dead.
@@ -740,7 +740,7 @@ impl Coordinator {
                     }
                 }
                 Ok(_) | Err(Errno::EINTR) => {}
-                Err(_) => return killed, // ECHILD: nothing left to reap
+                Err(_) => return killed.len(), // ECHILD: nothing left to reap
             }
         }
     }
