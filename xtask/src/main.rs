@@ -1,6 +1,9 @@
 //! `cargo xtask`: the workbook's own tasks, in Rust, run through Cargo.
 //!
 //! - `cargo xtask hint STEP [LEVEL]` prints a step's hints, gentlest first.
+//! - `cargo xtask grade [STEP]` builds the students' steps (or, with
+//!   `--solutions`, the reference ones), runs the cases in `tests/` and
+//!   prints a score.
 //! - `cargo xtask bench` builds the reference solutions in release mode and
 //!   measures them beside baselines taken in the same run.
 //! - `cargo xtask check` checks the workbook's own conventions (skeletons
@@ -10,9 +13,11 @@
 
 mod bench;
 mod conventions;
+mod grade;
 mod hint;
 mod project;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -27,6 +32,34 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Build and grade the lab steps against the cases in `tests/`.
+    Grade {
+        /// Only this step: its full name or a unique prefix, such as `ex2`.
+        step: Option<String>,
+        /// Grade the reference solutions instead of `exercises/`.
+        #[arg(long)]
+        solutions: bool,
+        /// Read cases from this directory (one folder per step) instead.
+        #[arg(long, value_name = "DIR")]
+        tests: Option<PathBuf>,
+        /// How many cases to run at once (default: one per CPU).
+        #[arg(long, short)]
+        jobs: Option<usize>,
+        /// List the cases that passed too.
+        #[arg(long, short)]
+        verbose: bool,
+    },
+    /// Run one case and print what happened, as TOML (used by `grade`).
+    #[command(hide = true)]
+    GradeCase {
+        case: PathBuf,
+        #[arg(long)]
+        bins: PathBuf,
+        #[arg(long, default_value = "")]
+        suffix: String,
+        #[arg(long)]
+        step: String,
+    },
     /// Print the hints for a lab step, gentlest first.
     Hint {
         /// The step: its full name or a unique prefix, such as `ex3`.
@@ -54,6 +87,15 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Grade { step, solutions, tests, jobs, verbose } => {
+            let options = grade::Options { step, solutions, tests, jobs, verbose };
+            match grade::run(&options) {
+                Ok(true) => Ok(()),
+                Ok(false) => return ExitCode::from(1),
+                Err(e) => Err(e),
+            }
+        }
+        Command::GradeCase { case, bins, suffix, step } => grade::run_case_command(&case, &bins, &suffix, &step),
         Command::Hint { step, level, all } => {
             hint::run(&step, if all { usize::MAX } else { level })
         }

@@ -1,0 +1,275 @@
+//! Grading cases: data files in `tests/<step>/*.toml`, one case per file.
+//!
+//! ```toml
+//! description = "fib(10): the child prints, the parent reaps and reports"
+//! points = 2
+//! timeout = "10s"            # default 10 s
+//! files = { "s.toml" = "..." }  # written into the scratch directory first
+//! hidden = false             # hidden cases count, but their details are not shown
+//!
+//! [[process]]                # one or more; started in this order
+//! name = "main"              # default "main" (the first) or "p2", "p3"...
+//! args = ["10"]
+//! env = { LANG = "C" }
+//! stdin = "text\n"           # fed, then closed; without it the script drives stdin
+//! start = "now"              # or "later": started by a `start` step
+//! pid = "parent"             # the {pid:parent} binding must be this process's PID
+//! exit = 0                   # or: signal = "SIGTERM"
+//! stdout = ["parent {pid:parent}: forked child {pid:child}", "..."]
+//! stdout_contains = ["..."]  # these must appear; the rest may be anything
+//! stderr = ["..."]           # if given, stderr must be exactly these lines
+//! order = [["child {any}", "parent {any} exited {any}"]]  # first before second
+//!
+//! [[process.timing]]         # when a line arrived, from the process's start
+//! line = "parent {int}: got SIGUSR1 {any}"
+//! at = "300ms"
+//! tolerance = "250ms"
+//!
+//! [[step]]                   # the script, run in order
+//! wait_for = "child {int} (parent {int}): sleeping {any}"   # on `to`'s stdout
+//! [[step]]
+//! send = "hello"             # a line to `to`'s stdin
+//! [[step]]
+//! signal = "SIGTERM"         # to = "NAME" (the process), "group:NAME" (its
+//! to = "main"                # process group, like Ctrl-C) or "pid:BINDING"
+//! [[step]]
+//! sleep = "100ms"
+//! [[step]]
+//! close_stdin = true
+//! [[step]]
+//! start = "bob"
+//! ```
+//!
+//! Line patterns use labcheck's placeholders: `{pid:NAME}`, `{int}`,
+//! `{float}`, `{any}`, `{re:REGEX}`. Stdout lines are grouped by their first
+//! word (the role, such as `parent` or `child`): order is checked within a
+//! role, since two processes print concurrently; `order` adds the orderings
+//! that causality fixes across roles.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use labcheck::LinePattern;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Case {
+    pub description: String,
+    #[serde(default = "one")]
+    pub points: u32,
+    #[serde(default)]
+    pub hidden: bool,
+    #[serde(default = "default_timeout")]
+    pub timeout: String,
+    /// Files written into the scratch directory before the case starts
+    /// (a schedule, say), by relative path. `{scratch}` in args and env
+    /// stands for the scratch directory.
+    #[serde(default)]
+    pub files: BTreeMap<String, String>,
+    /// Anything else left in the scratch directory afterwards fails.
+    #[serde(default = "yes")]
+    pub scratch_must_be_empty: bool,
+    #[serde(default)]
+    pub process: Vec<ProcessSpec>,
+    #[serde(default)]
+    pub step: Vec<Step>,
+    /// Filled in when loading: where the case came from.
+    #[serde(skip)]
+    pub file: PathBuf,
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_timeout() -> String {
+    "10s".to_string()
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProcessSpec {
+    #[serde(default)]
+    pub name: String,
+    /// The binary to run: the step's main binary unless named (ex5's
+    /// `print_time`, say).
+    #[serde(default)]
+    pub bin: Option<String>,
+    #[serde(default)]
+    pub args: Vec<String>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    pub stdin: Option<String>,
+    #[serde(default = "start_now")]
+    pub start: String,
+    pub pid: Option<String>,
+    pub exit: Option<i32>,
+    pub signal: Option<String>,
+    pub stdout: Option<Vec<String>>,
+    #[serde(default)]
+    pub stdout_contains: Vec<String>,
+    pub stderr: Option<Vec<String>>,
+    #[serde(default)]
+    pub stderr_contains: Vec<String>,
+    #[serde(default)]
+    pub order: Vec<[String; 2]>,
+    #[serde(default)]
+    pub timing: Vec<Timing>,
+}
+
+fn start_now() -> String {
+    "now".to_string()
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Timing {
+    pub line: String,
+    pub at: String,
+    pub tolerance: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Step {
+    pub to: Option<String>,
+    pub wait_for: Option<String>,
+    pub send: Option<String>,
+    pub signal: Option<String>,
+    pub sleep: Option<String>,
+    #[serde(default)]
+    pub close_stdin: bool,
+    pub start: Option<String>,
+}
+
+impl Case {
+    pub fn timeout(&self) -> Duration {
+        parse_duration(&self.timeout).unwrap_or(Duration::from_secs(10))
+    }
+
+    pub fn name(&self) -> String {
+        self.file
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    }
+
+    /// Fills in defaults and rejects mistakes an instructor could make, so
+    /// that a broken case is reported as such, not as a failing student.
+    fn validate(&mut self) -> Result<(), String> {
+        parse_duration(&self.timeout).map_err(|e| format!("timeout: {e}"))?;
+        if self.process.is_empty() {
+            return Err("a case needs at least one [[process]]".into());
+        }
+        for (index, process) in self.process.iter_mut().enumerate() {
+            if process.name.is_empty() {
+                process.name = if index == 0 { "main".into() } else { format!("p{}", index + 1) };
+            }
+            if process.exit.is_some() && process.signal.is_some() {
+                return Err(format!("process {}: give `exit` or `signal`, not both", process.name));
+            }
+            if let Some(signal) = &process.signal {
+                signal_by_name(signal)?;
+            }
+            if !["now", "later"].contains(&process.start.as_str()) {
+                return Err(format!("process {}: start must be \"now\" or \"later\"", process.name));
+            }
+            let patterns = process
+                .stdout
+                .iter()
+                .flatten()
+                .chain(&process.stdout_contains)
+                .chain(process.stderr.iter().flatten())
+                .chain(&process.stderr_contains)
+                .chain(process.order.iter().flatten())
+                .chain(process.timing.iter().map(|t| &t.line));
+            for pattern in patterns {
+                LinePattern::new(pattern)?;
+            }
+            for timing in &process.timing {
+                parse_duration(&timing.at)?;
+                parse_duration(&timing.tolerance)?;
+            }
+        }
+        let names: Vec<String> = self.process.iter().map(|p| p.name.clone()).collect();
+        for (n, step) in self.step.iter().enumerate() {
+            let actions = [
+                step.wait_for.is_some(),
+                step.send.is_some(),
+                step.signal.is_some(),
+                step.sleep.is_some(),
+                step.close_stdin,
+                step.start.is_some(),
+            ];
+            if actions.iter().filter(|a| **a).count() != 1 {
+                return Err(format!("step {}: give exactly one action", n + 1));
+            }
+            if let Some(target) = &step.to {
+                let name = target.strip_prefix("group:").unwrap_or(target);
+                if !target.starts_with("pid:") && !names.iter().any(|n| n == name) {
+                    return Err(format!("step {}: no process is named {name:?}", n + 1));
+                }
+            }
+            if let Some(pattern) = &step.wait_for {
+                LinePattern::new(pattern)?;
+            }
+            if let Some(signal) = &step.signal {
+                signal_by_name(signal)?;
+            }
+            if let Some(sleep) = &step.sleep {
+                parse_duration(sleep)?;
+            }
+            if let Some(name) = &step.start {
+                if !names.contains(name) {
+                    return Err(format!("step {}: no process is named {name:?}", n + 1));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Loads every case of a step, sorted by file name.
+pub fn load_step(dir: &Path) -> Result<Vec<Case>, String> {
+    let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    files.sort();
+    files.iter().map(|file| load(file)).collect()
+}
+
+pub fn load(file: &Path) -> Result<Case, String> {
+    let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
+    let mut case: Case = toml::from_str(&text).map_err(|e| format!("{}: {e}", file.display()))?;
+    case.file = file.to_path_buf();
+    case.validate().map_err(|e| format!("{}: {e}", file.display()))?;
+    Ok(case)
+}
+
+/// `20ms`, `1.5s`, `250us`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let scale = match unit {
+        "s" => 1.0,
+        "ms" => 1e-3,
+        "us" => 1e-6,
+        _ => return Err(format!("bad duration {text:?}: use s, ms or us")),
+    };
+    let value: f64 = number.parse().map_err(|_| format!("bad duration {text:?}"))?;
+    Ok(Duration::from_secs_f64(value * scale))
+}
+
+pub fn signal_by_name(name: &str) -> Result<nix::sys::signal::Signal, String> {
+    let full = if name.starts_with("SIG") { name.to_string() } else { format!("SIG{name}") };
+    full.parse().map_err(|_| format!("unknown signal {name:?}"))
+}

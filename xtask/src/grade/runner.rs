@@ -1,0 +1,535 @@
+//! Running one case, in a helper process of its own (`xtask grade-case`).
+//!
+//! The helper is a child subreaper (`PR_SET_CHILD_SUBREAPER`): whatever the
+//! case's programs start, even after `setsid` or a double fork, stays its
+//! descendant or comes back to it as an orphan. So "everything this case
+//! started" is simply "every descendant of the helper", which it can list,
+//! kill (SIGKILL, then SIGCONT for the stopped ones) and reap. Running each
+//! case in its own helper also keeps parallel cases apart.
+//!
+//! The helper reports facts only (what ran, what it printed and when, how
+//! it ended, what was left behind) as TOML on stdout; the grader judges.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use labcheck::procs::{all_processes, ProcessInfo};
+use labcheck::{Bindings, LinePattern};
+use nix::sys::signal::{kill, killpg, Signal};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+use serde::{Deserialize, Serialize};
+
+use super::case::{parse_duration, signal_by_name, Case, ProcessSpec};
+
+/// Per stream: a print loop fails fast, in bounded memory.
+pub const OUTPUT_CAP: usize = 1 << 20;
+/// Far above what any lab step needs, far below a fork bomb.
+pub const MAX_PROCESSES: usize = 64;
+
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+pub struct Line {
+    pub at_ms: f64,
+    pub text: String,
+}
+
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+pub struct ProcessRun {
+    pub name: String,
+    pub command: String,
+    pub pid: i32,
+    pub started: bool,
+    pub started_ms: f64,
+    pub exit_code: Option<i32>,
+    pub signal: Option<String>,
+    pub capped: bool,
+    pub stdout: Vec<Line>,
+    pub stderr: Vec<Line>,
+}
+
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+pub struct CaseRun {
+    pub elapsed_ms: f64,
+    /// Why the grader killed the case, if it did.
+    pub killed_because: Option<String>,
+    /// A script step that could not be carried out.
+    pub script_error: Option<String>,
+    /// Processes still there after the case's own processes ended.
+    pub leftovers: Vec<String>,
+    /// Files left in the scratch directory.
+    pub scratch_leftovers: Vec<String>,
+    pub processes: Vec<ProcessRun>,
+}
+
+/// Output of one stream, shared with the thread that reads it.
+#[derive(Default)]
+struct Stream {
+    lines: Vec<Line>,
+    claimed: Vec<bool>,
+    bytes: usize,
+    capped: bool,
+    closed: bool,
+}
+
+type Shared = Arc<(Mutex<Stream>, Condvar)>;
+
+struct Running {
+    spec: ProcessSpec,
+    command: String,
+    child: Option<Child>,
+    stdin: Option<ChildStdin>,
+    stdout: Shared,
+    stderr: Shared,
+    started_ms: f64,
+    status: Option<std::process::ExitStatus>,
+}
+
+/// Runs `case` with binaries from `bins`, and reports what happened.
+pub fn run_case(case: &Case, bins: &Path, suffix: &str, step: &str) -> CaseRun {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    let _ = nix::sys::prctl::set_child_subreaper(true);
+    let start = Instant::now();
+    let deadline = start + case.timeout();
+    let scratch = Scratch::new();
+    let mut run = CaseRun::default();
+    for (path, content) in &case.files {
+        let _ = std::fs::write(scratch.path.join(path), content.replace("{scratch}", &scratch.display()));
+    }
+
+    let mut running: Vec<Running> = case
+        .process
+        .iter()
+        .map(|spec| {
+            let bin = format!("{}{suffix}", spec.bin.as_deref().unwrap_or(step));
+            let mut spec = spec.clone();
+            spec.args = spec.args.iter().map(|a| a.replace("{scratch}", &scratch.display())).collect();
+            let command = std::iter::once(bin.clone())
+                .chain(spec.args.iter().map(|a| shell_quote(a)))
+                .collect::<Vec<_>>()
+                .join(" ");
+            spec.bin = Some(bins.join(&bin).display().to_string());
+            Running {
+                spec,
+                command,
+                child: None,
+                stdin: None,
+                stdout: Shared::default(),
+                stderr: Shared::default(),
+                started_ms: 0.0,
+                status: None,
+            }
+        })
+        .collect();
+    for r in running.iter_mut().filter(|r| r.spec.start == "now") {
+        if let Err(e) = spawn(r, &scratch, case, start) {
+            run.script_error = Some(e);
+        }
+    }
+
+    let mut bindings = Bindings::new();
+    if run.script_error.is_none() {
+        for (n, step) in case.step.iter().enumerate() {
+            if let Err(e) = do_step(step, &mut running, &mut bindings, deadline, &scratch, case, start) {
+                run.script_error = Some(format!("step {}: {e}", n + 1));
+                break;
+            }
+            if let Some(why) = over_limits(&running) {
+                run.killed_because = Some(why);
+                break;
+            }
+        }
+    }
+    for r in &mut running {
+        r.stdin = None; // end of input for everyone still reading
+    }
+    if run.script_error.is_some() && run.killed_because.is_none() {
+        run.killed_because = Some("the script could not go on".to_string());
+    }
+
+    // Wait for every process to end, watching the limits meanwhile.
+    let mut ticks = 0u32;
+    loop {
+        let mut all_done = true;
+        for r in &mut running {
+            if let (Some(child), None) = (r.child.as_mut(), r.status) {
+                match child.try_wait() {
+                    Ok(Some(status)) => r.status = Some(status),
+                    Ok(None) => all_done = false,
+                    Err(_) => r.status = Some(std::process::ExitStatus::from_raw(0)),
+                }
+            }
+        }
+        if all_done || run.killed_because.is_some() {
+            break;
+        }
+        if Instant::now() >= deadline {
+            run.killed_because = Some(format!("timed out after {:.1} s", case.timeout().as_secs_f64()));
+            break;
+        }
+        ticks += 1;
+        if ticks % 10 == 0 {
+            if let Some(why) = over_limits(&running) {
+                run.killed_because = Some(why);
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    if run.killed_because.is_some() {
+        kill_descendants();
+        for r in &mut running {
+            if let (Some(child), None) = (r.child.as_mut(), r.status) {
+                r.status = child.wait().ok();
+            }
+        }
+    } else {
+        // The case's own processes ended by themselves: anything else still
+        // around was left behind by them.
+        run.leftovers = descendants().iter().map(describe_leftover).collect();
+        kill_descendants();
+    }
+    run.elapsed_ms = ms_since(start);
+
+    for r in running {
+        // Let the readers see end of file (leftovers are gone now).
+        let (stdout, stdout_capped) = take_stream(&r.stdout);
+        let (stderr, stderr_capped) = take_stream(&r.stderr);
+        let pid = r.child.as_ref().map_or(0, |c| c.id() as i32);
+        run.processes.push(ProcessRun {
+            name: r.spec.name.clone(),
+            command: r.command.clone(),
+            pid,
+            started: r.child.is_some(),
+            started_ms: r.started_ms,
+            exit_code: r.status.and_then(|s| s.code()),
+            signal: r.status.and_then(|s| s.signal()).map(signal_name),
+            capped: stdout_capped || stderr_capped,
+            stdout,
+            stderr,
+        });
+    }
+    run.scratch_leftovers = scratch.leftovers(case);
+    run
+}
+
+fn spawn(r: &mut Running, scratch: &Scratch, case: &Case, start: Instant) -> Result<(), String> {
+    let program = r.spec.bin.clone().unwrap_or_default();
+    let mut command = Command::new(&program);
+    command
+        .args(&r.spec.args)
+        .current_dir(&scratch.path)
+        .env("TMPDIR", &scratch.path)
+        .env("XDG_RUNTIME_DIR", scratch.path.join("run"))
+        .env("RUST_BACKTRACE", "0")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (key, value) in &r.spec.env {
+        command.env(key, value.replace("{scratch}", &scratch.display()));
+    }
+    let cpu_seconds = case.timeout().as_secs() + 2;
+    // SAFETY: setsid and setrlimit are system calls, async-signal-safe; no
+    // allocation happens in the closure.
+    unsafe {
+        command.pre_exec(move || {
+            use nix::sys::resource::{setrlimit, Resource};
+            nix::unistd::setsid().map_err(std::io::Error::from)?;
+            let limits = [
+                (Resource::RLIMIT_CPU, cpu_seconds),
+                (Resource::RLIMIT_FSIZE, 64 << 20),
+                (Resource::RLIMIT_NOFILE, 256),
+                (Resource::RLIMIT_CORE, 0),
+            ];
+            for (resource, limit) in limits {
+                setrlimit(resource, limit, limit).map_err(std::io::Error::from)?;
+            }
+            Ok(())
+        });
+    }
+    let mut child = command.spawn().map_err(|e| format!("cannot start {program}: {e}"))?;
+    r.started_ms = ms_since(start);
+    r.stdout = read_stream(child.stdout.take(), start);
+    r.stderr = read_stream(child.stderr.take(), start);
+    let mut stdin = child.stdin.take();
+    if let Some(text) = r.spec.stdin.clone() {
+        // Fed from a thread, so that a program that writes before it reads
+        // everything cannot deadlock against us; then closed.
+        if let Some(mut pipe) = stdin.take() {
+            std::thread::spawn(move || {
+                let _ = pipe.write_all(text.as_bytes());
+            });
+        }
+    }
+    r.stdin = stdin;
+    r.child = Some(child);
+    Ok(())
+}
+
+fn read_stream(pipe: Option<impl Read + Send + 'static>, start: Instant) -> Shared {
+    let shared: Shared = Shared::default();
+    let Some(pipe) = pipe else {
+        shared.0.lock().unwrap().closed = true;
+        return shared;
+    };
+    let writer = Arc::clone(&shared);
+    std::thread::spawn(move || {
+        let mut reader = BufReader::new(pipe);
+        let mut raw = Vec::new();
+        loop {
+            raw.clear();
+            let n = reader.read_until(b'\n', &mut raw).unwrap_or(0);
+            let (lock, ready) = &*writer;
+            let mut stream = lock.lock().unwrap();
+            if n == 0 {
+                stream.closed = true;
+                ready.notify_all();
+                return;
+            }
+            stream.bytes += n;
+            if stream.bytes > OUTPUT_CAP {
+                // Keep draining, so the writer never blocks, but keep nothing.
+                stream.capped = true;
+                ready.notify_all();
+                continue;
+            }
+            let text = String::from_utf8_lossy(&raw);
+            let text = text.strip_suffix('\n').unwrap_or(&text).to_string();
+            stream.lines.push(Line { at_ms: ms_since(start), text });
+            stream.claimed.push(false);
+            ready.notify_all();
+        }
+    });
+    shared
+}
+
+fn take_stream(shared: &Shared) -> (Vec<Line>, bool) {
+    let (lock, ready) = &**shared;
+    let mut stream = lock.lock().unwrap();
+    // The processes are gone; give the reader a moment to reach EOF.
+    let until = Instant::now() + Duration::from_millis(500);
+    while !stream.closed && Instant::now() < until {
+        stream = ready.wait_timeout(stream, Duration::from_millis(20)).unwrap().0;
+    }
+    (std::mem::take(&mut stream.lines), stream.capped)
+}
+
+fn do_step(
+    step: &super::case::Step,
+    running: &mut [Running],
+    bindings: &mut Bindings,
+    deadline: Instant,
+    scratch: &Scratch,
+    case: &Case,
+    start: Instant,
+) -> Result<(), String> {
+    let target = step.to.clone().unwrap_or_else(|| running[0].spec.name.clone());
+    let find = |running: &mut [Running], name: &str| -> Result<usize, String> {
+        running.iter().position(|r| r.spec.name == name).ok_or(format!("no process {name:?}"))
+    };
+    if let Some(pattern) = &step.wait_for {
+        let index = find(running, &target)?;
+        let pattern = LinePattern::new(pattern)?;
+        return wait_for_line(&running[index].stdout, &pattern, bindings, deadline)
+            .map_err(|why| format!("waiting on {target}'s stdout for `{pattern}`: {why}"));
+    }
+    if let Some(line) = &step.send {
+        let index = find(running, &target)?;
+        let stdin = running[index].stdin.as_mut().ok_or(format!("{target}'s stdin is closed"))?;
+        return stdin
+            .write_all(format!("{line}\n").as_bytes())
+            .and_then(|()| stdin.flush())
+            .map_err(|e| format!("cannot send {line:?} to {target}: {e}"));
+    }
+    if let Some(name) = &step.signal {
+        let signal = signal_by_name(name)?;
+        if let Some(binding) = target.strip_prefix("pid:") {
+            let pid = *bindings.get(binding).ok_or(format!("no PID is bound to {binding:?} yet"))?;
+            let _ = kill(Pid::from_raw(pid), signal);
+        } else if let Some(name) = target.strip_prefix("group:") {
+            let index = find(running, name)?;
+            let pid = running[index].child.as_ref().ok_or(format!("{name} has not started"))?.id();
+            let _ = killpg(Pid::from_raw(pid as i32), signal);
+        } else {
+            let index = find(running, &target)?;
+            let pid = running[index].child.as_ref().ok_or(format!("{target} has not started"))?.id();
+            let _ = kill(Pid::from_raw(pid as i32), signal);
+        }
+        return Ok(());
+    }
+    if let Some(sleep) = &step.sleep {
+        let pause = parse_duration(sleep)?;
+        std::thread::sleep(pause.min(deadline.saturating_duration_since(Instant::now())));
+        return Ok(());
+    }
+    if step.close_stdin {
+        let index = find(running, &target)?;
+        running[index].stdin = None;
+        return Ok(());
+    }
+    if let Some(name) = &step.start {
+        let index = find(running, name)?;
+        return spawn(&mut running[index], scratch, case, start);
+    }
+    Ok(())
+}
+
+fn wait_for_line(shared: &Shared, pattern: &LinePattern, bindings: &mut Bindings, deadline: Instant) -> Result<(), String> {
+    let (lock, ready) = &**shared;
+    let mut stream = lock.lock().unwrap();
+    loop {
+        for index in 0..stream.lines.len() {
+            if !stream.claimed[index] && pattern.matches(&stream.lines[index].text, bindings) {
+                stream.claimed[index] = true;
+                return Ok(());
+            }
+        }
+        if stream.closed {
+            return Err("the output ended first".to_string());
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err("no such line before the time limit".to_string());
+        }
+        stream = ready.wait_timeout(stream, left.min(Duration::from_millis(100))).unwrap().0;
+    }
+}
+
+/// A reason to stop the case now: too much output or too many processes.
+fn over_limits(running: &[Running]) -> Option<String> {
+    for r in running {
+        for (name, shared) in [("stdout", &r.stdout), ("stderr", &r.stderr)] {
+            if shared.0.lock().unwrap().capped {
+                return Some(format!("{} wrote more than {} MiB to {name}", r.spec.name, OUTPUT_CAP >> 20));
+            }
+        }
+    }
+    let count = descendants().len();
+    (count > MAX_PROCESSES).then(|| format!("more than {MAX_PROCESSES} processes at once ({count})"))
+}
+
+/// Every descendant of this helper, from /proc.
+fn descendants() -> Vec<ProcessInfo> {
+    let me = std::process::id() as i32;
+    let all = all_processes();
+    let parent_of: BTreeMap<i32, i32> = all.iter().map(|p| (p.pid, p.ppid)).collect();
+    all.into_iter()
+        .filter(|p| {
+            let mut pid = p.ppid;
+            for _ in 0..64 {
+                if pid == me {
+                    return true;
+                }
+                match parent_of.get(&pid) {
+                    Some(&parent) if parent != pid => pid = parent,
+                    _ => return false,
+                }
+            }
+            false
+        })
+        .collect()
+}
+
+fn describe_leftover(p: &ProcessInfo) -> String {
+    let me = std::process::id() as i32;
+    let what = match p.state {
+        'Z' if p.ppid == me => "a zombie its parent never reaped",
+        'Z' => "a zombie",
+        'T' | 't' => "stopped",
+        _ if p.ppid == me => "an orphan, still running",
+        _ => "still running",
+    };
+    format!("{} (pid {}): {what}", p.name, p.pid)
+}
+
+/// SIGKILL (and SIGCONT, for the stopped) to every descendant, then reap,
+/// until none is left.
+fn kill_descendants() {
+    for _ in 0..200 {
+        let left = descendants();
+        if left.is_empty() {
+            return;
+        }
+        for p in &left {
+            if p.state != 'Z' {
+                let _ = kill(Pid::from_raw(p.pid), Signal::SIGKILL);
+                let _ = kill(Pid::from_raw(p.pid), Signal::SIGCONT);
+            }
+        }
+        loop {
+            match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::StillAlive) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+fn signal_name(number: i32) -> String {
+    Signal::try_from(number).map_or(format!("signal {number}"), |s| s.as_str().to_string())
+}
+
+fn ms_since(start: Instant) -> f64 {
+    start.elapsed().as_secs_f64() * 1e3
+}
+
+fn shell_quote(arg: &str) -> String {
+    if !arg.is_empty() && arg.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:{}#".contains(c)) {
+        arg.to_string()
+    } else {
+        format!("'{}'", arg.replace('\'', r"'\''"))
+    }
+}
+
+/// The case's private working directory, removed afterwards.
+struct Scratch {
+    path: PathBuf,
+}
+
+impl Scratch {
+    fn new() -> Self {
+        use std::os::unix::fs::DirBuilderExt;
+        let path = std::env::temp_dir().join(format!("xtask-grade-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        let _ = std::fs::DirBuilder::new().mode(0o700).create(&path);
+        let _ = std::fs::DirBuilder::new().mode(0o700).create(path.join("run"));
+        Self { path }
+    }
+
+    fn display(&self) -> String {
+        self.path.display().to_string()
+    }
+
+    /// Every file left behind, relative to the scratch directory, except
+    /// the ones the case provided and the empty `run` directory.
+    fn leftovers(&self, case: &Case) -> Vec<String> {
+        let mut found = Vec::new();
+        let mut stack = vec![self.path.clone()];
+        while let Some(dir) = stack.pop() {
+            let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+            for entry in entries.flatten() {
+                let path = entry.path();
+                let relative = path.strip_prefix(&self.path).unwrap_or(&path).display().to_string();
+                let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+                if is_dir {
+                    stack.push(path);
+                } else if !case.files.contains_key(&relative) {
+                    found.push(relative);
+                }
+            }
+        }
+        found.sort();
+        found
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
