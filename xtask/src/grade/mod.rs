@@ -109,7 +109,7 @@ pub fn run(options: &Options) -> Result<bool, String> {
                     println!("{}: {} (stopped at {first})", style.strong(step), style.bad("not started"));
                     continue;
                 }
-                let summary = if if passed == list.len() {
+                let summary = if passed == list.len() {
                     style.good(&format!("{got}/{points} points, all {passed} cases passed"))
                 } else {
                     style.bad(&format!("{got}/{points} points, {passed} of {} cases passed", list.len()))
