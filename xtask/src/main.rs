@@ -87,15 +87,32 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Grade { step, solutions, tests, jobs, verbose } => {
-            let options = grade::Options { step, solutions, tests, jobs, verbose };
+        Command::Grade {
+            step,
+            solutions,
+            tests,
+            jobs,
+            verbose,
+        } => {
+            let options = grade::Options {
+                step,
+                solutions,
+                tests,
+                jobs,
+                verbose,
+            };
             match grade::run(&options) {
                 Ok(true) => Ok(()),
                 Ok(false) => return ExitCode::from(1),
                 Err(e) => Err(e),
             }
         }
-        Command::GradeCase { case, bins, suffix, step } => grade::run_case_command(&case, &bins, &suffix, &step),
+        Command::GradeCase {
+            case,
+            bins,
+            suffix,
+            step,
+        } => grade::run_case_command(&case, &bins, &suffix, &step),
         Command::Hint { step, level, all } => {
             hint::run(&step, if all { usize::MAX } else { level })
         }

@@ -12,7 +12,10 @@ pub fn build(packages: &[String]) -> Vec<Result<(), String>> {
     if cargo_build(packages).is_ok() {
         return packages.iter().map(|_| Ok(())).collect();
     }
-    packages.iter().map(|p| cargo_build(std::slice::from_ref(p))).collect()
+    packages
+        .iter()
+        .map(|p| cargo_build(std::slice::from_ref(p)))
+        .collect()
 }
 
 fn cargo_build(packages: &[String]) -> Result<(), String> {
@@ -24,7 +27,9 @@ fn cargo_build(packages: &[String]) -> Result<(), String> {
     for package in packages {
         command.args(["-p", package]);
     }
-    let output = command.output().map_err(|e| format!("cannot run cargo: {e}"))?;
+    let output = command
+        .output()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
     if output.status.success() {
         return Ok(());
     }
@@ -47,6 +52,9 @@ mod tests {
     #[test]
     fn first_error_skips_the_summary() {
         let stderr = "warning: unused\nexercises/a/src/main.rs:3:5: error[E0425]: cannot find value `x`\nerror: could not compile `a`";
-        assert_eq!(super::first_error(stderr), "exercises/a/src/main.rs:3:5: error[E0425]: cannot find value `x`");
+        assert_eq!(
+            super::first_error(stderr),
+            "exercises/a/src/main.rs:3:5: error[E0425]: cannot find value `x`"
+        );
     }
 }

@@ -169,16 +169,26 @@ impl Case {
         }
         for (index, process) in self.process.iter_mut().enumerate() {
             if process.name.is_empty() {
-                process.name = if index == 0 { "main".into() } else { format!("p{}", index + 1) };
+                process.name = if index == 0 {
+                    "main".into()
+                } else {
+                    format!("p{}", index + 1)
+                };
             }
             if process.exit.is_some() && process.signal.is_some() {
-                return Err(format!("process {}: give `exit` or `signal`, not both", process.name));
+                return Err(format!(
+                    "process {}: give `exit` or `signal`, not both",
+                    process.name
+                ));
             }
             if let Some(signal) = &process.signal {
                 signal_by_name(signal)?;
             }
             if !["now", "later"].contains(&process.start.as_str()) {
-                return Err(format!("process {}: start must be \"now\" or \"later\"", process.name));
+                return Err(format!(
+                    "process {}: start must be \"now\" or \"later\"",
+                    process.name
+                ));
             }
             let patterns = process
                 .stdout
@@ -250,14 +260,17 @@ pub fn load(file: &Path) -> Result<Case, String> {
     let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
     let mut case: Case = toml::from_str(&text).map_err(|e| format!("{}: {e}", file.display()))?;
     case.file = file.to_path_buf();
-    case.validate().map_err(|e| format!("{}: {e}", file.display()))?;
+    case.validate()
+        .map_err(|e| format!("{}: {e}", file.display()))?;
     Ok(case)
 }
 
 /// `20ms`, `1.5s`, `250us`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
     let scale = match unit {
         "s" => 1.0,
@@ -265,11 +278,17 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "us" => 1e-6,
         _ => return Err(format!("bad duration {text:?}: use s, ms or us")),
     };
-    let value: f64 = number.parse().map_err(|_| format!("bad duration {text:?}"))?;
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("bad duration {text:?}"))?;
     Ok(Duration::from_secs_f64(value * scale))
 }
 
 pub fn signal_by_name(name: &str) -> Result<nix::sys::signal::Signal, String> {
-    let full = if name.starts_with("SIG") { name.to_string() } else { format!("SIG{name}") };
+    let full = if name.starts_with("SIG") {
+        name.to_string()
+    } else {
+        format!("SIG{name}")
+    };
     full.parse().map_err(|_| format!("unknown signal {name:?}"))
 }

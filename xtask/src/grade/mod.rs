@@ -6,8 +6,8 @@
 //! stopping the other steps. The exit status is 0 only when every selected
 //! case passed.
 
-pub mod case;
 mod build;
+pub mod case;
 mod report;
 pub mod runner;
 pub mod verdict;
@@ -45,7 +45,10 @@ pub fn run(options: &Options) -> Result<bool, String> {
         None => project::STEPS.to_vec(),
     };
     let suffix = if options.solutions { "_solution" } else { "" };
-    let tests = options.tests.clone().unwrap_or_else(|| project::root().join("tests"));
+    let tests = options
+        .tests
+        .clone()
+        .unwrap_or_else(|| project::root().join("tests"));
     let bins = project::root().join("target/debug");
     let style = Style::detect();
     let started = Instant::now();
@@ -92,27 +95,42 @@ pub fn run(options: &Options) -> Result<bool, String> {
             }
             StepState::BrokenCases(error) => {
                 all_passed = false;
-                println!("{}: {}", style.strong(step), style.bad("the cases cannot be used"));
+                println!(
+                    "{}: {}",
+                    style.strong(step),
+                    style.bad("the cases cannot be used")
+                );
                 println!("  {error}");
             }
             StepState::Graded(list) => {
                 list.sort_by(|a, b| a.case.file.cmp(&b.case.file));
+                if let Some(todo) = not_started(list) {
+                    all_passed = false;
+                    total += list.iter().map(|g| g.case.points).sum::<u32>();
+                    println!(
+                        "{}: {} (stopped at {todo})",
+                        style.strong(step),
+                        style.bad("not started")
+                    );
+                    continue;
+                }
                 let points: u32 = list.iter().map(|g| g.case.points).sum();
-                let got: u32 = list.iter().filter(|g| g.verdict.passed()).map(|g| g.case.points).sum();
+                let got: u32 = list
+                    .iter()
+                    .filter(|g| g.verdict.passed())
+                    .map(|g| g.case.points)
+                    .sum();
                 let passed = list.iter().filter(|g| g.verdict.passed()).count();
                 total += points;
                 earned += got;
                 all_passed &= passed == list.len();
-                let todo = list.iter().filter(|g| g.verdict.not_started.is_some()).count();
-                if !list.is_empty() && todo == list.len() {
-                    let first = list[0].verdict.not_started.clone().unwrap_or_default();
-                    println!("{}: {} (stopped at {first})", style.strong(step), style.bad("not started"));
-                    continue;
-                }
                 let summary = if passed == list.len() {
                     style.good(&format!("{got}/{points} points, all {passed} cases passed"))
                 } else {
-                    style.bad(&format!("{got}/{points} points, {passed} of {} cases passed", list.len()))
+                    style.bad(&format!(
+                        "{got}/{points} points, {passed} of {} cases passed",
+                        list.len()
+                    ))
                 };
                 println!("{}: {summary}", style.strong(step));
                 for graded in list.iter() {
@@ -127,6 +145,27 @@ pub fn run(options: &Options) -> Result<bool, String> {
         started.elapsed().as_secs_f64()
     );
     Ok(all_passed)
+}
+
+/// A step is "not started" when every case that exercises its real work
+/// stopped at a `todo!()`. Cases where the program must only refuse bad
+/// input (no output expected) do not count: a skeleton's ready-made
+/// argument parsing may pass them. Returns the first `todo!()` message.
+fn not_started(list: &[Graded]) -> Option<String> {
+    let works = |g: &&Graded| {
+        !g.case.step.is_empty()
+            || g.case.process.iter().any(|p| {
+                p.stdout.as_ref().is_some_and(|s| !s.is_empty()) || !p.stdout_contains.is_empty()
+            })
+    };
+    let mut work = list.iter().filter(works).peekable();
+    work.peek()?;
+    let mut first = None;
+    for graded in work {
+        let todo = graded.verdict.not_started.as_ref()?;
+        first.get_or_insert_with(|| todo.clone());
+    }
+    first
 }
 
 /// Runs the queued cases, `jobs` at a time, each in its own helper.
@@ -152,20 +191,29 @@ fn run_queue(
             });
         }
     });
-    Arc::try_unwrap(results).map(|m| m.into_inner().unwrap()).unwrap_or_default()
+    Arc::try_unwrap(results)
+        .map(|m| m.into_inner().unwrap())
+        .unwrap_or_default()
 }
 
 fn grade_one(case: Case, bins: &Path, suffix: &str, step: &str) -> Graded {
     match run_in_helper(&case, bins, suffix, step) {
         Ok(run) => {
             let verdict = judge(&case, &run);
-            Graded { case, run: Some(run), verdict }
+            Graded {
+                case,
+                run: Some(run),
+                verdict,
+            }
         }
         Err(error) => Graded {
             case,
             run: None,
             verdict: Verdict {
-                problems: vec![Problem { headline: error, details: Vec::new() }],
+                problems: vec![Problem {
+                    headline: error,
+                    details: Vec::new(),
+                }],
                 not_started: None,
             },
         },
@@ -205,7 +253,11 @@ fn run_in_helper(case: &Case, bins: &Path, suffix: &str, step: &str) -> Result<C
     let text = String::from_utf8_lossy(&output.stdout);
     toml::from_str(&text).map_err(|e| {
         let stderr = String::from_utf8_lossy(&output.stderr);
-        format!("the case helper failed ({}): {e} {}", output.status, stderr.trim())
+        format!(
+            "the case helper failed ({}): {e} {}",
+            output.status,
+            stderr.trim()
+        )
     })
 }
 

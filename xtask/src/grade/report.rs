@@ -49,7 +49,11 @@ pub struct Graded {
 pub fn print_case(style: &Style, graded: &Graded, verbose: bool) {
     let case = &graded.case;
     let seconds = graded.run.as_ref().map_or(0.0, |r| r.elapsed_ms / 1e3);
-    let label = if case.hidden { format!("hidden case {}", case.name()) } else { case.description.clone() };
+    let label = if case.hidden {
+        format!("hidden case {}", case.name())
+    } else {
+        case.description.clone()
+    };
     if graded.verdict.passed() {
         if verbose {
             println!("  {} {label} ({seconds:.2} s)", style.good("ok  "));

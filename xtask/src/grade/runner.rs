@@ -98,7 +98,10 @@ pub fn run_case(case: &Case, bins: &Path, suffix: &str, step: &str) -> CaseRun {
     let scratch = Scratch::new();
     let mut run = CaseRun::default();
     for (path, content) in &case.files {
-        let _ = std::fs::write(scratch.path.join(path), content.replace("{scratch}", &scratch.display()));
+        let _ = std::fs::write(
+            scratch.path.join(path),
+            content.replace("{scratch}", &scratch.display()),
+        );
     }
 
     let mut running: Vec<Running> = case
@@ -107,7 +110,11 @@ pub fn run_case(case: &Case, bins: &Path, suffix: &str, step: &str) -> CaseRun {
         .map(|spec| {
             let bin = format!("{}{suffix}", spec.bin.as_deref().unwrap_or(step));
             let mut spec = spec.clone();
-            spec.args = spec.args.iter().map(|a| a.replace("{scratch}", &scratch.display())).collect();
+            spec.args = spec
+                .args
+                .iter()
+                .map(|a| a.replace("{scratch}", &scratch.display()))
+                .collect();
             let command = std::iter::once(bin.clone())
                 .chain(spec.args.iter().map(|a| shell_quote(a)))
                 .collect::<Vec<_>>()
@@ -134,7 +141,15 @@ pub fn run_case(case: &Case, bins: &Path, suffix: &str, step: &str) -> CaseRun {
     let mut bindings = Bindings::new();
     if run.script_error.is_none() {
         for (n, step) in case.step.iter().enumerate() {
-            if let Err(e) = do_step(step, &mut running, &mut bindings, deadline, &scratch, case, start) {
+            if let Err(e) = do_step(
+                step,
+                &mut running,
+                &mut bindings,
+                deadline,
+                &scratch,
+                case,
+                start,
+            ) {
                 run.script_error = Some(format!("step {}: {e}", n + 1));
                 break;
             }
@@ -168,7 +183,10 @@ pub fn run_case(case: &Case, bins: &Path, suffix: &str, step: &str) -> CaseRun {
             break;
         }
         if Instant::now() >= deadline {
-            run.killed_because = Some(format!("timed out after {:.1} s", case.timeout().as_secs_f64()));
+            run.killed_because = Some(format!(
+                "timed out after {:.1} s",
+                case.timeout().as_secs_f64()
+            ));
             break;
         }
         ticks += 1;
@@ -197,8 +215,9 @@ pub fn run_case(case: &Case, bins: &Path, suffix: &str, step: &str) -> CaseRun {
 
     for r in running {
         // Let the readers see end of file (leftovers are gone now).
-        let (stdout, stdout_capped) = take_stream(&r.stdout);
-        let (stderr, stderr_capped) = take_stream(&r.stderr);
+        let started = r.child.is_some();
+        let (stdout, stdout_capped) = take_stream(&r.stdout, started);
+        let (stderr, stderr_capped) = take_stream(&r.stderr, started);
         let pid = r.child.as_ref().map_or(0, |c| c.id() as i32);
         run.processes.push(ProcessRun {
             name: r.spec.name.clone(),
@@ -251,7 +270,9 @@ fn spawn(r: &mut Running, scratch: &Scratch, case: &Case, start: Instant) -> Res
             Ok(())
         });
     }
-    let mut child = command.spawn().map_err(|e| format!("cannot start {program}: {e}"))?;
+    let mut child = command
+        .spawn()
+        .map_err(|e| format!("cannot start {program}: {e}"))?;
     r.started_ms = ms_since(start);
     r.stdout = read_stream(child.stdout.take(), start);
     r.stderr = read_stream(child.stderr.take(), start);
@@ -299,7 +320,10 @@ fn read_stream(pipe: Option<impl Read + Send + 'static>, start: Instant) -> Shar
             }
             let text = String::from_utf8_lossy(&raw);
             let text = text.strip_suffix('\n').unwrap_or(&text).to_string();
-            stream.lines.push(Line { at_ms: ms_since(start), text });
+            stream.lines.push(Line {
+                at_ms: ms_since(start),
+                text,
+            });
             stream.claimed.push(false);
             ready.notify_all();
         }
@@ -307,13 +331,19 @@ fn read_stream(pipe: Option<impl Read + Send + 'static>, start: Instant) -> Shar
     shared
 }
 
-fn take_stream(shared: &Shared) -> (Vec<Line>, bool) {
+fn take_stream(shared: &Shared, started: bool) -> (Vec<Line>, bool) {
     let (lock, ready) = &**shared;
     let mut stream = lock.lock().unwrap();
+    if !started {
+        return (Vec::new(), false);
+    }
     // The processes are gone; give the reader a moment to reach EOF.
     let until = Instant::now() + Duration::from_millis(500);
     while !stream.closed && Instant::now() < until {
-        stream = ready.wait_timeout(stream, Duration::from_millis(20)).unwrap().0;
+        stream = ready
+            .wait_timeout(stream, Duration::from_millis(20))
+            .unwrap()
+            .0;
     }
     (std::mem::take(&mut stream.lines), stream.capped)
 }
@@ -327,9 +357,15 @@ fn do_step(
     case: &Case,
     start: Instant,
 ) -> Result<(), String> {
-    let target = step.to.clone().unwrap_or_else(|| running[0].spec.name.clone());
+    let target = step
+        .to
+        .clone()
+        .unwrap_or_else(|| running[0].spec.name.clone());
     let find = |running: &mut [Running], name: &str| -> Result<usize, String> {
-        running.iter().position(|r| r.spec.name == name).ok_or(format!("no process {name:?}"))
+        running
+            .iter()
+            .position(|r| r.spec.name == name)
+            .ok_or(format!("no process {name:?}"))
     };
     if let Some(pattern) = &step.wait_for {
         let index = find(running, &target)?;
@@ -339,7 +375,10 @@ fn do_step(
     }
     if let Some(line) = &step.send {
         let index = find(running, &target)?;
-        let stdin = running[index].stdin.as_mut().ok_or(format!("{target}'s stdin is closed"))?;
+        let stdin = running[index]
+            .stdin
+            .as_mut()
+            .ok_or(format!("{target}'s stdin is closed"))?;
         return stdin
             .write_all(format!("{line}\n").as_bytes())
             .and_then(|()| stdin.flush())
@@ -348,15 +387,25 @@ fn do_step(
     if let Some(name) = &step.signal {
         let signal = signal_by_name(name)?;
         if let Some(binding) = target.strip_prefix("pid:") {
-            let pid = *bindings.get(binding).ok_or(format!("no PID is bound to {binding:?} yet"))?;
+            let pid = *bindings
+                .get(binding)
+                .ok_or(format!("no PID is bound to {binding:?} yet"))?;
             let _ = kill(Pid::from_raw(pid), signal);
         } else if let Some(name) = target.strip_prefix("group:") {
             let index = find(running, name)?;
-            let pid = running[index].child.as_ref().ok_or(format!("{name} has not started"))?.id();
+            let pid = running[index]
+                .child
+                .as_ref()
+                .ok_or(format!("{name} has not started"))?
+                .id();
             let _ = killpg(Pid::from_raw(pid as i32), signal);
         } else {
             let index = find(running, &target)?;
-            let pid = running[index].child.as_ref().ok_or(format!("{target} has not started"))?.id();
+            let pid = running[index]
+                .child
+                .as_ref()
+                .ok_or(format!("{target} has not started"))?
+                .id();
             let _ = kill(Pid::from_raw(pid as i32), signal);
         }
         return Ok(());
@@ -378,7 +427,12 @@ fn do_step(
     Ok(())
 }
 
-fn wait_for_line(shared: &Shared, pattern: &LinePattern, bindings: &mut Bindings, deadline: Instant) -> Result<(), String> {
+fn wait_for_line(
+    shared: &Shared,
+    pattern: &LinePattern,
+    bindings: &mut Bindings,
+    deadline: Instant,
+) -> Result<(), String> {
     let (lock, ready) = &**shared;
     let mut stream = lock.lock().unwrap();
     loop {
@@ -395,7 +449,10 @@ fn wait_for_line(shared: &Shared, pattern: &LinePattern, bindings: &mut Bindings
         if left.is_zero() {
             return Err("no such line before the time limit".to_string());
         }
-        stream = ready.wait_timeout(stream, left.min(Duration::from_millis(100))).unwrap().0;
+        stream = ready
+            .wait_timeout(stream, left.min(Duration::from_millis(100)))
+            .unwrap()
+            .0;
     }
 }
 
@@ -404,12 +461,17 @@ fn over_limits(running: &[Running]) -> Option<String> {
     for r in running {
         for (name, shared) in [("stdout", &r.stdout), ("stderr", &r.stderr)] {
             if shared.0.lock().unwrap().capped {
-                return Some(format!("{} wrote more than {} MiB to {name}", r.spec.name, OUTPUT_CAP >> 20));
+                return Some(format!(
+                    "{} wrote more than {} MiB to {name}",
+                    r.spec.name,
+                    OUTPUT_CAP >> 20
+                ));
             }
         }
     }
     let count = descendants().len();
-    (count > MAX_PROCESSES).then(|| format!("more than {MAX_PROCESSES} processes at once ({count})"))
+    (count > MAX_PROCESSES)
+        .then(|| format!("more than {MAX_PROCESSES} processes at once ({count})"))
 }
 
 /// Every descendant of this helper, from /proc.
@@ -479,7 +541,11 @@ fn ms_since(start: Instant) -> f64 {
 }
 
 fn shell_quote(arg: &str) -> String {
-    if !arg.is_empty() && arg.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:{}#".contains(c)) {
+    if !arg.is_empty()
+        && arg
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:{}#".contains(c))
+    {
         arg.to_string()
     } else {
         format!("'{}'", arg.replace('\'', r"'\''"))
@@ -497,7 +563,9 @@ impl Scratch {
         let path = std::env::temp_dir().join(format!("xtask-grade-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&path);
         let _ = std::fs::DirBuilder::new().mode(0o700).create(&path);
-        let _ = std::fs::DirBuilder::new().mode(0o700).create(path.join("run"));
+        let _ = std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(path.join("run"));
         Self { path }
     }
 
@@ -511,10 +579,16 @@ impl Scratch {
         let mut found = Vec::new();
         let mut stack = vec![self.path.clone()];
         while let Some(dir) = stack.pop() {
-            let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
             for entry in entries.flatten() {
                 let path = entry.path();
-                let relative = path.strip_prefix(&self.path).unwrap_or(&path).display().to_string();
+                let relative = path
+                    .strip_prefix(&self.path)
+                    .unwrap_or(&path)
+                    .display()
+                    .to_string();
                 let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
                 if is_dir {
                     stack.push(path);

@@ -44,7 +44,10 @@ fn problem(headline: impl Into<String>) -> Problem {
 
 fn compile(patterns: &[String]) -> Vec<LinePattern> {
     // Patterns were checked when the case was loaded.
-    patterns.iter().filter_map(|p| LinePattern::new(p).ok()).collect()
+    patterns
+        .iter()
+        .filter_map(|p| LinePattern::new(p).ok())
+        .collect()
 }
 
 /// The first word of a line: `parent`, `child`, `coordinator`... Lines of
@@ -72,7 +75,13 @@ pub fn judge(case: &Case, run: &CaseRun) -> Verdict {
             not_started.get_or_insert(message);
             continue;
         }
-        judge_process(spec, process, run.killed_because.is_some(), &mut bindings, &mut problems);
+        judge_process(
+            spec,
+            process,
+            run.killed_because.is_some(),
+            &mut bindings,
+            &mut problems,
+        );
     }
     for leftover in &run.leftovers {
         problems.push(problem(format!("left behind: {leftover}")));
@@ -87,7 +96,10 @@ pub fn judge(case: &Case, run: &CaseRun) -> Verdict {
         // A `todo!()` explains everything else that went wrong.
         problems.clear();
     }
-    Verdict { problems, not_started }
+    Verdict {
+        problems,
+        not_started,
+    }
 }
 
 fn todo_message(process: &ProcessRun) -> Option<String> {
@@ -123,7 +135,11 @@ fn judge_process(
         let expected = match (&spec.exit, &spec.signal) {
             (Some(code), _) => Some(format!("exit status {code}")),
             (_, Some(signal)) => {
-                let full = if signal.starts_with("SIG") { signal.clone() } else { format!("SIG{signal}") };
+                let full = if signal.starts_with("SIG") {
+                    signal.clone()
+                } else {
+                    format!("SIG{signal}")
+                };
                 Some(format!("killed by {full}"))
             }
             _ => None,
@@ -131,7 +147,8 @@ fn judge_process(
         if let Some(expected) = expected {
             if expected != got {
                 let mut p = problem(format!("{name} ended wrongly"));
-                p.details.push(Detail::Plain(format!("expected: {expected}")));
+                p.details
+                    .push(Detail::Plain(format!("expected: {expected}")));
                 p.details.push(Detail::Mismatch(format!("got:      {got}")));
                 problems.push(p);
             }
@@ -139,17 +156,49 @@ fn judge_process(
     }
     let stdout: Vec<&str> = run.stdout.iter().map(|l| l.text.as_str()).collect();
     if let Some(expected) = &spec.stdout {
-        check_by_role(name, "stdout", &stdout, &compile(expected), true, bindings, problems);
+        check_by_role(
+            name,
+            "stdout",
+            &stdout,
+            &compile(expected),
+            true,
+            bindings,
+            problems,
+        );
     }
     if !spec.stdout_contains.is_empty() {
-        check_by_role(name, "stdout", &stdout, &compile(&spec.stdout_contains), false, bindings, problems);
+        check_by_role(
+            name,
+            "stdout",
+            &stdout,
+            &compile(&spec.stdout_contains),
+            false,
+            bindings,
+            problems,
+        );
     }
     let stderr: Vec<&str> = run.stderr.iter().map(|l| l.text.as_str()).collect();
     if let Some(expected) = &spec.stderr {
-        check_sequence(name, "stderr", &stderr, &compile(expected), true, bindings, problems);
+        check_sequence(
+            name,
+            "stderr",
+            &stderr,
+            &compile(expected),
+            true,
+            bindings,
+            problems,
+        );
     }
     if !spec.stderr_contains.is_empty() {
-        check_sequence(name, "stderr", &stderr, &compile(&spec.stderr_contains), false, bindings, problems);
+        check_sequence(
+            name,
+            "stderr",
+            &stderr,
+            &compile(&spec.stderr_contains),
+            false,
+            bindings,
+            problems,
+        );
     }
     if let Some(binding) = &spec.pid {
         match bindings.get(binding) {
@@ -158,13 +207,17 @@ fn judge_process(
                 "{name} printed {pid} as its PID ({{pid:{binding}}}), but its real PID is {}",
                 run.pid
             ))),
-            None => problems.push(problem(format!("{name} never printed its PID ({{pid:{binding}}})"))),
+            None => problems.push(problem(format!(
+                "{name} never printed its PID ({{pid:{binding}}})"
+            ))),
         }
     }
     for [first, second] in &spec.order {
         let at = |pattern: &str| {
             let pattern = LinePattern::new(pattern).ok()?;
-            stdout.iter().position(|line| pattern.matches(line, &mut bindings.clone()))
+            stdout
+                .iter()
+                .position(|line| pattern.matches(line, &mut bindings.clone()))
         };
         match (at(first), at(second)) {
             (Some(a), Some(b)) if a < b => {}
@@ -175,11 +228,20 @@ fn judge_process(
         }
     }
     for timing in &spec.timing {
-        let (Ok(at), Ok(tolerance)) = (parse_duration(&timing.at), parse_duration(&timing.tolerance)) else {
+        let (Ok(at), Ok(tolerance)) = (
+            parse_duration(&timing.at),
+            parse_duration(&timing.tolerance),
+        ) else {
             continue;
         };
-        let Ok(pattern) = LinePattern::new(&timing.line) else { continue };
-        let Some(line) = run.stdout.iter().find(|l| pattern.matches(&l.text, &mut bindings.clone())) else {
+        let Ok(pattern) = LinePattern::new(&timing.line) else {
+            continue;
+        };
+        let Some(line) = run
+            .stdout
+            .iter()
+            .find(|l| pattern.matches(&l.text, &mut bindings.clone()))
+        else {
             continue;
         };
         let seen = (line.at_ms - run.started_ms) / 1e3;
@@ -218,8 +280,16 @@ fn check_by_role(
     }
     for r in roles {
         let mine: Vec<&str> = lines.iter().copied().filter(|l| role(l) == r).collect();
-        let wanted: Vec<LinePattern> = patterns.iter().filter(|p| role(p.source()) == r).cloned().collect();
-        let label = if r.is_empty() { format!("{stream}, indented lines") } else { format!("{stream}, `{r}` lines") };
+        let wanted: Vec<LinePattern> = patterns
+            .iter()
+            .filter(|p| role(p.source()) == r)
+            .cloned()
+            .collect();
+        let label = if r.is_empty() {
+            format!("{stream}, indented lines")
+        } else {
+            format!("{stream}, `{r}` lines")
+        };
         check_sequence(name, &label, &mine, &wanted, exact, bindings, problems);
     }
 }
@@ -236,12 +306,17 @@ fn check_sequence(
     problems: &mut Vec<Problem>,
 ) {
     let failure = if exact {
-        match_in_order(lines, patterns, bindings).err().map(|m| (m.index, m.index, m.reason))
+        match_in_order(lines, patterns, bindings)
+            .err()
+            .map(|m| (m.index, m.index, m.reason))
     } else {
         let mut next = 0;
         let mut missing = None;
         for (index, pattern) in patterns.iter().enumerate() {
-            match lines[next..].iter().position(|l| pattern.matches(l, bindings)) {
+            match lines[next..]
+                .iter()
+                .position(|l| pattern.matches(l, bindings))
+            {
                 Some(found) => next += found + 1,
                 None => {
                     missing = Some((index, next, "no such line (in this order)".to_string()));
@@ -254,11 +329,22 @@ fn check_sequence(
     let Some((pattern_index, line_index, reason)) = failure else {
         return;
     };
-    let mut p = problem(format!("{name}: {label}: {reason} at expected line {}", pattern_index + 1));
+    let mut p = problem(format!(
+        "{name}: {label}: {reason} at expected line {}",
+        pattern_index + 1
+    ));
     p.details.push(Detail::Plain("expected:".into()));
     for (i, pattern) in patterns.iter().enumerate() {
-        let text = format!("  {} {}", if i == pattern_index { ">" } else { " " }, pattern.source());
-        p.details.push(if i == pattern_index { Detail::Mismatch(text) } else { Detail::Plain(text) });
+        let text = format!(
+            "  {} {}",
+            if i == pattern_index { ">" } else { " " },
+            pattern.source()
+        );
+        p.details.push(if i == pattern_index {
+            Detail::Mismatch(text)
+        } else {
+            Detail::Plain(text)
+        });
     }
     p.details.push(Detail::Plain("got:".into()));
     if lines.is_empty() {
@@ -267,10 +353,17 @@ fn check_sequence(
     for (i, line) in lines.iter().enumerate().take(40) {
         let marked = exact && i == line_index;
         let text = format!("  {} {line}", if marked { ">" } else { " " });
-        p.details.push(if marked { Detail::Mismatch(text) } else { Detail::Plain(text) });
+        p.details.push(if marked {
+            Detail::Mismatch(text)
+        } else {
+            Detail::Plain(text)
+        });
     }
     if lines.len() > 40 {
-        p.details.push(Detail::Plain(format!("    ... {} more lines", lines.len() - 40)));
+        p.details.push(Detail::Plain(format!(
+            "    ... {} more lines",
+            lines.len() - 40
+        )));
     }
     problems.push(p);
 }
