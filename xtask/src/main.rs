@@ -48,6 +48,10 @@ enum Command {
         /// List the cases that passed too.
         #[arg(long, short)]
         verbose: bool,
+        /// Build and grade the steps in another checkout of the workbook
+        /// (a student's), with this checkout's cases.
+        #[arg(long, value_name = "DIR")]
+        workspace: Option<PathBuf>,
     },
     /// Run one case and print what happened, as TOML (used by `grade`).
     #[command(hide = true)]
@@ -93,6 +97,7 @@ fn main() -> ExitCode {
             tests,
             jobs,
             verbose,
+            workspace,
         } => {
             let options = grade::Options {
                 step,
@@ -100,6 +105,7 @@ fn main() -> ExitCode {
                 tests,
                 jobs,
                 verbose,
+                workspace,
             };
             match grade::run(&options) {
                 Ok(true) => Ok(()),

@@ -1,28 +1,30 @@
 //! Building the binaries to grade. Compile time never counts against a
 //! case's time limit: everything is built before the first case runs.
 
+use std::path::Path;
 use std::process::Command;
 
-use crate::project;
-
-/// Builds the packages; for each, `Ok` or the compiler's first error.
-pub fn build(packages: &[String]) -> Vec<Result<(), String>> {
+/// Builds the packages in `workspace`; for each, `Ok` or the compiler's
+/// first error.
+pub fn build(workspace: &Path, packages: &[String]) -> Vec<Result<(), String>> {
     // One cargo call for all is fastest; only if it fails is each package
     // built on its own, to say which one does not compile.
-    if cargo_build(packages).is_ok() {
+    if cargo_build(workspace, packages).is_ok() {
         return packages.iter().map(|_| Ok(())).collect();
     }
     packages
         .iter()
-        .map(|p| cargo_build(std::slice::from_ref(p)))
+        .map(|p| cargo_build(workspace, std::slice::from_ref(p)))
         .collect()
 }
 
-fn cargo_build(packages: &[String]) -> Result<(), String> {
+fn cargo_build(workspace: &Path, packages: &[String]) -> Result<(), String> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut command = Command::new(cargo);
     command
-        .current_dir(project::root())
+        .current_dir(workspace)
+        // The binaries are looked for in the workspace's own target/.
+        .env_remove("CARGO_TARGET_DIR")
         .args(["build", "--quiet", "--message-format", "short"]);
     for package in packages {
         command.args(["-p", package]);

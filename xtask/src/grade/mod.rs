@@ -30,6 +30,8 @@ pub struct Options {
     pub tests: Option<PathBuf>,
     pub jobs: Option<usize>,
     pub verbose: bool,
+    /// Build and grade the steps of another checkout (a student's).
+    pub workspace: Option<PathBuf>,
 }
 
 /// What happened to one step as a whole.
@@ -49,12 +51,16 @@ pub fn run(options: &Options) -> Result<bool, String> {
         .tests
         .clone()
         .unwrap_or_else(|| project::root().join("tests"));
-    let bins = project::root().join("target/debug");
+    let workspace = options.workspace.clone().unwrap_or_else(project::root);
+    if !workspace.join("Cargo.toml").is_file() {
+        return Err(format!("{} holds no Cargo.toml", workspace.display()));
+    }
+    let bins = workspace.join("target/debug");
     let style = Style::detect();
     let started = Instant::now();
 
     let packages: Vec<String> = steps.iter().map(|s| format!("{s}{suffix}")).collect();
-    let built = build::build(&packages);
+    let built = build::build(&workspace, &packages);
 
     // Every case of every step that built, into one queue.
     let mut states: Vec<StepState> = Vec::new();
