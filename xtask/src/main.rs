@@ -80,7 +80,7 @@ enum Command {
     Check,
     /// Measure the steps with speed goals against same-run baselines.
     Bench {
-        /// Only this benchmark: `ex3` or `ex5`.
+        /// Only this benchmark: `ex3`, `ex5` or `grade`.
         only: Option<String>,
         /// Fewer repetitions, for a quick look.
         #[arg(long)]
