@@ -48,6 +48,9 @@ enum Command {
         /// List the cases that passed too.
         #[arg(long, short)]
         verbose: bool,
+        /// Do not trace the programs (ptrace): check their output only.
+        #[arg(long)]
+        no_trace: bool,
         /// Build and grade the steps in another checkout of the workbook
         /// (a student's), with this checkout's cases.
         #[arg(long, value_name = "DIR")]
@@ -63,6 +66,8 @@ enum Command {
         suffix: String,
         #[arg(long)]
         step: String,
+        #[arg(long)]
+        no_trace: bool,
     },
     /// Print the hints for a lab step, gentlest first.
     Hint {
@@ -97,6 +102,7 @@ fn main() -> ExitCode {
             tests,
             jobs,
             verbose,
+            no_trace,
             workspace,
         } => {
             let options = grade::Options {
@@ -105,6 +111,7 @@ fn main() -> ExitCode {
                 tests,
                 jobs,
                 verbose,
+                no_trace,
                 workspace,
             };
             match grade::run(&options) {
@@ -118,7 +125,8 @@ fn main() -> ExitCode {
             bins,
             suffix,
             step,
-        } => grade::run_case_command(&case, &bins, &suffix, &step),
+            no_trace,
+        } => grade::run_case_command(&case, &bins, &suffix, &step, !no_trace),
         Command::Hint { step, level, all } => {
             hint::run(&step, if all { usize::MAX } else { level })
         }

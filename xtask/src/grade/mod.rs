@@ -10,6 +10,7 @@ mod build;
 pub mod case;
 mod report;
 pub mod runner;
+mod supervisor;
 pub mod verdict;
 
 use std::collections::VecDeque;
@@ -30,6 +31,8 @@ pub struct Options {
     pub tests: Option<PathBuf>,
     pub jobs: Option<usize>,
     pub verbose: bool,
+    /// Run the programs without ptrace (output checks only).
+    pub no_trace: bool,
     /// Build and grade the steps of another checkout (a student's).
     pub workspace: Option<PathBuf>,
 }
@@ -83,7 +86,7 @@ pub fn run(options: &Options) -> Result<bool, String> {
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
         .max(1);
-    let results = run_queue(queue, jobs, &bins, suffix, &steps);
+    let results = run_queue(queue, jobs, &bins, suffix, &steps, !options.no_trace);
     for (index, graded) in results {
         if let StepState::Graded(list) = &mut states[index] {
             list.push(graded);
@@ -181,6 +184,7 @@ fn run_queue(
     bins: &Path,
     suffix: &str,
     steps: &[&str],
+    trace: bool,
 ) -> Vec<(usize, Graded)> {
     let queue = Arc::new(Mutex::new(queue));
     let results = Arc::new(Mutex::new(Vec::new()));
@@ -192,7 +196,7 @@ fn run_queue(
                 let Some((index, case)) = queue.lock().unwrap().pop_front() else {
                     return;
                 };
-                let graded = grade_one(case, bins, suffix, steps[index]);
+                let graded = grade_one(case, bins, suffix, steps[index], trace);
                 results.lock().unwrap().push((index, graded));
             });
         }
@@ -202,8 +206,8 @@ fn run_queue(
         .unwrap_or_default()
 }
 
-fn grade_one(case: Case, bins: &Path, suffix: &str, step: &str) -> Graded {
-    match run_in_helper(&case, bins, suffix, step) {
+fn grade_one(case: Case, bins: &Path, suffix: &str, step: &str, trace: bool) -> Graded {
+    match run_in_helper(&case, bins, suffix, step, trace) {
         Ok(run) => {
             let verdict = judge(&case, &run);
             Graded {
@@ -228,10 +232,17 @@ fn grade_one(case: Case, bins: &Path, suffix: &str, step: &str) -> Graded {
 
 /// Starts `xtask grade-case` for one case and reads its report. The helper
 /// enforces the case's time limit itself; this is only a backstop.
-fn run_in_helper(case: &Case, bins: &Path, suffix: &str, step: &str) -> Result<CaseRun, String> {
+fn run_in_helper(
+    case: &Case,
+    bins: &Path,
+    suffix: &str,
+    step: &str,
+    trace: bool,
+) -> Result<CaseRun, String> {
     let me = std::env::current_exe().map_err(|e| e.to_string())?;
     let child = Command::new(me)
         .arg("grade-case")
+        .args((!trace).then_some("--no-trace"))
         .arg(&case.file)
         .arg("--bins")
         .arg(bins)
@@ -268,9 +279,16 @@ fn run_in_helper(case: &Case, bins: &Path, suffix: &str, step: &str) -> Result<C
 }
 
 /// The helper's side: run one case and print the facts as TOML.
-pub fn run_case_command(file: &Path, bins: &Path, suffix: &str, step: &str) -> Result<(), String> {
+pub fn run_case_command(
+    file: &Path,
+    bins: &Path,
+    suffix: &str,
+    step: &str,
+    trace: bool,
+) -> Result<(), String> {
     let case = case::load(file)?;
-    let run = runner::run_case(&case, bins, suffix, step);
+    let bins = std::fs::canonicalize(bins).map_err(|e| format!("{}: {e}", bins.display()))?;
+    let run = runner::run_case(&case, &bins, suffix, step, trace);
     let text = toml::to_string(&run).map_err(|e| format!("cannot encode the report: {e}"))?;
     print!("{text}");
     Ok(())

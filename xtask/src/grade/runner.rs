@@ -7,25 +7,30 @@
 //! kill (SIGKILL, then SIGCONT for the stopped ones) and reap. Running each
 //! case in its own helper also keeps parallel cases apart.
 //!
+//! Starting, tracing and reaping are the supervisor thread's job (see
+//! `supervisor`); this module runs the script and watches the limits.
 //! The helper reports facts only (what ran, what it printed and when, how
-//! it ended, what was left behind) as TOML on stdout; the grader judges.
+//! it ended, what it did, what was left behind) as TOML on stdout; the
+//! grader judges.
 
 use std::collections::BTreeMap;
+use std::ffi::CString;
+use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use labcheck::procs::{all_processes, ProcessInfo};
 use labcheck::{Bindings, LinePattern};
 use nix::sys::signal::{kill, killpg, Signal};
-use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::sys::wait::{waitpid, WaitPidFlag};
 use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
 
 use super::case::{parse_duration, signal_by_name, Case, ProcessSpec};
+use super::supervisor::{Event, Launch, Supervisor};
 
 /// Per stream: a print loop fails fast, in bounded memory.
 pub const OUTPUT_CAP: usize = 1 << 20;
@@ -64,6 +69,11 @@ pub struct CaseRun {
     /// Files left in the scratch directory.
     pub scratch_leftovers: Vec<String>,
     pub processes: Vec<ProcessRun>,
+    /// The helper's PID: the parent of the processes the case started.
+    pub grader_pid: i32,
+    /// Why there is no trace, when there is none.
+    pub untraced: Option<String>,
+    pub events: Vec<Event>,
 }
 
 /// Output of one stream, shared with the thread that reads it.
@@ -81,19 +91,22 @@ type Shared = Arc<(Mutex<Stream>, Condvar)>;
 struct Running {
     spec: ProcessSpec,
     command: String,
-    child: Option<Child>,
-    stdin: Option<ChildStdin>,
+    pid: Option<i32>,
+    stdin: Option<File>,
     stdout: Shared,
     stderr: Shared,
     started_ms: f64,
-    status: Option<std::process::ExitStatus>,
+    /// (exit code, signal number), once ended.
+    status: Option<(Option<i32>, Option<i32>)>,
 }
 
 /// Runs `case` with binaries from `bins`, and reports what happened.
-pub fn run_case(case: &Case, bins: &Path, suffix: &str, step: &str) -> CaseRun {
+pub fn run_case(case: &Case, bins: &Path, suffix: &str, step: &str, trace: bool) -> CaseRun {
     #[cfg(any(target_os = "linux", target_os = "android"))]
     let _ = nix::sys::prctl::set_child_subreaper(true);
     let start = Instant::now();
+    // First, before any other thread: it blocks SIGCHLD for all of them.
+    let supervisor = Supervisor::start(trace, start);
     let deadline = start + case.timeout();
     let scratch = Scratch::new();
     let mut run = CaseRun::default();
@@ -123,7 +136,7 @@ pub fn run_case(case: &Case, bins: &Path, suffix: &str, step: &str) -> CaseRun {
             Running {
                 spec,
                 command,
-                child: None,
+                pid: None,
                 stdin: None,
                 stdout: Shared::default(),
                 stderr: Shared::default(),
@@ -133,7 +146,7 @@ pub fn run_case(case: &Case, bins: &Path, suffix: &str, step: &str) -> CaseRun {
         })
         .collect();
     for r in running.iter_mut().filter(|r| r.spec.start == "now") {
-        if let Err(e) = spawn(r, &scratch, case, start) {
+        if let Err(e) = spawn(r, &supervisor, &scratch, case, start) {
             run.script_error = Some(e);
         }
     }
@@ -146,6 +159,7 @@ pub fn run_case(case: &Case, bins: &Path, suffix: &str, step: &str) -> CaseRun {
                 &mut running,
                 &mut bindings,
                 deadline,
+                &supervisor,
                 &scratch,
                 case,
                 start,
@@ -171,12 +185,9 @@ pub fn run_case(case: &Case, bins: &Path, suffix: &str, step: &str) -> CaseRun {
     loop {
         let mut all_done = true;
         for r in &mut running {
-            if let (Some(child), None) = (r.child.as_mut(), r.status) {
-                match child.try_wait() {
-                    Ok(Some(status)) => r.status = Some(status),
-                    Ok(None) => all_done = false,
-                    Err(_) => r.status = Some(std::process::ExitStatus::from_raw(0)),
-                }
+            if let (Some(pid), None) = (r.pid, r.status) {
+                r.status = supervisor.ended(pid);
+                all_done &= r.status.is_some();
             }
         }
         if all_done || run.killed_because.is_some() {
@@ -199,34 +210,43 @@ pub fn run_case(case: &Case, bins: &Path, suffix: &str, step: &str) -> CaseRun {
         std::thread::sleep(Duration::from_millis(2));
     }
     if run.killed_because.is_some() {
-        kill_descendants();
+        kill_descendants(&running);
+        let until = Instant::now() + Duration::from_secs(2);
         for r in &mut running {
-            if let (Some(child), None) = (r.child.as_mut(), r.status) {
-                r.status = child.wait().ok();
+            while let (Some(pid), None) = (r.pid, r.status) {
+                r.status = supervisor.ended(pid);
+                if Instant::now() > until {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(1));
             }
         }
     } else {
         // The case's own processes ended by themselves: anything else still
         // around was left behind by them.
         run.leftovers = descendants().iter().map(describe_leftover).collect();
-        kill_descendants();
+        kill_descendants(&running);
     }
     run.elapsed_ms = ms_since(start);
+    let trace = supervisor.finish();
+    run.events = trace.events;
+    run.untraced = trace.untraced;
+    run.grader_pid = std::process::id() as i32;
 
     for r in running {
         // Let the readers see end of file (leftovers are gone now).
-        let started = r.child.is_some();
+        let started = r.pid.is_some();
         let (stdout, stdout_capped) = take_stream(&r.stdout, started);
         let (stderr, stderr_capped) = take_stream(&r.stderr, started);
-        let pid = r.child.as_ref().map_or(0, |c| c.id() as i32);
+        let pid = r.pid.unwrap_or(0);
         run.processes.push(ProcessRun {
             name: r.spec.name.clone(),
             command: r.command.clone(),
             pid,
-            started: r.child.is_some(),
+            started,
             started_ms: r.started_ms,
-            exit_code: r.status.and_then(|s| s.code()),
-            signal: r.status.and_then(|s| s.signal()).map(signal_name),
+            exit_code: r.status.and_then(|s| s.0),
+            signal: r.status.and_then(|s| s.1).map(signal_name),
             capped: stdout_capped || stderr_capped,
             stdout,
             stderr,
@@ -236,47 +256,49 @@ pub fn run_case(case: &Case, bins: &Path, suffix: &str, step: &str) -> CaseRun {
     run
 }
 
-fn spawn(r: &mut Running, scratch: &Scratch, case: &Case, start: Instant) -> Result<(), String> {
+fn spawn(
+    r: &mut Running,
+    supervisor: &Supervisor,
+    scratch: &Scratch,
+    case: &Case,
+    start: Instant,
+) -> Result<(), String> {
     let program = r.spec.bin.clone().unwrap_or_default();
-    let mut command = Command::new(&program);
-    command
-        .args(&r.spec.args)
-        .current_dir(&scratch.path)
-        .env("TMPDIR", &scratch.path)
-        .env("XDG_RUNTIME_DIR", scratch.path.join("run"))
-        .env("RUST_BACKTRACE", "0")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    let c = |text: &str| CString::new(text).map_err(|_| format!("a NUL byte in {text:?}"));
+    let mut env: BTreeMap<String, String> = std::env::vars().collect();
+    env.insert("TMPDIR".into(), scratch.display());
+    env.insert(
+        "XDG_RUNTIME_DIR".into(),
+        scratch.path.join("run").display().to_string(),
+    );
+    env.insert("RUST_BACKTRACE".into(), "0".into());
     for (key, value) in &r.spec.env {
-        command.env(key, value.replace("{scratch}", &scratch.display()));
+        env.insert(key.clone(), value.replace("{scratch}", &scratch.display()));
     }
-    let cpu_seconds = case.timeout().as_secs() + 2;
-    // SAFETY: setsid and setrlimit are system calls, async-signal-safe; no
-    // allocation happens in the closure.
-    unsafe {
-        command.pre_exec(move || {
-            use nix::sys::resource::{setrlimit, Resource};
-            nix::unistd::setsid().map_err(std::io::Error::from)?;
-            let limits = [
-                (Resource::RLIMIT_CPU, cpu_seconds),
-                (Resource::RLIMIT_FSIZE, 64 << 20),
-                (Resource::RLIMIT_NOFILE, 256),
-                (Resource::RLIMIT_CORE, 0),
-            ];
-            for (resource, limit) in limits {
-                setrlimit(resource, limit, limit).map_err(std::io::Error::from)?;
-            }
-            Ok(())
-        });
-    }
-    let mut child = command
-        .spawn()
+    let argv0 = Path::new(&program)
+        .file_name()
+        .map_or(program.clone(), |n| n.to_string_lossy().into_owned());
+    let launch = Launch {
+        program: c(&program)?,
+        argv: std::iter::once(argv0)
+            .chain(r.spec.args.iter().cloned())
+            .map(|a| c(&a))
+            .collect::<Result<_, _>>()?,
+        envp: env
+            .iter()
+            .map(|(k, v)| c(&format!("{k}={v}")))
+            .collect::<Result<_, _>>()?,
+        cwd: CString::new(scratch.path.as_os_str().as_bytes()).map_err(|e| e.to_string())?,
+        cpu_seconds: case.timeout().as_secs() + 2,
+    };
+    let started = supervisor
+        .launch(launch)
         .map_err(|e| format!("cannot start {program}: {e}"))?;
     r.started_ms = ms_since(start);
-    r.stdout = read_stream(child.stdout.take(), start);
-    r.stderr = read_stream(child.stderr.take(), start);
-    let mut stdin = child.stdin.take();
+    r.pid = Some(started.pid);
+    r.stdout = read_stream(Some(File::from(started.stdout)), start);
+    r.stderr = read_stream(Some(File::from(started.stderr)), start);
+    let mut stdin = Some(File::from(started.stdin));
     if let Some(text) = r.spec.stdin.clone() {
         // Fed from a thread, so that a program that writes before it reads
         // everything cannot deadlock against us; then closed.
@@ -287,7 +309,6 @@ fn spawn(r: &mut Running, scratch: &Scratch, case: &Case, start: Instant) -> Res
         }
     }
     r.stdin = stdin;
-    r.child = Some(child);
     Ok(())
 }
 
@@ -348,11 +369,13 @@ fn take_stream(shared: &Shared, started: bool) -> (Vec<Line>, bool) {
     (std::mem::take(&mut stream.lines), stream.capped)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn do_step(
     step: &super::case::Step,
     running: &mut [Running],
     bindings: &mut Bindings,
     deadline: Instant,
+    supervisor: &Supervisor,
     scratch: &Scratch,
     case: &Case,
     start: Instant,
@@ -394,19 +417,15 @@ fn do_step(
         } else if let Some(name) = target.strip_prefix("group:") {
             let index = find(running, name)?;
             let pid = running[index]
-                .child
-                .as_ref()
-                .ok_or(format!("{name} has not started"))?
-                .id();
-            let _ = killpg(Pid::from_raw(pid as i32), signal);
+                .pid
+                .ok_or(format!("{name} has not started"))?;
+            let _ = killpg(Pid::from_raw(pid), signal);
         } else {
             let index = find(running, &target)?;
             let pid = running[index]
-                .child
-                .as_ref()
-                .ok_or(format!("{target} has not started"))?
-                .id();
-            let _ = kill(Pid::from_raw(pid as i32), signal);
+                .pid
+                .ok_or(format!("{target} has not started"))?;
+            let _ = kill(Pid::from_raw(pid), signal);
         }
         return Ok(());
     }
@@ -422,7 +441,7 @@ fn do_step(
     }
     if let Some(name) = &step.start {
         let index = find(running, name)?;
-        return spawn(&mut running[index], scratch, case, start);
+        return spawn(&mut running[index], supervisor, scratch, case, start);
     }
     Ok(())
 }
@@ -508,10 +527,12 @@ fn describe_leftover(p: &ProcessInfo) -> String {
     format!("{} (pid {}): {what}", p.name, p.pid)
 }
 
-/// SIGKILL (and SIGCONT, for the stopped) to every descendant, then reap,
-/// until none is left.
-fn kill_descendants() {
-    for _ in 0..200 {
+/// SIGKILL (and SIGCONT, for the stopped) to every descendant, until none
+/// is left. Orphans that came to us are reaped here; the processes the
+/// case started are the supervisor's to reap.
+fn kill_descendants(running: &[Running]) {
+    let ours: Vec<i32> = running.iter().filter_map(|r| r.pid).collect();
+    for _ in 0..2000 {
         let left = descendants();
         if left.is_empty() {
             return;
@@ -520,12 +541,8 @@ fn kill_descendants() {
             if p.state != 'Z' {
                 let _ = kill(Pid::from_raw(p.pid), Signal::SIGKILL);
                 let _ = kill(Pid::from_raw(p.pid), Signal::SIGCONT);
-            }
-        }
-        loop {
-            match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
-                Ok(WaitStatus::StillAlive) | Err(_) => break,
-                Ok(_) => {}
+            } else if p.ppid == std::process::id() as i32 && !ours.contains(&p.pid) {
+                let _ = waitpid(Pid::from_raw(p.pid), Some(WaitPidFlag::WNOHANG));
             }
         }
         std::thread::sleep(Duration::from_millis(1));
