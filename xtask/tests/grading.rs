@@ -94,41 +94,60 @@ fn broken_submissions_fail_with_the_right_diagnosis() {
     names.sort();
     assert!(names.len() >= 8, "fixtures missing");
     let scratch = std::env::temp_dir().join(format!("xtask-fixtures-{}", std::process::id()));
-    let mut failures = Vec::new();
-    for fixture in &names {
-        let name = fixture.file_name().unwrap().to_string_lossy().into_owned();
-        let expect = std::fs::read_to_string(fixture.join("expect.txt")).unwrap();
-        let mut lines = expect.lines();
-        let step = lines.next().unwrap();
-        let checkout = scratch.join(&name);
-        copy_fixture(fixture, &checkout);
-        let output = grade(&[
-            step,
-            "--workspace",
-            checkout.to_str().unwrap(),
-            "--jobs",
-            "8",
-        ]);
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        if output.status.code() != Some(1) {
-            failures.push(format!("{name}: expected exit status 1\n{}", show(&output)));
+    // A few at a time: most of the time goes into waiting (builds, the
+    // hanging fixture's time limit), not into using the CPU.
+    let queue = std::sync::Mutex::new(names.iter());
+    let failures = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..3 {
+            scope.spawn(|| loop {
+                let Some(fixture) = queue.lock().unwrap().next() else {
+                    return;
+                };
+                let found = grade_fixture(fixture, &scratch);
+                failures.lock().unwrap().extend(found);
+            });
         }
-        for wanted in lines {
-            if !stdout.contains(wanted) {
-                failures.push(format!(
-                    "{name}: the report lacks {wanted:?}\n{}",
-                    show(&output)
-                ));
-            }
-        }
-        // Nothing the fixture started may survive its grading.
-        let leftovers: Vec<String> = labcheck_leftovers(&checkout);
-        if !leftovers.is_empty() {
-            failures.push(format!("{name}: left running after grading: {leftovers:?}"));
-        }
-    }
+    });
+    let failures = failures.into_inner().unwrap();
     let _ = std::fs::remove_dir_all(&scratch);
     assert!(failures.is_empty(), "\n{}", failures.join("\n\n"));
+}
+
+/// Grades one fixture; returns what was wrong with the grader's verdict.
+fn grade_fixture(fixture: &Path, scratch: &Path) -> Vec<String> {
+    let mut failures = Vec::new();
+    let name = fixture.file_name().unwrap().to_string_lossy().into_owned();
+    let expect = std::fs::read_to_string(fixture.join("expect.txt")).unwrap();
+    let mut lines = expect.lines();
+    let step = lines.next().unwrap();
+    let checkout = scratch.join(&name);
+    copy_fixture(fixture, &checkout);
+    let output = grade(&[
+        step,
+        "--workspace",
+        checkout.to_str().unwrap(),
+        "--jobs",
+        "8",
+    ]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    if output.status.code() != Some(1) {
+        failures.push(format!("{name}: expected exit status 1\n{}", show(&output)));
+    }
+    for wanted in lines {
+        if !stdout.contains(wanted) {
+            failures.push(format!(
+                "{name}: the report lacks {wanted:?}\n{}",
+                show(&output)
+            ));
+        }
+    }
+    // Nothing the fixture started may survive its grading.
+    let leftovers = labcheck_leftovers(&checkout);
+    if !leftovers.is_empty() {
+        failures.push(format!("{name}: left running after grading: {leftovers:?}"));
+    }
+    failures
 }
 
 /// Processes whose command line mentions the fixture's checkout.

@@ -75,6 +75,9 @@ pub struct Case {
     pub process: Vec<ProcessSpec>,
     #[serde(default)]
     pub step: Vec<Step>,
+    /// What the programs must have *done*, checked against the trace.
+    #[serde(default)]
+    pub require: Vec<Requirement>,
     /// Filled in when loading: where the case came from.
     #[serde(skip)]
     pub file: PathBuf,
@@ -134,6 +137,51 @@ pub struct Timing {
     pub at: String,
     pub tolerance: String,
 }
+
+/// A fact the trace must show. `process` names the case's process the
+/// requirement is about (default: the first); "a child" below means a
+/// process it created.
+///
+/// | `what`              | the trace must show                                             |
+/// |---------------------|-----------------------------------------------------------------|
+/// | `fork`              | the process created a child                                     |
+/// | `written_by_child`  | the stdout line matching `line` was written by a child          |
+/// | `computed_by_child` | for each stdout line matching `line`, a child wrote its text after `": "` first |
+/// | `signal`            | `signal` went `from` (`main`/`child`) `to` (`main`/`child`), optionally `after_receiving` a signal, `at` ± `tolerance` after the start |
+/// | `child_killed`      | a child died of `signal`, sent by the process                   |
+/// | `reaped`            | the process reaped every child it created                      |
+/// | `pid_is_child`      | the PID bound to `binding` is a child's                        |
+/// | `fifos`             | the process made a FIFO, unlinked every FIFO it made, wrote only to FIFOs (never a regular file) outside stdout/stderr, each write at most 4096 bytes |
+/// | `one_at_a_time`     | never two children running at once (beyond `tolerance`)        |
+/// | `slices`            | no child ran longer than `slice` + `tolerance` at a stretch while another child waited |
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Requirement {
+    pub what: String,
+    pub process: Option<String>,
+    pub line: Option<String>,
+    pub signal: Option<String>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub after_receiving: Option<String>,
+    pub at: Option<String>,
+    pub tolerance: Option<String>,
+    pub binding: Option<String>,
+    pub slice: Option<String>,
+}
+
+pub const REQUIREMENTS: [&str; 10] = [
+    "fork",
+    "written_by_child",
+    "computed_by_child",
+    "signal",
+    "child_killed",
+    "reaped",
+    "pid_is_child",
+    "fifos",
+    "one_at_a_time",
+    "slices",
+];
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -208,6 +256,52 @@ impl Case {
             }
         }
         let names: Vec<String> = self.process.iter().map(|p| p.name.clone()).collect();
+        for (n, requirement) in self.require.iter().enumerate() {
+            let label = format!("require {} ({})", n + 1, requirement.what);
+            if !REQUIREMENTS.contains(&requirement.what.as_str()) {
+                return Err(format!(
+                    "{label}: unknown; known: {}",
+                    REQUIREMENTS.join(", ")
+                ));
+            }
+            if let Some(process) = &requirement.process {
+                if !names.contains(process) {
+                    return Err(format!("{label}: no process is named {process:?}"));
+                }
+            }
+            if let Some(line) = &requirement.line {
+                LinePattern::new(line)?;
+            }
+            if let Some(signal) = requirement
+                .signal
+                .iter()
+                .chain(&requirement.after_receiving)
+                .find(|s| *s != "any")
+            {
+                signal_by_name(signal)?;
+            }
+            for d in requirement
+                .at
+                .iter()
+                .chain(&requirement.tolerance)
+                .chain(&requirement.slice)
+            {
+                parse_duration(d)?;
+            }
+            let needs = |field: &Option<String>, name: &str| {
+                field.is_none().then(|| format!("{label}: needs `{name}`"))
+            };
+            let missing = match requirement.what.as_str() {
+                "written_by_child" | "computed_by_child" => needs(&requirement.line, "line"),
+                "signal" => needs(&requirement.signal, "signal"),
+                "pid_is_child" => needs(&requirement.binding, "binding"),
+                "slices" => needs(&requirement.slice, "slice"),
+                _ => None,
+            };
+            if let Some(missing) = missing {
+                return Err(missing);
+            }
+        }
         for (n, step) in self.step.iter().enumerate() {
             let actions = [
                 step.wait_for.is_some(),

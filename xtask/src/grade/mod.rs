@@ -9,6 +9,7 @@
 mod build;
 pub mod case;
 mod report;
+mod requirements;
 pub mod runner;
 mod supervisor;
 pub mod verdict;

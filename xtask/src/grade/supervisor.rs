@@ -40,7 +40,7 @@ pub struct Event {
     pub at_ms: f64,
     pub pid: i32,
     /// `spawn`, `exec`, `exit`, `reap`, `kill`, `signal`, `stop`, `cont`,
-    /// `write`, `mkfifo`, `unlink`.
+    /// `write`, `mkfifo`, `unlink`, `link`, `rename`.
     pub kind: String,
     /// The other process: the parent (spawn), the target (kill), the
     /// reaped child (reap), the sender (signal).
@@ -54,6 +54,10 @@ pub struct Event {
     /// written to stdout/stderr.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
+    /// What a write went to (`/path`, `pipe:[123]`, `socket:[456]`), or
+    /// the new name of a link or rename.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fd: Option<i32>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -639,26 +643,24 @@ impl Worker {
             libc::SYS_waitid => return Some((nr, a2)),
             libc::SYS_write => {
                 let fd = a0 as RawFd;
-                let target = fd_target(raw, fd);
-                let text =
-                    (fd == 1 || fd == 2).then(|| read_memory(pid, a1, (a2 as usize).min(8192)));
                 self.record(Event {
                     pid: raw,
                     kind: "write".into(),
                     fd: Some(fd),
                     bytes: Some(a2),
-                    text: text.or(target),
+                    text: Some(read_memory(pid, a1, (a2 as usize).min(8192))),
+                    target: fd_target(raw, fd),
                     ..Event::default()
                 });
             }
             libc::SYS_mknod | libc::SYS_mknodat => {
-                let (path, mode) = if nr == libc::SYS_mknod {
-                    (a0, a1)
+                let (dir, path, mode) = if nr == libc::SYS_mknod {
+                    (AT_FDCWD, a0, a1)
                 } else {
-                    (a1, a2)
+                    (a0, a1, a2)
                 };
                 if mode as u32 & libc::S_IFMT == libc::S_IFIFO {
-                    let path = read_string(pid, path);
+                    let path = resolve(raw, dir, &read_string(pid, path));
                     self.record(Event {
                         pid: raw,
                         kind: "mkfifo".into(),
@@ -668,11 +670,45 @@ impl Worker {
                 }
             }
             libc::SYS_unlink | libc::SYS_unlinkat => {
-                let path = read_string(pid, if nr == libc::SYS_unlink { a0 } else { a1 });
+                let (dir, path) = if nr == libc::SYS_unlink {
+                    (AT_FDCWD, a0)
+                } else {
+                    (a0, a1)
+                };
+                let path = resolve(raw, dir, &read_string(pid, path));
                 self.record(Event {
                     pid: raw,
                     kind: "unlink".into(),
                     text: Some(path),
+                    ..Event::default()
+                });
+            }
+            libc::SYS_link
+            | libc::SYS_rename
+            | libc::SYS_linkat
+            | libc::SYS_renameat
+            | libc::SYS_renameat2 => {
+                let kind = if nr == libc::SYS_link || nr == libc::SYS_linkat {
+                    "link"
+                } else {
+                    "rename"
+                };
+                let (from, to) = if nr == libc::SYS_link || nr == libc::SYS_rename {
+                    (
+                        resolve(raw, AT_FDCWD, &read_string(pid, a0)),
+                        resolve(raw, AT_FDCWD, &read_string(pid, a1)),
+                    )
+                } else {
+                    (
+                        resolve(raw, a0, &read_string(pid, a1)),
+                        resolve(raw, a2, &read_string(pid, regs.r10)),
+                    )
+                };
+                self.record(Event {
+                    pid: raw,
+                    kind: kind.into(),
+                    text: Some(from),
+                    target: Some(to),
                     ..Event::default()
                 });
             }
@@ -697,6 +733,26 @@ fn is_process(pid: i32) -> bool {
         .find_map(|l| l.strip_prefix("Tgid:"))
         .and_then(|t| t.trim().parse::<i32>().ok())
         .is_none_or(|tgid| tgid == pid)
+}
+
+/// `AT_FDCWD` as the register holds it.
+const AT_FDCWD: u64 = nix::libc::AT_FDCWD as i64 as u64;
+
+/// An absolute path for `path`, relative to `dir` (a descriptor, or the
+/// working directory) of process `pid`.
+fn resolve(pid: i32, dir: u64, path: &str) -> String {
+    if path.starts_with('/') {
+        return path.to_string();
+    }
+    let base = if dir == AT_FDCWD {
+        std::fs::read_link(format!("/proc/{pid}/cwd")).ok()
+    } else {
+        std::fs::read_link(format!("/proc/{pid}/fd/{}", dir as i32)).ok()
+    };
+    match base {
+        Some(base) => base.join(path).display().to_string(),
+        None => path.to_string(),
+    }
 }
 
 /// What a descriptor refers to: a path, or `pipe:[inode]`.
@@ -760,6 +816,11 @@ fn seccomp_filter() -> Vec<nix::libc::sock_filter> {
         libc::SYS_mknodat,
         libc::SYS_unlink,
         libc::SYS_unlinkat,
+        libc::SYS_link,
+        libc::SYS_linkat,
+        libc::SYS_rename,
+        libc::SYS_renameat,
+        libc::SYS_renameat2,
     ];
     #[cfg(not(target_arch = "x86_64"))]
     let watched: Vec<i64> = Vec::new();

@@ -42,6 +42,13 @@ fn problem(headline: impl Into<String>) -> Problem {
     }
 }
 
+pub fn problem_with(headline: impl Into<String>, details: Vec<String>) -> Problem {
+    Problem {
+        headline: headline.into(),
+        details: details.into_iter().map(Detail::Plain).collect(),
+    }
+}
+
 fn compile(patterns: &[String]) -> Vec<LinePattern> {
     // Patterns were checked when the case was loaded.
     patterns
@@ -83,6 +90,7 @@ pub fn judge(case: &Case, run: &CaseRun) -> Verdict {
             &mut problems,
         );
     }
+    problems.extend(super::requirements::check(case, run, &bindings));
     for leftover in &run.leftovers {
         problems.push(problem(format!("left behind: {leftover}")));
     }
