@@ -110,6 +110,12 @@ pub fn run_case(case: &Case, bins: &Path, suffix: &str, step: &str, trace: bool)
     let deadline = start + case.timeout();
     let scratch = Scratch::new();
     let mut run = CaseRun::default();
+    // The grader's own CPU-bound worker, so that a schedule's checks need
+    // not trust a worker the student wrote.
+    let probe = crate::project::root()
+        .join("target/debug/spin_probe")
+        .display()
+        .to_string();
     for (path, content) in &case.files {
         let _ = std::fs::write(
             scratch.path.join(path),
@@ -126,7 +132,10 @@ pub fn run_case(case: &Case, bins: &Path, suffix: &str, step: &str, trace: bool)
             spec.args = spec
                 .args
                 .iter()
-                .map(|a| a.replace("{scratch}", &scratch.display()))
+                .map(|a| {
+                    a.replace("{scratch}", &scratch.display())
+                        .replace("{probe}", &probe)
+                })
                 .collect();
             let command = std::iter::once(bin.clone())
                 .chain(spec.args.iter().map(|a| shell_quote(a)))

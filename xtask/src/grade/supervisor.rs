@@ -212,10 +212,14 @@ impl Worker {
         chld.add(Signal::SIGCHLD);
         let signals =
             SignalFd::with_flags(&chld, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC).ok();
-        let trace = trace && cfg!(target_arch = "x86_64");
         if !trace {
-            shared.lock().unwrap().untraced = Some("tracing is off".to_string());
+            shared.lock().unwrap().untraced =
+                Some("tracing is off (--no-trace): only the output is checked".to_string());
+        } else if !cfg!(target_arch = "x86_64") {
+            shared.lock().unwrap().untraced =
+                Some("tracing needs x86_64 here: only the output is checked".to_string());
         }
+        let trace = trace && cfg!(target_arch = "x86_64");
         Self {
             trace,
             epoch,
@@ -397,43 +401,59 @@ impl Worker {
 
     /// Handles every pending wait event without blocking.
     fn collect(&mut self) {
+        if !self.trace {
+            return self.collect_untraced();
+        }
         loop {
-            let flags = WaitPidFlag::WNOHANG | WaitPidFlag::__WALL;
-            // Untraced, wait only for our own programs: orphans stay
-            // zombies for the end-of-case inspection to find.
-            let status = if self.trace {
-                waitpid(None, Some(flags))
-            } else {
-                match self
-                    .started
+            // Take every pending event first, then handle group-stops before
+            // the rest: when program A's stop and program B's wake-up are
+            // both pending, A really stopped first (its stop is what let
+            // the coordinator continue B), and the log must say so.
+            let mut batch = Vec::new();
+            while let Ok(status) = waitpid(None, Some(WaitPidFlag::WNOHANG | WaitPidFlag::__WALL)) {
+                if status == WaitStatus::StillAlive {
+                    break;
+                }
+                batch.push(status);
+            }
+            if batch.is_empty() {
+                return;
+            }
+            let is_group_stop = |s: &WaitStatus| {
+                matches!(s, WaitStatus::PtraceEvent(_, sig, nix::libc::PTRACE_EVENT_STOP)
+                    if matches!(sig, Signal::SIGSTOP | Signal::SIGTSTP | Signal::SIGTTIN | Signal::SIGTTOU))
+            };
+            batch.sort_by_key(|s| !is_group_stop(s));
+            for status in batch {
+                self.handle(status);
+            }
+        }
+    }
+
+    /// Untraced, wait only for our own programs: orphans stay zombies for
+    /// the end-of-case inspection to find.
+    fn collect_untraced(&mut self) {
+        loop {
+            let pending: Vec<i32> = {
+                let shared = self.shared.lock().unwrap();
+                self.started
                     .iter()
-                    .find(|p| !self.shared.lock().unwrap().ended.contains_key(p))
-                {
-                    None => return,
-                    Some(_) => {
-                        let mut any = None;
-                        for &pid in &self.started {
-                            if self.shared.lock().unwrap().ended.contains_key(&pid) {
-                                continue;
-                            }
-                            match waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG)) {
-                                Ok(WaitStatus::StillAlive) | Err(_) => {}
-                                Ok(status) => {
-                                    any = Some(status);
-                                    break;
-                                }
-                            }
-                        }
-                        match any {
-                            Some(status) => Ok(status),
-                            None => return,
-                        }
+                    .copied()
+                    .filter(|p| !shared.ended.contains_key(p))
+                    .collect()
+            };
+            let mut handled = false;
+            for pid in pending {
+                match waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG)) {
+                    Ok(WaitStatus::StillAlive) | Err(_) => {}
+                    Ok(status) => {
+                        self.handle(status);
+                        handled = true;
                     }
                 }
-            };
-            match status {
-                Ok(WaitStatus::StillAlive) | Err(_) => return,
-                Ok(status) => self.handle(status),
+            }
+            if !handled {
+                return;
             }
         }
     }
@@ -451,23 +471,48 @@ impl Worker {
                 let call = self.tracees.entry(pid.as_raw()).or_default().in_wait.take();
                 if let (Some((nr, infop)), Ok(regs)) = (call, ptrace::getregs(pid)) {
                     let result = regs.rax as i64;
-                    let reaped = if nr != nix::libc::SYS_waitid {
-                        result
-                    } else if result == 0 {
-                        // waitid returns 0; the child is in siginfo's si_pid,
-                        // 16 bytes in on x86_64.
-                        match read_bytes(pid, infop + 16, 4)[..] {
-                            [a, b, c, d] => i32::from_ne_bytes([a, b, c, d]) as i64,
+                    // What the wait returned: a child that ended (reaped),
+                    // or only a stop or continue report about one.
+                    let (child, kind) = if nr != nix::libc::SYS_waitid {
+                        // wait4(pid, *status, ...): 0x7f in the low byte
+                        // means stopped, 0xffff continued.
+                        let status = match read_bytes(pid, infop, 4)[..] {
+                            [a, b, c, d] if infop != 0 => i32::from_ne_bytes([a, b, c, d]),
                             _ => 0,
+                        };
+                        let kind = if status & 0xff == 0x7f {
+                            "waited_stop"
+                        } else if status == 0xffff {
+                            "waited_cont"
+                        } else {
+                            "reap"
+                        };
+                        (result, kind)
+                    } else if result == 0 {
+                        // waitid returns 0; siginfo holds si_code at 8 and
+                        // si_pid at 16, on x86_64.
+                        match read_bytes(pid, infop + 8, 12)[..] {
+                            [c0, c1, c2, c3, _, _, _, _, p0, p1, p2, p3] => {
+                                let code = i32::from_ne_bytes([c0, c1, c2, c3]);
+                                let kind = match code {
+                                    nix::libc::CLD_STOPPED | nix::libc::CLD_TRAPPED => {
+                                        "waited_stop"
+                                    }
+                                    nix::libc::CLD_CONTINUED => "waited_cont",
+                                    _ => "reap",
+                                };
+                                (i32::from_ne_bytes([p0, p1, p2, p3]) as i64, kind)
+                            }
+                            _ => (0, "reap"),
                         }
                     } else {
-                        0
+                        (0, "reap")
                     };
-                    if reaped > 0 {
+                    if child > 0 {
                         self.record(Event {
                             pid: pid.as_raw(),
-                            kind: "reap".into(),
-                            other: Some(reaped as i32),
+                            kind: kind.into(),
+                            other: Some(child as i32),
                             ..Event::default()
                         });
                     }
@@ -639,7 +684,7 @@ impl Worker {
                     });
                 }
             }
-            libc::SYS_wait4 => return Some((nr, 0)),
+            libc::SYS_wait4 => return Some((nr, a1)),
             libc::SYS_waitid => return Some((nr, a2)),
             libc::SYS_write => {
                 let fd = a0 as RawFd;
