@@ -165,8 +165,13 @@ fn run_child(args: &Args) -> ! {
         std::thread::sleep(args.sleep);
     }
     let numbers: Vec<String> = fibonacci(args.n).iter().map(u128::to_string).collect();
-    let written = writeln!(out, "child {me} (parent {parent}): {}", numbers.join(" "))
-        .and_then(|()| out.flush());
+    // One line, one `write`: the parent prints to the same stdout at the
+    // same time, and `writeln!` with arguments may write in pieces, which
+    // the parent's line could then split. Up to PIPE_BUF (4096) bytes, one
+    // write to a pipe is never interleaved with another; fib(0..=186) is
+    // about 3.9 KB.
+    let line = format!("child {me} (parent {parent}): {}\n", numbers.join(" "));
+    let written = out.write_all(line.as_bytes()).and_then(|()| out.flush());
     // `_exit` rather than `exit`: the child must not run the parent's
     // exit-time cleanup a second time. Its output is already flushed.
     let status = if written.is_ok() { 0 } else { 1 };

@@ -8,9 +8,12 @@ use super::{median_of, seconds, verdict};
 
 pub fn run(runs: usize) -> Result<(), String> {
     let me = std::env::current_exe().map_err(|e| e.to_string())?;
-    let grade = |jobs: Option<usize>| -> Result<Duration, String> {
+    let grade_with = |jobs: Option<usize>, trace: bool| -> Result<Duration, String> {
         let mut command = Command::new(&me);
         command.args(["grade", "--solutions"]).stdout(Stdio::null());
+        if !trace {
+            command.arg("--no-trace");
+        }
         if let Some(jobs) = jobs {
             command.args(["--jobs", &jobs.to_string()]);
         }
@@ -21,12 +24,24 @@ pub fn run(runs: usize) -> Result<(), String> {
         }
         Ok(start.elapsed())
     };
+    let grade = |jobs: Option<usize>| grade_with(jobs, true);
     grade(None)?; // warm: builds, if anything needs building
     println!("grade: all five reference solutions, warm build (median of {runs} runs)");
     let serial = median_of(runs, || grade(Some(1)))?;
     let parallel = median_of(runs, || grade(None))?;
+    let untraced = median_of(runs, || grade_with(None, false))?;
     println!("  {:<28} {:>12}", "one case at a time", seconds(serial));
     println!("  {:<28} {:>12}", "one case per CPU", seconds(parallel));
+    println!(
+        "  {:<28} {:>12}",
+        "one case per CPU, untraced",
+        seconds(untraced)
+    );
+    let overhead = parallel.as_secs_f64() / untraced.as_secs_f64();
+    println!(
+        "  goal: tracing adds less than 2x: {} ({overhead:.2}x)",
+        verdict(overhead < 2.0)
+    );
     println!(
         "  goal: under 5 s in all: {} ({})\n",
         verdict(parallel < Duration::from_secs(5)),

@@ -38,7 +38,17 @@
 //! close_stdin = true
 //! [[step]]
 //! start = "bob"
+//!
+//! [[require]]               # what the trace must show (see `Requirement`)
+//! what = "signal"
+//! signal = "SIGUSR1"
+//! from = "child"
+//! to = "main"
 //! ```
+//!
+//! In args and env, `{scratch}` is the case's private working directory and
+//! `{probe}` the grader's own CPU-bound worker (a schedule's checks then need
+//! not trust a worker the student wrote).
 //!
 //! Line patterns use labcheck's placeholders: `{pid:NAME}`, `{int}`,
 //! `{float}`, `{any}`, `{re:REGEX}`. Stdout lines are grouped by their first

@@ -62,6 +62,10 @@ pub fn run(options: &Options) -> Result<bool, String> {
     let bins = workspace.join("target/debug");
     let style = Style::detect();
     let started = Instant::now();
+    // Should a case helper die, the processes it was watching come back to
+    // us, and are swept up at the end.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    let _ = nix::sys::prctl::set_child_subreaper(true);
 
     let packages: Vec<String> = steps.iter().map(|s| format!("{s}{suffix}")).collect();
     let built = build::build(&workspace, &packages);
@@ -92,6 +96,7 @@ pub fn run(options: &Options) -> Result<bool, String> {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
         .max(1);
     let results = run_queue(queue, jobs, &bins, suffix, &steps, !options.no_trace);
+    runner::sweep(&[]);
     for (index, graded) in results {
         if let StepState::Graded(list) = &mut states[index] {
             list.push(graded);
@@ -267,7 +272,8 @@ fn run_in_helper(
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| format!("cannot start the case helper: {e}"))?;
-    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let child_id = child.id();
+    let pid = nix::unistd::Pid::from_raw(child_id as i32);
     let limit = case.timeout() + Duration::from_secs(15);
     let (done, finished) = std::sync::mpsc::channel::<()>();
     let backstop = std::thread::spawn(move || {
@@ -280,6 +286,11 @@ fn run_in_helper(
     let _ = backstop.join();
     let output = output?;
     let text = String::from_utf8_lossy(&output.stdout);
+    // For debugging the grader: keep every helper's report.
+    if let Some(dir) = std::env::var_os("XTASK_GRADE_KEEP") {
+        let name = format!("{}-{}-{}.toml", step, case.name(), child_id);
+        let _ = std::fs::write(Path::new(&dir).join(name), text.as_bytes());
+    }
     toml::from_str(&text).map_err(|e| {
         let stderr = String::from_utf8_lossy(&output.stderr);
         format!(

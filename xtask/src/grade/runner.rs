@@ -422,6 +422,14 @@ fn do_step(
             let pid = *bindings
                 .get(binding)
                 .ok_or(format!("no PID is bound to {binding:?} yet"))?;
+            // A PID comes from the program's output: never trust it. Only a
+            // process this case started may be signalled, not the grader,
+            // one of its threads, or anyone else on the machine.
+            if !descendants().iter().any(|p| p.pid == pid) {
+                return Err(format!(
+                    "refusing to send {name} to {pid} ({{pid:{binding}}}): it is not a process this case started"
+                ));
+            }
             let _ = kill(Pid::from_raw(pid), signal);
         } else if let Some(name) = target.strip_prefix("group:") {
             let index = find(running, name)?;
@@ -502,8 +510,8 @@ fn over_limits(running: &[Running]) -> Option<String> {
         .then(|| format!("more than {MAX_PROCESSES} processes at once ({count})"))
 }
 
-/// Every descendant of this helper, from /proc.
-fn descendants() -> Vec<ProcessInfo> {
+/// Every descendant of this process, from /proc.
+pub fn descendants() -> Vec<ProcessInfo> {
     let me = std::process::id() as i32;
     let all = all_processes();
     let parent_of: BTreeMap<i32, i32> = all.iter().map(|p| (p.pid, p.ppid)).collect();
@@ -541,6 +549,13 @@ fn describe_leftover(p: &ProcessInfo) -> String {
 /// case started are the supervisor's to reap.
 fn kill_descendants(running: &[Running]) {
     let ours: Vec<i32> = running.iter().filter_map(|r| r.pid).collect();
+    sweep(&ours);
+}
+
+/// Kills every descendant, and reaps the ones that are our children and
+/// not in `keep` (whose statuses someone else collects).
+pub fn sweep(keep: &[i32]) {
+    let ours = keep;
     for _ in 0..2000 {
         let left = descendants();
         if left.is_empty() {

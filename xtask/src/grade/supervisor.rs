@@ -526,7 +526,13 @@ impl Worker {
                     .map(|info| unsafe { info.si_pid() });
                 let tracee = self.tracees.entry(pid.as_raw()).or_default();
                 if signal == Signal::SIGCONT && tracee.group_stopped {
+                    // The end of a group-stop may show up here first.
                     tracee.group_stopped = false;
+                    self.record(Event {
+                        pid: pid.as_raw(),
+                        kind: "cont".into(),
+                        ..Event::default()
+                    });
                 }
                 self.record(Event {
                     pid: pid.as_raw(),
