@@ -163,7 +163,9 @@ pub struct Timing {
 /// | `pid_is_child`      | the PID bound to `binding` is a child's                        |
 /// | `fifos`             | the process made a FIFO, unlinked every FIFO it made, wrote only to FIFOs (never a regular file) outside stdout/stderr, each write at most 4096 bytes |
 /// | `one_at_a_time`     | never two children running at once (beyond `tolerance`)        |
-/// | `slices`            | no child ran longer than `slice` + `tolerance` at a stretch while another child waited |
+/// | `slices`            | the median stretch a child ran, while another waited, is at most `slice` + `tolerance` |
+/// | `pipes`             | one pipe carried data from the process to a child, another back |
+/// | `cpu_at_most`       | the process used at most `limit` of CPU time (no busy waiting) |
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Requirement {
@@ -178,9 +180,10 @@ pub struct Requirement {
     pub tolerance: Option<String>,
     pub binding: Option<String>,
     pub slice: Option<String>,
+    pub limit: Option<String>,
 }
 
-pub const REQUIREMENTS: [&str; 10] = [
+pub const REQUIREMENTS: [&str; 12] = [
     "fork",
     "written_by_child",
     "computed_by_child",
@@ -191,6 +194,8 @@ pub const REQUIREMENTS: [&str; 10] = [
     "fifos",
     "one_at_a_time",
     "slices",
+    "pipes",
+    "cpu_at_most",
 ];
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -306,6 +311,7 @@ impl Case {
                 "signal" => needs(&requirement.signal, "signal"),
                 "pid_is_child" => needs(&requirement.binding, "binding"),
                 "slices" => needs(&requirement.slice, "slice"),
+                "cpu_at_most" => needs(&requirement.limit, "limit"),
                 _ => None,
             };
             if let Some(missing) = missing {

@@ -74,6 +74,8 @@ pub fn check(case: &Case, run: &CaseRun, bindings: &Bindings) -> Vec<Problem> {
             "fifos" => fifos(&trace, process),
             "one_at_a_time" => one_at_a_time(&trace, process, requirement),
             "slices" => slices(&trace, process, requirement),
+            "pipes" => pipes(&trace, process),
+            "cpu_at_most" => cpu_at_most(&trace, process, requirement),
             _ => None,
         };
         problems.extend(found);
@@ -614,4 +616,68 @@ fn slices(trace: &Trace, process: &ProcessRun, requirement: &Requirement) -> Opt
         }
     }
     None
+}
+
+fn pipes(trace: &Trace, process: &ProcessRun) -> Option<Problem> {
+    let children = trace.children(process.pid);
+    let ends = |kind: &str, by_child: bool| -> BTreeSet<String> {
+        trace
+            .of_kind(kind)
+            .filter(|e| {
+                if by_child {
+                    children.contains(&e.pid)
+                } else {
+                    e.pid == process.pid
+                }
+            })
+            .filter_map(|e| e.target.clone())
+            .filter(|t| t.starts_with("pipe:"))
+            .collect()
+    };
+    let down: BTreeSet<String> = ends("write", false)
+        .intersection(&ends("read", true))
+        .cloned()
+        .collect();
+    let up: BTreeSet<String> = ends("write", true)
+        .intersection(&ends("read", false))
+        .cloned()
+        .collect();
+    let name = &process.name;
+    if down.is_empty() {
+        return Some(problem_with(
+            format!("no pipe carried data from {name} to a process it created"),
+            vec![],
+        ));
+    }
+    if up.is_empty() {
+        return Some(problem_with(
+            format!("no pipe carried data back from a child to {name}"),
+            vec![],
+        ));
+    }
+    if down.len() == 1 && down == up {
+        return Some(problem_with(
+            format!("{name} and its child used one pipe both ways: a pipe is one-way"),
+            vec![],
+        ));
+    }
+    None
+}
+
+fn cpu_at_most(trace: &Trace, process: &ProcessRun, requirement: &Requirement) -> Option<Problem> {
+    let limit = parse_duration(requirement.limit.as_deref()?)
+        .ok()?
+        .as_secs_f64()
+        * 1e3;
+    let exit = trace.of_kind("exit").find(|e| e.pid == process.pid)?;
+    let used = exit.cpu_ms?;
+    (used > limit).then(|| {
+        problem_with(
+            format!(
+                "{} used {used:.0} ms of CPU time, more than {limit:.0} ms: an idle program must sleep, not poll",
+                process.name
+            ),
+            vec![],
+        )
+    })
 }

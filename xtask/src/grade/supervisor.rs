@@ -62,6 +62,9 @@ pub struct Event {
     pub fd: Option<i32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bytes: Option<u64>,
+    /// CPU time used by the process, at its exit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu_ms: Option<f64>,
 }
 
 /// Everything the supervisor knows, shared with the case's main thread.
@@ -469,7 +472,25 @@ impl Worker {
             WaitStatus::PtraceSyscall(pid) => {
                 // The exit of a wait4/waitid we asked to see.
                 let call = self.tracees.entry(pid.as_raw()).or_default().in_wait.take();
-                if let (Some((nr, infop)), Ok(regs)) = (call, ptrace::getregs(pid)) {
+                let pipe_call = |nr: i64| nr == nix::libc::SYS_pipe || nr == nix::libc::SYS_pipe2;
+                if let (Some((nr, fds)), Ok(regs)) = (call, ptrace::getregs(pid)) {
+                    if pipe_call(nr) && regs.rax == 0 {
+                        // The two new descriptors, and the pipe they name.
+                        if let [a, b, c, d, ..] = read_bytes(pid, fds, 8)[..] {
+                            let read_end = i32::from_ne_bytes([a, b, c, d]);
+                            self.record(Event {
+                                pid: pid.as_raw(),
+                                kind: "pipe".into(),
+                                fd: Some(read_end),
+                                target: fd_target(pid.as_raw(), read_end),
+                                ..Event::default()
+                            });
+                        }
+                    }
+                }
+                if let (Some((nr, infop)), Ok(regs)) =
+                    (call.filter(|c| !pipe_call(c.0)), ptrace::getregs(pid))
+                {
                     let result = regs.rax as i64;
                     // What the wait returned: a child that ended (reaped),
                     // or only a stop or continue report about one.
@@ -606,6 +627,7 @@ impl Worker {
                         kind: "exit".into(),
                         code,
                         signal,
+                        cpu_ms: cpu_ms(raw),
                         ..Event::default()
                     });
                 }
@@ -691,6 +713,20 @@ impl Worker {
                 }
             }
             libc::SYS_wait4 => return Some((nr, a1)),
+            libc::SYS_pipe | libc::SYS_pipe2 => return Some((nr, a0)),
+            libc::SYS_read => {
+                // Only reads from pipes matter here: who read each pipe.
+                let target = fd_target(raw, a0 as RawFd);
+                if target.as_deref().is_some_and(|t| t.starts_with("pipe:")) {
+                    self.record(Event {
+                        pid: raw,
+                        kind: "read".into(),
+                        fd: Some(a0 as i32),
+                        target,
+                        ..Event::default()
+                    });
+                }
+            }
             libc::SYS_waitid => return Some((nr, a2)),
             libc::SYS_write => {
                 let fd = a0 as RawFd;
@@ -786,6 +822,16 @@ fn is_process(pid: i32) -> bool {
         .is_none_or(|tgid| tgid == pid)
 }
 
+/// User plus system CPU time of `pid` so far, from /proc.
+fn cpu_ms(pid: i32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let per_second = unsafe { nix::libc::sysconf(nix::libc::_SC_CLK_TCK) } as f64;
+    Some(ticks * 1000.0 / per_second.max(1.0))
+}
+
 /// `AT_FDCWD` as the register holds it.
 const AT_FDCWD: u64 = nix::libc::AT_FDCWD as i64 as u64;
 
@@ -862,6 +908,9 @@ fn seccomp_filter() -> Vec<nix::libc::sock_filter> {
         libc::SYS_tgkill,
         libc::SYS_wait4,
         libc::SYS_waitid,
+        libc::SYS_pipe,
+        libc::SYS_pipe2,
+        libc::SYS_read,
         libc::SYS_write,
         libc::SYS_mknod,
         libc::SYS_mknodat,
