@@ -161,7 +161,7 @@ pub struct Timing {
 /// | `child_killed`      | a child died of `signal`, sent by the process                   |
 /// | `reaped`            | the process reaped every child it created                      |
 /// | `pid_is_child`      | the PID bound to `binding` is a child's                        |
-/// | `fifos`             | the process made a FIFO, unlinked every FIFO it made, wrote only to FIFOs (never a regular file) outside stdout/stderr, each write at most 4096 bytes |
+/// | `fifos`             | the process made a FIFO, opened it for reading, unlinked every FIFO it made, wrote only to FIFOs (never a regular file) outside stdout/stderr, each write at most 4096 bytes |
 /// | `one_at_a_time`     | never two children running at once (beyond `tolerance`)        |
 /// | `slices`            | the median stretch a child ran, while another waited, is at most `slice` + `tolerance` |
 /// | `pipes`             | one pipe carried data from the process to a child, another back |

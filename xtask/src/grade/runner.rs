@@ -300,10 +300,12 @@ fn spawn(
         cwd: CString::new(scratch.path.as_os_str().as_bytes()).map_err(|e| e.to_string())?,
         cpu_seconds: case.timeout().as_secs() + 2,
     };
+    // The start is taken before the fork: a program's own clock can only
+    // start later, so a line "not before N s" is never judged early.
+    r.started_ms = ms_since(start);
     let started = supervisor
         .launch(launch)
         .map_err(|e| format!("cannot start {program}: {e}"))?;
-    r.started_ms = ms_since(start);
     r.pid = Some(started.pid);
     r.stdout = read_stream(Some(File::from(started.stdout)), start);
     r.stderr = read_stream(Some(File::from(started.stderr)), start);

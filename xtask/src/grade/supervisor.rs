@@ -7,7 +7,7 @@
 //! installed in the child before `exec` stops the program only on the
 //! system calls that matter here (`SECCOMP_RET_TRACE`, as
 //! `strace --seccomp-bpf` does): sending signals, waiting for children,
-//! writing, making and removing FIFOs. Group-stops are left in place with
+//! making pipes, reading and writing, opening, making and removing FIFOs. Group-stops are left in place with
 //! `PTRACE_LISTEN`, so that SIGSTOP and SIGCONT keep their meaning, and
 //! every signal is passed on unchanged: the programs see no difference
 //! beyond latency.
@@ -39,8 +39,9 @@ use serde::{Deserialize, Serialize};
 pub struct Event {
     pub at_ms: f64,
     pub pid: i32,
-    /// `spawn`, `exec`, `exit`, `reap`, `kill`, `signal`, `stop`, `cont`,
-    /// `write`, `mkfifo`, `unlink`, `link`, `rename`.
+    /// `spawn`, `exec`, `exit`, `reap`, `waited_stop`, `waited_cont`,
+    /// `kill`, `signal`, `stop`, `cont`, `pipe`, `read`, `write`, `open`
+    /// (FIFOs only), `mkfifo`, `unlink`, `link`, `rename`.
     pub kind: String,
     /// The other process: the parent (spawn), the target (kill), the
     /// reaped child (reap), the sender (signal).
@@ -714,6 +715,30 @@ impl Worker {
             }
             libc::SYS_wait4 => return Some((nr, a1)),
             libc::SYS_pipe | libc::SYS_pipe2 => return Some((nr, a0)),
+            libc::SYS_open | libc::SYS_openat => {
+                // Only FIFOs are logged: who opened which, for reading or
+                // writing (`code`: 0 read, 1 write, 2 both).
+                let (dir, path, flags) = if nr == libc::SYS_open {
+                    (AT_FDCWD, a0, a1)
+                } else {
+                    (a0, a1, a2)
+                };
+                let path = resolve(raw, dir, &read_string(pid, path));
+                let fifo = std::fs::metadata(&path).is_ok_and(|m| {
+                    use std::os::unix::fs::FileTypeExt;
+                    m.file_type().is_fifo()
+                });
+                if fifo {
+                    let mode = (flags as i32) & libc::O_ACCMODE;
+                    self.record(Event {
+                        pid: raw,
+                        kind: "open".into(),
+                        text: Some(path),
+                        code: Some(mode),
+                        ..Event::default()
+                    });
+                }
+            }
             libc::SYS_read => {
                 // Only reads from pipes matter here: who read each pipe.
                 let target = fd_target(raw, a0 as RawFd);
@@ -911,6 +936,8 @@ fn seccomp_filter() -> Vec<nix::libc::sock_filter> {
         libc::SYS_pipe,
         libc::SYS_pipe2,
         libc::SYS_read,
+        libc::SYS_open,
+        libc::SYS_openat,
         libc::SYS_write,
         libc::SYS_mknod,
         libc::SYS_mknodat,
