@@ -6,6 +6,7 @@
 //!   and marks every place to write with `// TODO:` and `todo!(…)`.
 //! - Each lab sheet has the sections a student relies on.
 //! - Each `unsafe { fork() }` in a solution carries a `// SAFETY:` comment.
+//! - A skeleton file with nothing to write is the solution's, less its tests.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -44,6 +45,7 @@ pub fn problems() -> Vec<String> {
         check_skeleton(step, &exercise, &mut problems);
         check_sheet(step, &exercise, &mut problems);
         check_safety_comments(step, &solution, &mut problems);
+        check_provided_files(step, &exercise, &solution, &mut problems);
     }
     problems
 }
@@ -152,6 +154,35 @@ fn check_skeleton(step: &str, exercise: &Path, problems: &mut Vec<String>) {
         problems.push(format!(
             "{step}: the skeleton has nothing left to write (no todo!())"
         ));
+    }
+}
+
+/// A skeleton file with nothing to write in it is given to students as is:
+/// it must stay the solution's file, less the solution's unit tests.
+fn check_provided_files(step: &str, exercise: &Path, solution: &Path, problems: &mut Vec<String>) {
+    let without_tests = |text: &str| -> String {
+        text.split("#[cfg(test)]")
+            .next()
+            .unwrap_or("")
+            .trim_end()
+            .to_string()
+    };
+    for file in rust_files(&exercise.join("src")) {
+        let Ok(ours) = std::fs::read_to_string(exercise.join("src").join(&file)) else {
+            continue;
+        };
+        if ours.contains("todo!(") {
+            continue;
+        }
+        let Ok(theirs) = std::fs::read_to_string(solution.join("src").join(&file)) else {
+            continue;
+        };
+        if without_tests(&ours) != without_tests(&theirs) {
+            problems.push(format!(
+                "{step}: src/{} has nothing to write but differs from the solution's",
+                file.display()
+            ));
+        }
     }
 }
 
