@@ -284,6 +284,9 @@ fn run_in_helper(
     let output = child.wait_with_output().map_err(|e| e.to_string());
     let _ = done.send(());
     let _ = backstop.join();
+    // The helper removes its scratch directory itself, unless it was killed
+    // or died first: then this is the last chance.
+    let _ = std::fs::remove_dir_all(std::env::temp_dir().join(format!("xtask-grade-{child_id}")));
     let output = output?;
     let text = String::from_utf8_lossy(&output.stdout);
     // For debugging the grader: keep every helper's report.
