@@ -394,11 +394,17 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(value * scale))
 }
 
-pub fn signal_by_name(name: &str) -> Result<nix::sys::signal::Signal, String> {
-    let full = if name.starts_with("SIG") {
+/// A signal's full name: `TERM` and `SIGTERM` both give `SIGTERM`.
+pub fn full_signal_name(name: &str) -> String {
+    if name.starts_with("SIG") {
         name.to_string()
     } else {
         format!("SIG{name}")
-    };
-    full.parse().map_err(|_| format!("unknown signal {name:?}"))
+    }
+}
+
+pub fn signal_by_name(name: &str) -> Result<nix::sys::signal::Signal, String> {
+    full_signal_name(name)
+        .parse()
+        .map_err(|_| format!("unknown signal {name:?}"))
 }

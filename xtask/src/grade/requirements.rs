@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use labcheck::{Bindings, LinePattern};
 
-use super::case::{parse_duration, Case, Requirement};
+use super::case::{full_signal_name, parse_duration, Case, Requirement};
 use super::runner::{CaseRun, ProcessRun};
 use super::supervisor::Event;
 use super::verdict::{problem_with, Problem};
@@ -219,15 +219,7 @@ fn role(trace: &Trace, process: &ProcessRun, name: Option<&str>) -> BTreeSet<i32
 }
 
 fn signal_matches(event: &Event, wanted: &str) -> bool {
-    wanted == "any" || event.signal.as_deref() == Some(&normalised(wanted))
-}
-
-fn normalised(signal: &str) -> String {
-    if signal.starts_with("SIG") {
-        signal.to_string()
-    } else {
-        format!("SIG{signal}")
-    }
+    wanted == "any" || event.signal.as_deref() == Some(&full_signal_name(wanted))
 }
 
 fn signal(trace: &Trace, process: &ProcessRun, requirement: &Requirement) -> Option<Problem> {
@@ -262,20 +254,20 @@ fn signal(trace: &Trace, process: &ProcessRun, requirement: &Requirement) -> Opt
     let what = if wanted == "any" {
         "a signal".to_string()
     } else {
-        normalised(wanted)
+        full_signal_name(wanted)
     };
     let Some(first) = sent.iter().find(|e| after.is_none_or(|t| e.at_ms >= t)) else {
         let mut headline = format!("no {from_name} sent {what} to {to_name}");
         if let (Some(received), false) = (&requirement.after_receiving, sent.is_empty()) {
             headline = format!(
                 "{from_name} sent {what} to {to_name} before it received {}",
-                normalised(received)
+                full_signal_name(received)
             );
         }
         if requirement.after_receiving.is_some() && after == Some(f64::MAX) {
             headline = format!(
                 "{from_name} never received {}, so {headline}",
-                normalised(requirement.after_receiving.as_deref().unwrap_or(""))
+                full_signal_name(requirement.after_receiving.as_deref().unwrap_or(""))
             );
         }
         let seen: Vec<String> = trace
@@ -339,7 +331,7 @@ fn child_killed(trace: &Trace, process: &ProcessRun, requirement: &Requirement) 
         let what = if wanted == "any" {
             "a signal".to_string()
         } else {
-            normalised(wanted)
+            full_signal_name(wanted)
         };
         problem_with(
             format!(
@@ -409,6 +401,16 @@ fn pid_is_child(
     })
 }
 
+/// `paths` and every name they were later linked or renamed to.
+fn with_later_names(trace: &Trace, mut paths: BTreeSet<String>) -> BTreeSet<String> {
+    for e in trace.of_kind("link").chain(trace.of_kind("rename")) {
+        if e.text.as_ref().is_some_and(|from| paths.contains(from)) {
+            paths.extend(e.target.clone());
+        }
+    }
+    paths
+}
+
 fn fifos(trace: &Trace, process: &ProcessRun) -> Option<Problem> {
     let made: BTreeSet<String> = trace
         .of_kind("mkfifo")
@@ -422,12 +424,7 @@ fn fifos(trace: &Trace, process: &ProcessRun) -> Option<Problem> {
         ));
     }
     // A FIFO's names: made, then linked or renamed.
-    let mut names = made.clone();
-    for e in trace.of_kind("link").chain(trace.of_kind("rename")) {
-        if e.text.as_ref().is_some_and(|from| names.contains(from)) {
-            names.extend(e.target.clone());
-        }
-    }
+    let names = with_later_names(trace, made);
     let unlinked: BTreeSet<String> = trace
         .of_kind("unlink")
         .filter_map(|e| e.text.clone())
@@ -447,18 +444,13 @@ fn fifos(trace: &Trace, process: &ProcessRun) -> Option<Problem> {
         ));
     }
     // Every FIFO of the case, under all its names, whoever made it.
-    let mut every_fifo: BTreeSet<String> = trace
-        .of_kind("mkfifo")
-        .filter_map(|e| e.text.clone())
-        .collect();
-    for e in trace.of_kind("link").chain(trace.of_kind("rename")) {
-        if e.text
-            .as_ref()
-            .is_some_and(|from| every_fifo.contains(from))
-        {
-            every_fifo.extend(e.target.clone());
-        }
-    }
+    let every_fifo = with_later_names(
+        trace,
+        trace
+            .of_kind("mkfifo")
+            .filter_map(|e| e.text.clone())
+            .collect(),
+    );
     for write in trace
         .of_kind("write")
         .filter(|e| e.pid == process.pid && !matches!(e.fd, Some(1) | Some(2)))

@@ -219,7 +219,7 @@ pub fn run_case(case: &Case, bins: &Path, suffix: &str, step: &str, trace: bool)
         std::thread::sleep(Duration::from_millis(2));
     }
     if run.killed_because.is_some() {
-        kill_descendants(&running);
+        sweep(&started_pids(&running));
         let until = Instant::now() + Duration::from_secs(2);
         for r in &mut running {
             while let (Some(pid), None) = (r.pid, r.status) {
@@ -234,7 +234,7 @@ pub fn run_case(case: &Case, bins: &Path, suffix: &str, step: &str, trace: bool)
         // The case's own processes ended by themselves: anything else still
         // around was left behind by them.
         run.leftovers = descendants().iter().map(describe_leftover).collect();
-        kill_descendants(&running);
+        sweep(&started_pids(&running));
     }
     run.elapsed_ms = ms_since(start);
     let trace = supervisor.finish();
@@ -546,18 +546,16 @@ fn describe_leftover(p: &ProcessInfo) -> String {
     format!("{} (pid {}): {what}", p.name, p.pid)
 }
 
-/// SIGKILL (and SIGCONT, for the stopped) to every descendant, until none
-/// is left. Orphans that came to us are reaped here; the processes the
-/// case started are the supervisor's to reap.
-fn kill_descendants(running: &[Running]) {
-    let ours: Vec<i32> = running.iter().filter_map(|r| r.pid).collect();
-    sweep(&ours);
+/// The PIDs of the processes the case started: the supervisor reaps
+/// those, so `sweep` must leave them.
+fn started_pids(running: &[Running]) -> Vec<i32> {
+    running.iter().filter_map(|r| r.pid).collect()
 }
 
-/// Kills every descendant, and reaps the ones that are our children and
-/// not in `keep` (whose statuses someone else collects).
+/// SIGKILL (and SIGCONT, for the stopped) to every descendant, until none
+/// is left. Orphans that came to us are reaped here, except those in
+/// `keep`, whose statuses someone else collects.
 pub fn sweep(keep: &[i32]) {
-    let ours = keep;
     for _ in 0..2000 {
         let left = descendants();
         if left.is_empty() {
@@ -567,7 +565,7 @@ pub fn sweep(keep: &[i32]) {
             if p.state != 'Z' {
                 let _ = kill(Pid::from_raw(p.pid), Signal::SIGKILL);
                 let _ = kill(Pid::from_raw(p.pid), Signal::SIGCONT);
-            } else if p.ppid == std::process::id() as i32 && !ours.contains(&p.pid) {
+            } else if p.ppid == std::process::id() as i32 && !keep.contains(&p.pid) {
                 let _ = waitpid(Pid::from_raw(p.pid), Some(WaitPidFlag::WNOHANG));
             }
         }

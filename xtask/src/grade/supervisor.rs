@@ -471,72 +471,62 @@ impl Worker {
             WaitStatus::Signaled(pid, signal, _) => self.ended(pid, None, Some(signal as i32)),
             WaitStatus::PtraceEvent(pid, signal, event) => self.on_event(pid, signal, event),
             WaitStatus::PtraceSyscall(pid) => {
-                // The exit of a wait4/waitid we asked to see.
+                // The exit of a pipe, wait4 or waitid we asked to see.
                 let call = self.tracees.entry(pid.as_raw()).or_default().in_wait.take();
                 let pipe_call = |nr: i64| nr == nix::libc::SYS_pipe || nr == nix::libc::SYS_pipe2;
                 if let (Some((nr, fds)), Ok(regs)) = (call, ptrace::getregs(pid)) {
-                    if pipe_call(nr) && regs.rax == 0 {
-                        // The two new descriptors, and the pipe they name.
-                        if let [a, b, c, d, ..] = read_bytes(pid, fds, 8)[..] {
-                            let read_end = i32::from_ne_bytes([a, b, c, d]);
+                    if pipe_call(nr) {
+                        if regs.rax == 0 {
+                            self.record_pipe(pid, fds);
+                        }
+                    } else {
+                        let infop = fds;
+                        let result = regs.rax as i64;
+                        // What the wait returned: a child that ended (reaped),
+                        // or only a stop or continue report about one.
+                        let (child, kind) = if nr != nix::libc::SYS_waitid {
+                            // wait4(pid, *status, ...): 0x7f in the low byte
+                            // means stopped, 0xffff continued.
+                            let status = match read_bytes(pid, infop, 4)[..] {
+                                [a, b, c, d] if infop != 0 => i32::from_ne_bytes([a, b, c, d]),
+                                _ => 0,
+                            };
+                            let kind = if status & 0xff == 0x7f {
+                                "waited_stop"
+                            } else if status == 0xffff {
+                                "waited_cont"
+                            } else {
+                                "reap"
+                            };
+                            (result, kind)
+                        } else if result == 0 {
+                            // waitid returns 0; siginfo holds si_code at 8 and
+                            // si_pid at 16, on x86_64.
+                            match read_bytes(pid, infop + 8, 12)[..] {
+                                [c0, c1, c2, c3, _, _, _, _, p0, p1, p2, p3] => {
+                                    let code = i32::from_ne_bytes([c0, c1, c2, c3]);
+                                    let kind = match code {
+                                        nix::libc::CLD_STOPPED | nix::libc::CLD_TRAPPED => {
+                                            "waited_stop"
+                                        }
+                                        nix::libc::CLD_CONTINUED => "waited_cont",
+                                        _ => "reap",
+                                    };
+                                    (i32::from_ne_bytes([p0, p1, p2, p3]) as i64, kind)
+                                }
+                                _ => (0, "reap"),
+                            }
+                        } else {
+                            (0, "reap")
+                        };
+                        if child > 0 {
                             self.record(Event {
                                 pid: pid.as_raw(),
-                                kind: "pipe".into(),
-                                fd: Some(read_end),
-                                target: fd_target(pid.as_raw(), read_end),
+                                kind: kind.into(),
+                                other: Some(child as i32),
                                 ..Event::default()
                             });
                         }
-                    }
-                }
-                if let (Some((nr, infop)), Ok(regs)) =
-                    (call.filter(|c| !pipe_call(c.0)), ptrace::getregs(pid))
-                {
-                    let result = regs.rax as i64;
-                    // What the wait returned: a child that ended (reaped),
-                    // or only a stop or continue report about one.
-                    let (child, kind) = if nr != nix::libc::SYS_waitid {
-                        // wait4(pid, *status, ...): 0x7f in the low byte
-                        // means stopped, 0xffff continued.
-                        let status = match read_bytes(pid, infop, 4)[..] {
-                            [a, b, c, d] if infop != 0 => i32::from_ne_bytes([a, b, c, d]),
-                            _ => 0,
-                        };
-                        let kind = if status & 0xff == 0x7f {
-                            "waited_stop"
-                        } else if status == 0xffff {
-                            "waited_cont"
-                        } else {
-                            "reap"
-                        };
-                        (result, kind)
-                    } else if result == 0 {
-                        // waitid returns 0; siginfo holds si_code at 8 and
-                        // si_pid at 16, on x86_64.
-                        match read_bytes(pid, infop + 8, 12)[..] {
-                            [c0, c1, c2, c3, _, _, _, _, p0, p1, p2, p3] => {
-                                let code = i32::from_ne_bytes([c0, c1, c2, c3]);
-                                let kind = match code {
-                                    nix::libc::CLD_STOPPED | nix::libc::CLD_TRAPPED => {
-                                        "waited_stop"
-                                    }
-                                    nix::libc::CLD_CONTINUED => "waited_cont",
-                                    _ => "reap",
-                                };
-                                (i32::from_ne_bytes([p0, p1, p2, p3]) as i64, kind)
-                            }
-                            _ => (0, "reap"),
-                        }
-                    } else {
-                        (0, "reap")
-                    };
-                    if child > 0 {
-                        self.record(Event {
-                            pid: pid.as_raw(),
-                            kind: kind.into(),
-                            other: Some(child as i32),
-                            ..Event::default()
-                        });
                     }
                 }
                 let _ = ptrace::cont(pid, None);
@@ -566,6 +556,21 @@ impl Worker {
                 let _ = ptrace::cont(pid, signal);
             }
             _ => {}
+        }
+    }
+
+    /// At the exit of a successful pipe/pipe2: the pipe the new read end
+    /// names (`pipe:[inode]`), so that later reads and writes match it.
+    fn record_pipe(&self, pid: Pid, fds: u64) {
+        if let [a, b, c, d, ..] = read_bytes(pid, fds, 8)[..] {
+            let read_end = i32::from_ne_bytes([a, b, c, d]);
+            self.record(Event {
+                pid: pid.as_raw(),
+                kind: "pipe".into(),
+                fd: Some(read_end),
+                target: fd_target(pid.as_raw(), read_end),
+                ..Event::default()
+            });
         }
     }
 

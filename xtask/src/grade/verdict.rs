@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use labcheck::pattern::match_in_order;
 use labcheck::{Bindings, LinePattern};
 
-use super::case::{parse_duration, Case, ProcessSpec};
+use super::case::{full_signal_name, parse_duration, Case, ProcessSpec};
 use super::runner::{CaseRun, Line, ProcessRun};
 
 /// One thing that went wrong, with the lines that show it.
@@ -142,14 +142,7 @@ fn judge_process(
         let got = ending(run);
         let expected = match (&spec.exit, &spec.signal) {
             (Some(code), _) => Some(format!("exit status {code}")),
-            (_, Some(signal)) => {
-                let full = if signal.starts_with("SIG") {
-                    signal.clone()
-                } else {
-                    format!("SIG{signal}")
-                };
-                Some(format!("killed by {full}"))
-            }
+            (_, Some(signal)) => Some(format!("killed by {}", full_signal_name(signal))),
             _ => None,
         };
         if let Some(expected) = expected {
