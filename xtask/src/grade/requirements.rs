@@ -425,6 +425,18 @@ fn fifos(trace: &Trace, process: &ProcessRun) -> Option<Problem> {
     }
     // A FIFO's names: made, then linked or renamed.
     let names = with_later_names(trace, made);
+    // Access mode 1 is O_WRONLY: anything else can read.
+    let opened_for_reading = trace.of_kind("open").any(|e| {
+        e.pid == process.pid
+            && e.code != Some(1)
+            && e.text.as_ref().is_some_and(|p| names.contains(p))
+    });
+    if !opened_for_reading {
+        return Some(problem_with(
+            format!("{} never opened its own FIFO for reading", process.name),
+            vec![],
+        ));
+    }
     let unlinked: BTreeSet<String> = trace
         .of_kind("unlink")
         .filter_map(|e| e.text.clone())
