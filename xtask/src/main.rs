@@ -13,7 +13,7 @@
 
 mod bench;
 mod conventions;
-mod grade;
+pub mod grade;
 mod hint;
 mod project;
 
@@ -22,9 +22,10 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-/// The workbook's tasks.
+/// The workbook's own tasks: grade the lab steps, print hints, check the
+/// workbook's conventions, and measure the steps with speed goals.
 #[derive(Parser)]
-#[command(name = "cargo xtask", version, about)]
+#[command(name = "cargo xtask", version)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -33,16 +34,21 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Build and grade the lab steps against the cases in `tests/`.
+    ///
+    /// Exits with status 0 only when every selected case passed.
     Grade {
         /// Only this step: its full name or a unique prefix, such as `ex2`.
         step: Option<String>,
         /// Grade the reference solutions instead of `exercises/`.
         #[arg(long)]
         solutions: bool,
-        /// Read cases from this directory (one folder per step) instead.
+        /// Read the cases from DIR instead of this checkout's `tests/`.
+        /// DIR holds one folder per step (`DIR/ex1_fibonacci_child/*.toml`):
+        /// an instructor's private cases, for example.
         #[arg(long, value_name = "DIR")]
         tests: Option<PathBuf>,
-        /// How many cases to run at once (default: one per CPU).
+        /// How many cases to run at once [default: one per CPU]. More than
+        /// one per CPU makes timing-sensitive cases depend on the load.
         #[arg(long, short)]
         jobs: Option<usize>,
         /// List the cases that passed too.
@@ -62,6 +68,8 @@ enum Command {
         case: PathBuf,
         #[arg(long)]
         bins: PathBuf,
+        #[arg(long)]
+        probe: PathBuf,
         #[arg(long, default_value = "")]
         suffix: String,
         #[arg(long)]
@@ -80,8 +88,11 @@ enum Command {
         #[arg(long)]
         all: bool,
     },
-    /// Check the workbook's conventions: skeletons mirror solutions, every
-    /// place to write is marked, lab sheets are complete.
+    /// Check the workbook as shipped (for maintainers): skeletons mirror
+    /// solutions, every place to write is marked, lab sheets are complete
+    /// and document every line the cases expect, and every untouched
+    /// skeleton grades as "not started". Needs untouched skeletons: once
+    /// you have started the exercises, it reports your progress as problems.
     Check,
     /// Measure the steps with speed goals against same-run baselines.
     Bench {
@@ -123,14 +134,15 @@ fn main() -> ExitCode {
         Command::GradeCase {
             case,
             bins,
+            probe,
             suffix,
             step,
             no_trace,
-        } => grade::run_case_command(&case, &bins, &suffix, &step, !no_trace),
+        } => grade::run_case_command(&case, &bins, &probe, &suffix, &step, !no_trace),
         Command::Hint { step, level, all } => {
             hint::run(&step, if all { usize::MAX } else { level })
         }
-        Command::Check => conventions::run(),
+        Command::Check => conventions::run().and_then(|()| grade::check_skeletons()),
         Command::Bench { only, quick } => bench::run(only.as_deref(), quick),
     };
     match result {

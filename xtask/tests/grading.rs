@@ -1,25 +1,51 @@
-//! The grader discriminates: the reference solutions pass, the untouched
-//! skeletons are "not started", and broken submissions (fixtures, each a
-//! stand-in for a student's checkout) fail with the right diagnosis.
+//! The grader discriminates: the reference solutions pass and broken
+//! submissions (fixtures, each a stand-in for a student's checkout) fail
+//! with the right diagnosis. It grades what was built from the tree being
+//! graded, whatever target directory is set, and counts every point.
+//!
+//! That untouched skeletons grade as "not started" is a check of the
+//! workbook as shipped (`cargo xtask check`), not a test: a learner's
+//! progress must never make the test suite fail.
+//!
+//! Rule: one grading at a time in this test binary ([`one_at_a_time`]), and
+//! no more cases at once than there are CPUs, so that no verdict depends on
+//! how busy the machine is.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::{Mutex, MutexGuard};
 
+/// The workbook's root, found at run time: the parent of this package.
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
+    let manifest = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| std::env::current_dir().unwrap());
+    manifest.parent().unwrap().to_path_buf()
+}
+
+/// Held while a test grades: the tests of one binary run on parallel
+/// threads, and two gradings at once would oversubscribe the CPUs.
+fn one_at_a_time() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn grade(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .current_dir(root())
+    grade_in(&root(), args, &[])
+}
+
+/// Runs the grader from `dir` (which decides the workbook it works on).
+fn grade_in(dir: &Path, args: &[&str], env: &[(&str, &Path)]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_xtask"));
+    command
+        .current_dir(dir)
         .arg("grade")
         .args(args)
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("run xtask grade")
+        .env("NO_COLOR", "1");
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    command.output().expect("run xtask grade")
 }
 
 fn show(output: &Output) -> String {
@@ -33,6 +59,7 @@ fn show(output: &Output) -> String {
 
 #[test]
 fn reference_solutions_pass_every_case() {
+    let _one = one_at_a_time();
     let output = grade(&["--solutions"]);
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{}", show(&output));
@@ -45,18 +72,6 @@ fn reference_solutions_pass_every_case() {
             show(&output)
         );
     }
-}
-
-#[test]
-fn untouched_skeletons_are_not_started() {
-    let output = grade(&[]);
-    assert_eq!(output.status.code(), Some(1), "{}", show(&output));
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let not_started = stdout
-        .lines()
-        .filter(|l| l.contains(": not started (stopped at not yet implemented"))
-        .count();
-    assert_eq!(not_started, 5, "{}", show(&output));
 }
 
 /// Copies a fixture to a fresh directory, so that its build stays out of
@@ -94,12 +109,14 @@ fn broken_submissions_fail_with_the_right_diagnosis() {
     names.sort();
     assert!(names.len() >= 8, "fixtures missing");
     let scratch = std::env::temp_dir().join(format!("xtask-fixtures-{}", std::process::id()));
-    // A few at a time: most of the time goes into waiting (builds, the
-    // hanging fixture's time limit), not into using the CPU.
+    let _one = one_at_a_time();
+    // One fixture per CPU, each graded one case at a time: the verdicts
+    // must not depend on the load, so the tests never oversubscribe.
+    let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
     let queue = std::sync::Mutex::new(names.iter());
     let failures = std::sync::Mutex::new(Vec::new());
     std::thread::scope(|scope| {
-        for _ in 0..3 {
+        for _ in 0..cpus {
             scope.spawn(|| loop {
                 let Some(fixture) = queue.lock().unwrap().next() else {
                     return;
@@ -128,7 +145,7 @@ fn grade_fixture(fixture: &Path, scratch: &Path) -> Vec<String> {
         "--workspace",
         checkout.to_str().unwrap(),
         "--jobs",
-        "8",
+        "1",
     ]);
     let stdout = String::from_utf8_lossy(&output.stdout);
     if output.status.code() != Some(1) {
@@ -164,4 +181,227 @@ fn labcheck_leftovers(checkout: &Path) -> Vec<String> {
         }
     }
     found
+}
+
+/// Every point of a step, from its cases (a case without `points` is
+/// worth one).
+fn points_of(step: &str) -> u32 {
+    let mut points = 0;
+    for entry in std::fs::read_dir(root().join("tests").join(step))
+        .unwrap()
+        .flatten()
+    {
+        let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+        points += text
+            .lines()
+            .find_map(|l| l.strip_prefix("points = "))
+            .map_or(1, |n| n.trim().parse::<u32>().unwrap());
+    }
+    points
+}
+
+const STEPS: [&str; 5] = [
+    "ex1_fibonacci_child",
+    "ex2_signal_exchange",
+    "ex3_pipe_reverser",
+    "ex4_named_pipe_chat",
+    "ex5_round_robin",
+];
+
+#[test]
+fn every_point_counts_in_the_total() {
+    let scratch = temp_dir("totals");
+    let checkout = scratch.join("ex1_does_not_compile");
+    copy_fixture(
+        &root().join("xtask/tests/fixtures/ex1_does_not_compile"),
+        &checkout,
+    );
+    let _one = one_at_a_time();
+    let output = grade(&["--workspace", checkout.to_str().unwrap()]);
+    let _ = std::fs::remove_dir_all(&scratch);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{}", show(&output));
+    let total: u32 = STEPS.iter().map(|s| points_of(s)).sum();
+    let mut wanted = vec![
+        format!(
+            "ex1_fibonacci_child: does not compile (0/{} points)",
+            points_of(STEPS[0])
+        ),
+        format!("total: 0/{total} points"),
+    ];
+    for step in &STEPS[1..] {
+        wanted.push(format!("{step}: missing (0/{} points)", points_of(step)));
+    }
+    for line in wanted {
+        assert!(stdout.contains(&line), "lacks {line:?}\n{}", show(&output));
+    }
+}
+
+#[test]
+fn a_target_dir_setting_never_grades_a_stale_binary() {
+    let scratch = temp_dir("target-dir");
+    let reference = reference_ex1();
+    let _one = one_at_a_time();
+    let failing = format!("0/{} points, 0 of", points_of(STEPS[0]));
+    for (fixture, setting, wanted) in [
+        // A target directory outside the tree (maybe another checkout's).
+        ("ex1_does_not_compile", "env", "does not compile"),
+        // One inside the tree, set in its cargo configuration.
+        ("ex1_wrong_numbers", "config", failing.as_str()),
+    ] {
+        let checkout = scratch.join(fixture);
+        copy_fixture(
+            &root().join("xtask/tests/fixtures").join(fixture),
+            &checkout,
+        );
+        // A correct binary where the old grader looked: it must not count.
+        for dir in ["target/debug", "elsewhere/debug"] {
+            std::fs::create_dir_all(checkout.join(dir)).unwrap();
+            std::fs::copy(&reference, checkout.join(dir).join("ex1_fibonacci_child")).unwrap();
+        }
+        let shared = scratch.join("shared-target");
+        let env: Vec<(&str, &Path)> = if setting == "env" {
+            vec![("CARGO_TARGET_DIR", &shared)]
+        } else {
+            std::fs::create_dir_all(checkout.join(".cargo")).unwrap();
+            std::fs::write(
+                checkout.join(".cargo/config.toml"),
+                "[build]\ntarget-dir = \"elsewhere\"\n",
+            )
+            .unwrap();
+            vec![]
+        };
+        let output = grade_in(
+            &root(),
+            &[
+                "ex1",
+                "--workspace",
+                checkout.to_str().unwrap(),
+                "--jobs",
+                "1",
+            ],
+            &env,
+        );
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert_eq!(
+            output.status.code(),
+            Some(1),
+            "{fixture}\n{}",
+            show(&output)
+        );
+        assert!(
+            stdout.contains(&format!("ex1_fibonacci_child: {wanted}")),
+            "{fixture} with a target-dir {setting} setting\n{}",
+            show(&output)
+        );
+    }
+    let _ = std::fs::remove_dir_all(&scratch);
+}
+
+/// The reference ex1, built by cargo: its path is cargo's to say.
+fn reference_ex1() -> PathBuf {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let output = Command::new(cargo)
+        .current_dir(root())
+        .args(["build", "-q", "-p", "ex1_fibonacci_child_solution"])
+        .args(["--message-format", "json"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let line = stdout
+        .lines()
+        .find(|l| l.contains("\"executable\":\"") && l.contains("ex1_fibonacci_child_solution"))
+        .expect("cargo names the reference binary");
+    let start = line.find("\"executable\":\"").unwrap() + "\"executable\":\"".len();
+    let end = start + line[start..].find('"').unwrap();
+    PathBuf::from(&line[start..end])
+}
+
+fn temp_dir(what: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("xtask-{what}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Copies the workbook's sources (not its build output or history).
+fn copy_workbook(into: &Path) {
+    fn walk_sources(dir: &Path, from: &Path, into: &Path) {
+        for entry in std::fs::read_dir(dir).unwrap().flatten() {
+            let path = entry.path();
+            let name = entry.file_name();
+            if name == "target" || name == ".git" {
+                continue;
+            }
+            let target = into.join(path.strip_prefix(from).unwrap());
+            if path.is_dir() {
+                std::fs::create_dir_all(&target).unwrap();
+                walk_sources(&path, from, into);
+            } else {
+                std::fs::copy(&path, &target).unwrap();
+            }
+        }
+    }
+    std::fs::create_dir_all(into).unwrap();
+    walk_sources(&root(), &root(), into);
+}
+
+/// A learner solves step 1 and is half-way through step 2 (it does not
+/// compile yet), in a copy of the workbook. The README's test command
+/// builds none of the exercises, and the grader, run from inside that copy,
+/// grades the copy (not the tree it was built from): step 1 in full, step 2
+/// as not compiling.
+#[test]
+fn a_learners_progress_never_breaks_the_suite() {
+    let scratch = temp_dir("learner");
+    let copy = scratch.join("workbook");
+    copy_workbook(&copy);
+    std::fs::copy(
+        copy.join("solutions/ex1_fibonacci_child/src/main.rs"),
+        copy.join("exercises/ex1_fibonacci_child/src/main.rs"),
+    )
+    .unwrap();
+    let ex2 = copy.join("exercises/ex2_signal_exchange/src/main.rs");
+    let mut text = std::fs::read_to_string(&ex2).unwrap();
+    text.push_str("\nfn half_written( {\n");
+    std::fs::write(&ex2, text).unwrap();
+
+    // `cargo test` builds the default members only: no exercise among them.
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let metadata = Command::new(cargo)
+        .current_dir(&copy)
+        .args(["metadata", "--no-deps", "--format-version", "1"])
+        .output()
+        .unwrap();
+    let metadata = String::from_utf8_lossy(&metadata.stdout);
+    let defaults = metadata
+        .split("\"workspace_default_members\":")
+        .nth(1)
+        .and_then(|rest| rest.split(']').next())
+        .expect("cargo metadata lists the default members");
+    assert!(defaults.contains("_solution@"), "{defaults}");
+    for step in STEPS {
+        assert!(
+            !defaults.contains(&format!("#{step}@")),
+            "`cargo test` would build the exercise {step}: {defaults}"
+        );
+    }
+
+    let _one = one_at_a_time();
+    let output = grade_in(&copy, &["ex1", "--jobs", "1"], &[]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let full = points_of(STEPS[0]);
+    assert!(
+        stdout.contains(&format!("ex1_fibonacci_child: {full}/{full} points, all")),
+        "the copy's solved step 1\n{}",
+        show(&output)
+    );
+    let output = grade_in(&copy, &["ex2", "--jobs", "1"], &[]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("ex2_signal_exchange: does not compile"),
+        "the copy's half-written step 2\n{}",
+        show(&output)
+    );
+    let _ = std::fs::remove_dir_all(&scratch);
 }

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::grade::build::{BinarySnapshot, Workspace};
 use crate::project;
 
 pub fn run(only: Option<&str>, quick: bool) -> Result<(), String> {
@@ -22,12 +23,14 @@ pub fn run(only: Option<&str>, quick: bool) -> Result<(), String> {
             only.unwrap_or("")
         ));
     }
-    build_release(&[
+    // Binary paths come from cargo (whatever target directory is set),
+    // snapshotted into a private directory.
+    let snapshot = build_release(&[
         "ex3_pipe_reverser_solution",
         "ex5_round_robin_solution",
         "bench_probes",
     ])?;
-    let bins = project::root().join("target/release");
+    let bins = snapshot.dir.clone();
     let python = find_python();
     if python.is_none() {
         println!("(python3 not found: the Python baselines are skipped)\n");
@@ -44,22 +47,20 @@ pub fn run(only: Option<&str>, quick: bool) -> Result<(), String> {
     Ok(())
 }
 
-fn build_release(packages: &[&str]) -> Result<(), String> {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut command = Command::new(cargo);
-    command
-        .current_dir(project::root())
-        .args(["build", "--quiet", "--release"]);
-    for package in packages {
-        command.args(["-p", package]);
+fn build_release(packages: &[&str]) -> Result<BinarySnapshot, String> {
+    let workspace = Workspace::open(&project::root())?;
+    if let Some(note) = &workspace.target_note {
+        println!("note: {note}");
     }
-    let status = command
-        .status()
-        .map_err(|e| format!("cannot run cargo: {e}"))?;
-    if !status.success() {
-        return Err("the release build failed".to_string());
+    let packages: Vec<String> = packages.iter().map(|p| p.to_string()).collect();
+    let snapshot = BinarySnapshot::new()?;
+    for (package, built) in packages.iter().zip(workspace.build(&packages, true)) {
+        let binaries = built.map_err(|e| format!("the release build of {package} failed: {e}"))?;
+        for (name, path) in binaries {
+            snapshot.add(&name, &path)?;
+        }
     }
-    Ok(())
+    Ok(snapshot)
 }
 
 fn find_python() -> Option<PathBuf> {

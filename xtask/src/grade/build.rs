@@ -1,42 +1,289 @@
 //! Building the binaries to grade. Compile time never counts against a
 //! case's time limit: everything is built before the first case runs.
+//!
+//! Where the binaries are is cargo's to say, not ours to guess: they are
+//! taken from its JSON artifact messages, whatever target-dir setting is in
+//! force (`CARGO_TARGET_DIR`, `[build] target-dir`, ...). Two rules keep a
+//! grade honest:
+//! - only artifacts whose manifest lies inside the tree being graded count;
+//! - a target directory outside that tree may be shared with another
+//!   checkout, whose build could replace a binary between our build and our
+//!   run. The tree's own `target/` is then used instead.
+//!
+//! Each binary is then snapshotted (hard-linked, or copied) into a private
+//! directory for the run, so that nothing built later can change what is
+//! graded.
 
-use std::path::Path;
-use std::process::Command;
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 
-/// Builds the packages in `workspace`; for each, `Ok` or the compiler's
-/// first error.
-pub fn build(workspace: &Path, packages: &[String]) -> Vec<Result<(), String>> {
-    // One cargo call for all is fastest; only if it fails is each package
-    // built on its own, to say which one does not compile.
-    if cargo_build(workspace, packages).is_ok() {
-        return packages.iter().map(|_| Ok(())).collect();
-    }
-    packages
-        .iter()
-        .map(|p| cargo_build(workspace, std::slice::from_ref(p)))
-        .collect()
+use serde::Deserialize;
+
+/// A package's binaries, by name.
+pub type Binaries = BTreeMap<String, PathBuf>;
+
+/// Why a package has no binaries to grade.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BuildError {
+    /// The tree has no package of that name.
+    Missing(String),
+    /// The compiler's first error.
+    DoesNotCompile(String),
 }
 
-fn cargo_build(workspace: &Path, packages: &[String]) -> Result<(), String> {
+impl std::fmt::Display for BuildError {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        match self {
+            Self::Missing(why) | Self::DoesNotCompile(why) => f.write_str(why),
+        }
+    }
+}
+
+/// A workspace, as cargo sees it.
+pub struct Workspace {
+    pub root: PathBuf,
+    packages: BTreeSet<String>,
+    /// The target directory we build into, and why it is not cargo's own
+    /// choice (if it is not).
+    target_dir: PathBuf,
+    pub target_note: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Metadata {
+    packages: Vec<MetadataPackage>,
+    target_directory: PathBuf,
+    workspace_root: PathBuf,
+}
+
+#[derive(Deserialize)]
+struct MetadataPackage {
+    name: String,
+}
+
+#[derive(Deserialize)]
+struct Message {
+    reason: String,
+    #[serde(default)]
+    manifest_path: Option<PathBuf>,
+    #[serde(default)]
+    package_id: Option<String>,
+    #[serde(default)]
+    target: Option<MessageTarget>,
+    #[serde(default)]
+    executable: Option<PathBuf>,
+    #[serde(default)]
+    message: Option<Diagnostic>,
+}
+
+#[derive(Deserialize)]
+struct MessageTarget {
+    name: String,
+    kind: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct Diagnostic {
+    level: String,
+    #[serde(default)]
+    rendered: Option<String>,
+}
+
+fn cargo() -> Command {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut command = Command::new(cargo);
-    command
-        .current_dir(workspace)
-        // The binaries are looked for in the workspace's own target/.
-        .env_remove("CARGO_TARGET_DIR")
-        .args(["build", "--quiet", "--message-format", "short"]);
-    for package in packages {
-        command.args(["-p", package]);
+    Command::new(cargo)
+}
+
+impl Workspace {
+    /// Reads the workspace at `dir` with `cargo metadata`.
+    pub fn open(dir: &Path) -> Result<Self, String> {
+        if !dir.is_dir() {
+            return Err(format!("{}: no such directory", dir.display()));
+        }
+        if !dir.join("Cargo.toml").is_file() {
+            return Err(format!("{} holds no Cargo.toml", dir.display()));
+        }
+        let output = cargo()
+            .current_dir(dir)
+            .args(["metadata", "--no-deps", "--format-version", "1"])
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("cannot run cargo: {e}"))?;
+        if !output.status.success() {
+            return Err(format!(
+                "{}: cargo cannot read this workspace: {}",
+                dir.display(),
+                first_error(&String::from_utf8_lossy(&output.stderr))
+            ));
+        }
+        let metadata: Metadata = serde_json::from_slice(&output.stdout)
+            .map_err(|e| format!("cannot read cargo metadata: {e}"))?;
+        let root = metadata.workspace_root;
+        let (target_dir, target_note) = if metadata.target_directory.starts_with(&root) {
+            (metadata.target_directory, None)
+        } else {
+            let own = root.join("target");
+            let note = format!(
+                "building into {}, not the target directory {} set outside this tree (another checkout may share it)",
+                own.display(),
+                metadata.target_directory.display()
+            );
+            (own, Some(note))
+        };
+        Ok(Self {
+            root,
+            packages: metadata.packages.into_iter().map(|p| p.name).collect(),
+            target_dir,
+            target_note,
+        })
     }
-    let output = command
-        .output()
-        .map_err(|e| format!("cannot run cargo: {e}"))?;
-    if output.status.success() {
-        return Ok(());
+
+    pub fn has_package(&self, name: &str) -> bool {
+        self.packages.contains(name)
     }
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    Err(first_error(&stderr))
+
+    /// Builds `packages` (debug or release); for each, its binaries or why
+    /// there are none.
+    pub fn build(&self, packages: &[String], release: bool) -> Vec<Result<Binaries, BuildError>> {
+        let present: Vec<String> = packages
+            .iter()
+            .filter(|p| self.has_package(p))
+            .cloned()
+            .collect();
+        // One cargo call for all is fastest; only if it fails is each
+        // package built on its own, to say which one does not compile.
+        let together = self.cargo_build(&present, release);
+        packages
+            .iter()
+            .map(|package| {
+                if !self.has_package(package) {
+                    return Err(BuildError::Missing(format!(
+                        "{} has no package named {package}",
+                        self.root.display()
+                    )));
+                }
+                match &together {
+                    Ok(all) => Ok(all.get(package).cloned().unwrap_or_default()),
+                    Err(_) => self
+                        .cargo_build(std::slice::from_ref(package), release)
+                        .map(|mut one| one.remove(package).unwrap_or_default()),
+                }
+            })
+            .collect()
+    }
+
+    /// One `cargo build`: the executables of each package, by package name.
+    fn cargo_build(
+        &self,
+        packages: &[String],
+        release: bool,
+    ) -> Result<BTreeMap<String, Binaries>, BuildError> {
+        if packages.is_empty() {
+            return Ok(BTreeMap::new());
+        }
+        let mut command = cargo();
+        command
+            .current_dir(&self.root)
+            .args(["build", "--message-format", "json-diagnostic-short"])
+            .arg("--target-dir")
+            .arg(&self.target_dir)
+            .args(release.then_some("--release"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for package in packages {
+            command.args(["-p", package]);
+        }
+        let mut child = command
+            .spawn()
+            .map_err(|e| BuildError::DoesNotCompile(format!("cannot run cargo: {e}")))?;
+        // stderr is read on a thread of its own: a pipe that nobody drains
+        // fills up, and cargo would block writing to it for ever.
+        let stderr = child.stderr.take();
+        let errors = std::thread::spawn(move || {
+            let mut text = String::new();
+            if let Some(mut pipe) = stderr {
+                let _ = std::io::Read::read_to_string(&mut pipe, &mut text);
+            }
+            text
+        });
+        let mut found: BTreeMap<String, Binaries> = BTreeMap::new();
+        let mut first_diagnostic = None;
+        if let Some(stdout) = child.stdout.take() {
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let Ok(message) = serde_json::from_str::<Message>(&line) else {
+                    continue;
+                };
+                self.take_message(message, &mut found, &mut first_diagnostic);
+            }
+        }
+        let status = child.wait();
+        let stderr = errors.join().unwrap_or_default();
+        match status {
+            Ok(status) if status.success() => Ok(found),
+            _ => Err(BuildError::DoesNotCompile(
+                first_diagnostic.unwrap_or_else(|| first_error(&stderr)),
+            )),
+        }
+    }
+
+    fn take_message(
+        &self,
+        message: Message,
+        found: &mut BTreeMap<String, Binaries>,
+        first_diagnostic: &mut Option<String>,
+    ) {
+        match message.reason.as_str() {
+            "compiler-artifact" => {
+                let (Some(manifest), Some(target), Some(executable)) =
+                    (message.manifest_path, message.target, message.executable)
+                else {
+                    return;
+                };
+                // Only this tree's own binaries: never one that a path
+                // dependency outside it produced.
+                if !manifest.starts_with(&self.root) || !target.kind.iter().any(|k| k == "bin") {
+                    return;
+                }
+                let package = message
+                    .package_id
+                    .as_deref()
+                    .and_then(package_name)
+                    .unwrap_or_default();
+                found
+                    .entry(package)
+                    .or_default()
+                    .insert(target.name, executable);
+            }
+            "compiler-message" => {
+                let Some(diagnostic) = message.message else {
+                    return;
+                };
+                if diagnostic.level == "error" && first_diagnostic.is_none() {
+                    *first_diagnostic = diagnostic.rendered.map(|r| r.trim().to_string());
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The package name in a package id: `path+file:///…/ex1#ex1_x@0.1.0` or
+/// the older `ex1_x 0.1.0 (path+file:///…)`.
+fn package_name(id: &str) -> Option<String> {
+    if let Some((_, rest)) = id.rsplit_once('#') {
+        let name = rest.split('@').next()?;
+        // `…/ex1_x#0.1.0` names the package after its directory.
+        if name.chars().next().is_some_and(|c| c.is_ascii_digit()) {
+            let path = id.split('#').next()?;
+            return path.rsplit('/').next().map(String::from);
+        }
+        return Some(name.to_string());
+    }
+    id.split_whitespace().next().map(String::from)
 }
 
 /// The compiler's first error line, without cargo's summary lines.
@@ -49,14 +296,76 @@ pub fn first_error(stderr: &str) -> String {
         .to_string()
 }
 
+/// A private directory holding this run's snapshot of the binaries it
+/// grades; removed when dropped.
+pub struct BinarySnapshot {
+    pub dir: PathBuf,
+}
+
+impl BinarySnapshot {
+    pub fn new() -> Result<Self, String> {
+        use std::os::unix::fs::DirBuilderExt;
+        let dir = std::env::temp_dir().join(format!("xtask-bins-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::DirBuilder::new()
+            .mode(0o755)
+            .create(&dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        Ok(Self { dir })
+    }
+
+    /// Links or copies `binary` in as `name` (a relative path); returns its
+    /// new path.
+    pub fn add(&self, name: &str, binary: &Path) -> Result<PathBuf, String> {
+        let to = self.dir.join(name);
+        if let Some(parent) = to.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+        }
+        let _ = std::fs::remove_file(&to);
+        // A hard link keeps the inode cargo wrote: cargo replaces a binary by
+        // unlinking it, never by writing into it, so the snapshot stays.
+        if std::fs::hard_link(binary, &to).is_err() {
+            std::fs::copy(binary, &to)
+                .map_err(|e| format!("cannot copy {}: {e}", binary.display()))?;
+        }
+        Ok(to)
+    }
+}
+
+impl Drop for BinarySnapshot {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn first_error_skips_the_summary() {
         let stderr = "warning: unused\nexercises/a/src/main.rs:3:5: error[E0425]: cannot find value `x`\nerror: could not compile `a`";
         assert_eq!(
-            super::first_error(stderr),
+            first_error(stderr),
             "exercises/a/src/main.rs:3:5: error[E0425]: cannot find value `x`"
+        );
+    }
+
+    #[test]
+    fn package_names_from_ids() {
+        assert_eq!(
+            package_name("path+file:///w/solutions/ex1#ex1_fibonacci_child_solution@0.1.0")
+                .as_deref(),
+            Some("ex1_fibonacci_child_solution")
+        );
+        assert_eq!(
+            package_name("path+file:///w/ex1_fibonacci_child#0.1.0").as_deref(),
+            Some("ex1_fibonacci_child")
+        );
+        assert_eq!(
+            package_name("ex1_x 0.1.0 (path+file:///w/ex1_x)").as_deref(),
+            Some("ex1_x")
         );
     }
 }

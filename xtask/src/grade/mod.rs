@@ -6,7 +6,7 @@
 //! stopping the other steps. The exit status is 0 only when every selected
 //! case passed.
 
-mod build;
+pub mod build;
 pub mod case;
 mod report;
 mod requirements;
@@ -40,70 +40,115 @@ pub struct Options {
 
 /// What happened to one step as a whole.
 enum StepState {
+    /// The graded tree has no such package.
+    Missing(String),
     DoesNotCompile(String),
     BrokenCases(String),
     Graded(Vec<Graded>),
 }
 
+/// A step's cases and what became of them.
+struct StepResult {
+    step: &'static str,
+    /// Every point the step's cases are worth, whatever happened.
+    points: u32,
+    state: StepState,
+}
+
 pub fn run(options: &Options) -> Result<bool, String> {
-    let steps: Vec<&str> = match &options.step {
+    let steps: Vec<&'static str> = match &options.step {
         Some(wanted) => vec![project::find_step(wanted)?],
         None => project::STEPS.to_vec(),
     };
     let suffix = if options.solutions { "_solution" } else { "" };
-    let tests = options
-        .tests
-        .clone()
-        .unwrap_or_else(|| project::root().join("tests"));
-    let workspace = options.workspace.clone().unwrap_or_else(project::root);
-    if !workspace.join("Cargo.toml").is_file() {
-        return Err(format!("{} holds no Cargo.toml", workspace.display()));
+    let root = project::root();
+    let tests = options.tests.clone().unwrap_or_else(|| root.join("tests"));
+    if !tests.is_dir() {
+        return Err(format!("--tests {}: no such directory", tests.display()));
     }
-    let bins = workspace.join("target/debug");
+    let workspace_dir = options.workspace.clone().unwrap_or_else(|| root.clone());
+    if options.workspace.is_some() && !workspace_dir.is_dir() {
+        return Err(format!(
+            "--workspace {}: no such directory",
+            workspace_dir.display()
+        ));
+    }
+    let workspace = build::Workspace::open(&workspace_dir)?;
+    let grader = build::Workspace::open(&root)?;
     let style = Style::detect();
     let started = Instant::now();
     // Should a case helper die, the processes it was watching come back to
     // us, and are swept up at the end.
     #[cfg(any(target_os = "linux", target_os = "android"))]
     let _ = nix::sys::prctl::set_child_subreaper(true);
+    for note in [&workspace.target_note, &grader.target_note]
+        .into_iter()
+        .flatten()
+    {
+        println!("{} {note}", style.bad("note:"));
+    }
 
     let packages: Vec<String> = steps.iter().map(|s| format!("{s}{suffix}")).collect();
-    let built = build::build(&workspace, &packages);
-    // The grader's own probe worker (`{probe}` in cases), from this checkout.
-    if let Err(error) = build::build(&project::root(), &["bench_probes".to_string()]).remove(0) {
-        return Err(format!("cannot build the grader's probe worker: {error}"));
-    }
+    let built = workspace.build(&packages, false);
+    // The grader's own probe worker (`{probe}` in cases), from the grader's
+    // tree, never from the one being graded.
+    let probe_built = grader
+        .build(&["bench_probes".to_string()], false)
+        .remove(0)
+        .map_err(|e| format!("cannot build the grader's probe worker: {e}"))?;
+    let snapshot = build::BinarySnapshot::new()?;
+    let probe = snapshot.add(
+        // Apart from the graded binaries, so that none can take its name.
+        "grader/spin_probe",
+        probe_built
+            .get("spin_probe")
+            .ok_or("the grader's probe worker was not built")?,
+    )?;
 
     // Every case of every step that built, into one queue.
-    let mut states: Vec<StepState> = Vec::new();
+    let mut results: Vec<StepResult> = Vec::new();
     let mut queue = VecDeque::new();
     for (index, (step, build)) in steps.iter().zip(built).enumerate() {
-        match build {
-            Err(error) => states.push(StepState::DoesNotCompile(error)),
-            Ok(()) => match case::load_step(&tests.join(step)) {
-                Err(error) => states.push(StepState::BrokenCases(error)),
-                Ok(cases) => {
-                    for case in cases {
-                        queue.push_back((index, case));
-                    }
-                    states.push(StepState::Graded(Vec::new()));
+        let cases = case::load_step(&tests.join(step));
+        let points = cases
+            .as_ref()
+            .map_or(0, |cases| cases.iter().map(|c| c.points).sum());
+        let state = match (build, cases) {
+            (Err(build::BuildError::Missing(why)), _) => StepState::Missing(why),
+            (Err(build::BuildError::DoesNotCompile(error)), _) => StepState::DoesNotCompile(error),
+            (Ok(_), Err(error)) => StepState::BrokenCases(error),
+            (Ok(binaries), Ok(cases)) => {
+                for (name, path) in &binaries {
+                    snapshot.add(name, path)?;
                 }
-            },
-        }
+                for case in cases {
+                    queue.push_back((index, case));
+                }
+                StepState::Graded(Vec::new())
+            }
+        };
+        results.push(StepResult {
+            step,
+            points,
+            state,
+        });
     }
-    let jobs = options
-        .jobs
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
-        .max(1);
-    let results = run_queue(queue, jobs, &bins, suffix, &steps, !options.no_trace);
+    let jobs = options.jobs.unwrap_or_else(default_jobs).max(1);
+    let places = Places {
+        bins: &snapshot.dir,
+        probe: &probe,
+        suffix,
+        steps: &steps,
+    };
+    let graded = run_queue(queue, jobs, &places, !options.no_trace);
     runner::sweep(&[]);
-    for (index, graded) in results {
-        if let StepState::Graded(list) = &mut states[index] {
+    for (index, graded) in graded {
+        if let StepState::Graded(list) = &mut results[index].state {
             list.push(graded);
         }
     }
 
-    let untraced = states.iter().find_map(|state| match state {
+    let untraced = results.iter().find_map(|result| match &result.state {
         StepState::Graded(list) => list.iter().find_map(|g| g.run.as_ref()?.untraced.clone()),
         _ => None,
     });
@@ -112,42 +157,43 @@ pub fn run(options: &Options) -> Result<bool, String> {
     }
     let mut all_passed = true;
     let (mut total, mut earned) = (0, 0);
-    for (step, state) in steps.iter().zip(&mut states) {
-        match state {
+    for result in &mut results {
+        let (step, points) = (style.strong(result.step), result.points);
+        // Every point counts in the total, whatever became of the step.
+        total += points;
+        let zero = format!("0/{points} points");
+        match &mut result.state {
+            StepState::Missing(why) => {
+                all_passed = false;
+                println!("{step}: {} ({zero})", style.bad("missing"));
+                println!("  {why}");
+            }
             StepState::DoesNotCompile(error) => {
                 all_passed = false;
-                println!("{}: {}", style.strong(step), style.bad("does not compile"));
+                println!("{step}: {} ({zero})", style.bad("does not compile"));
                 println!("  {error}");
             }
             StepState::BrokenCases(error) => {
                 all_passed = false;
-                println!(
-                    "{}: {}",
-                    style.strong(step),
-                    style.bad("the cases cannot be used")
-                );
+                println!("{step}: {}", style.bad("the cases cannot be used"));
                 println!("  {error}");
             }
             StepState::Graded(list) => {
                 list.sort_by(|a, b| a.case.file.cmp(&b.case.file));
                 if let Some(todo) = not_started(list) {
                     all_passed = false;
-                    total += list.iter().map(|g| g.case.points).sum::<u32>();
                     println!(
-                        "{}: {} (stopped at {todo})",
-                        style.strong(step),
+                        "{step}: {} ({zero}, stopped at {todo})",
                         style.bad("not started")
                     );
                     continue;
                 }
-                let points: u32 = list.iter().map(|g| g.case.points).sum();
                 let got: u32 = list
                     .iter()
                     .filter(|g| g.verdict.passed())
                     .map(|g| g.case.points)
                     .sum();
                 let passed = list.iter().filter(|g| g.verdict.passed()).count();
-                total += points;
                 earned += got;
                 all_passed &= passed == list.len();
                 let summary = if passed == list.len() {
@@ -158,7 +204,7 @@ pub fn run(options: &Options) -> Result<bool, String> {
                         list.len()
                     ))
                 };
-                println!("{}: {summary}", style.strong(step));
+                println!("{step}: {summary}");
                 for graded in list.iter() {
                     print_case(&style, graded, options.verbose);
                 }
@@ -171,6 +217,61 @@ pub fn run(options: &Options) -> Result<bool, String> {
         started.elapsed().as_secs_f64()
     );
     Ok(all_passed)
+}
+
+/// For `cargo xtask check`: every untouched skeleton must grade as "not
+/// started" (its program stops at a `todo!()` in every real-work case),
+/// never as passing or failing cases, and never as not compiling.
+pub fn check_skeletons() -> Result<(), String> {
+    let me = std::env::current_exe().map_err(|e| e.to_string())?;
+    let output = Command::new(me)
+        .arg("grade")
+        .current_dir(project::root())
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run the grader: {e}"))?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let mut problems = Vec::new();
+    for step in project::STEPS {
+        let line = stdout.lines().find(|l| l.starts_with(&format!("{step}:")));
+        match line {
+            Some(line) if line.contains(": not started (") => {}
+            Some(line) => problems.push(format!("the untouched skeleton grades as {line:?}")),
+            None => problems.push(format!("{step}: the grader printed no line for it")),
+        }
+    }
+    if problems.is_empty() {
+        println!(
+            "all {} skeletons grade as \"not started\"",
+            project::STEPS.len()
+        );
+        return Ok(());
+    }
+    for problem in &problems {
+        println!("{problem}");
+    }
+    Err(format!(
+        "{} problem(s); the grader said:\n{stdout}{}",
+        problems.len(),
+        String::from_utf8_lossy(&output.stderr)
+    ))
+}
+
+/// One case per CPU: more would only make the cases' timing depend on how
+/// busy the machine is.
+pub fn default_jobs() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
+/// Where a case's binaries are.
+struct Places<'a> {
+    /// This run's snapshot of the graded binaries.
+    bins: &'a Path,
+    /// The grader's own CPU-bound worker.
+    probe: &'a Path,
+    suffix: &'a str,
+    steps: &'a [&'static str],
 }
 
 /// A step is "not started" when every case that exercises its real work
@@ -198,9 +299,7 @@ fn not_started(list: &[Graded]) -> Option<String> {
 fn run_queue(
     queue: VecDeque<(usize, Case)>,
     jobs: usize,
-    bins: &Path,
-    suffix: &str,
-    steps: &[&str],
+    places: &Places,
     trace: bool,
 ) -> Vec<(usize, Graded)> {
     let queue = Arc::new(Mutex::new(queue));
@@ -213,7 +312,7 @@ fn run_queue(
                 let Some((index, case)) = queue.lock().unwrap().pop_front() else {
                     return;
                 };
-                let graded = grade_one(case, bins, suffix, steps[index], trace);
+                let graded = grade_one(case, places, places.steps[index], trace);
                 results.lock().unwrap().push((index, graded));
             });
         }
@@ -223,8 +322,8 @@ fn run_queue(
         .unwrap_or_default()
 }
 
-fn grade_one(case: Case, bins: &Path, suffix: &str, step: &str, trace: bool) -> Graded {
-    match run_in_helper(&case, bins, suffix, step, trace) {
+fn grade_one(case: Case, places: &Places, step: &str, trace: bool) -> Graded {
+    match run_in_helper(&case, places, step, trace) {
         Ok(run) => {
             let verdict = judge(&case, &run);
             Graded {
@@ -249,22 +348,18 @@ fn grade_one(case: Case, bins: &Path, suffix: &str, step: &str, trace: bool) -> 
 
 /// Starts `xtask grade-case` for one case and reads its report. The helper
 /// enforces the case's time limit itself; this is only a backstop.
-fn run_in_helper(
-    case: &Case,
-    bins: &Path,
-    suffix: &str,
-    step: &str,
-    trace: bool,
-) -> Result<CaseRun, String> {
+fn run_in_helper(case: &Case, places: &Places, step: &str, trace: bool) -> Result<CaseRun, String> {
     let me = std::env::current_exe().map_err(|e| e.to_string())?;
     let child = Command::new(me)
         .arg("grade-case")
         .args((!trace).then_some("--no-trace"))
         .arg(&case.file)
         .arg("--bins")
-        .arg(bins)
+        .arg(places.bins)
+        .arg("--probe")
+        .arg(places.probe)
         .arg("--suffix")
-        .arg(suffix)
+        .arg(places.suffix)
         .arg("--step")
         .arg(step)
         .stdin(Stdio::null())
@@ -308,13 +403,14 @@ fn run_in_helper(
 pub fn run_case_command(
     file: &Path,
     bins: &Path,
+    probe: &Path,
     suffix: &str,
     step: &str,
     trace: bool,
 ) -> Result<(), String> {
     let case = case::load(file)?;
     let bins = std::fs::canonicalize(bins).map_err(|e| format!("{}: {e}", bins.display()))?;
-    let run = runner::run_case(&case, &bins, suffix, step, trace);
+    let run = runner::run_case(&case, &bins, probe, suffix, step, trace);
     let text = toml::to_string(&run).map_err(|e| format!("cannot encode the report: {e}"))?;
     print!("{text}");
     Ok(())

@@ -294,9 +294,9 @@ fn signal(trace: &Trace, process: &ProcessRun, requirement: &Requirement) -> Opt
         if (seen - at.as_secs_f64()).abs() > tolerance.as_secs_f64() {
             return Some(problem_with(
                 format!(
-                    "{what} from {from_name} came {seen:.3} s after the start, not {:.3} s (± {:.3} s)",
-                    at.as_secs_f64(),
-                    tolerance.as_secs_f64()
+                    "{what} from {from_name} came {seen:.3} s after the start, not between {:.3} and {:.3} s",
+                    (at.as_secs_f64() - tolerance.as_secs_f64()).max(0.0),
+                    at.as_secs_f64() + tolerance.as_secs_f64()
                 ),
                 vec![],
             ));

@@ -34,6 +34,13 @@ use super::supervisor::{Event, Launch, Supervisor};
 
 /// Per stream: a print loop fails fast, in bounded memory.
 pub const OUTPUT_CAP: usize = 1 << 20;
+/// Per stream, in lines: no lab step prints a hundredth of this. Counting
+/// lines as well as bytes makes a flood of short traced writes (slow on a
+/// loaded machine) hit a limit long before the time limit.
+pub const LINE_CAP: usize = 10_000;
+/// A program still printing when its time runs out, past this many lines on
+/// one stream, was flooding it, however slow the machine made it.
+pub const FLOOD_LINES: usize = 1_000;
 /// Far above what any lab step needs, far below a fork bomb.
 pub const MAX_PROCESSES: usize = 64;
 
@@ -82,6 +89,8 @@ struct Stream {
     lines: Vec<Line>,
     claimed: Vec<bool>,
     bytes: usize,
+    /// Lines seen, kept or not.
+    count: usize,
     capped: bool,
     closed: bool,
 }
@@ -101,7 +110,14 @@ struct Running {
 }
 
 /// Runs `case` with binaries from `bins`, and reports what happened.
-pub fn run_case(case: &Case, bins: &Path, suffix: &str, step: &str, trace: bool) -> CaseRun {
+pub fn run_case(
+    case: &Case,
+    bins: &Path,
+    probe: &Path,
+    suffix: &str,
+    step: &str,
+    trace: bool,
+) -> CaseRun {
     #[cfg(any(target_os = "linux", target_os = "android"))]
     let _ = nix::sys::prctl::set_child_subreaper(true);
     let start = Instant::now();
@@ -112,10 +128,7 @@ pub fn run_case(case: &Case, bins: &Path, suffix: &str, step: &str, trace: bool)
     let mut run = CaseRun::default();
     // The grader's own CPU-bound worker, so that a schedule's checks need
     // not trust a worker the student wrote.
-    let probe = crate::project::root()
-        .join("target/debug/spin_probe")
-        .display()
-        .to_string();
+    let probe = probe.display().to_string();
     for (path, content) in &case.files {
         let _ = std::fs::write(
             scratch.path.join(path),
@@ -203,10 +216,9 @@ pub fn run_case(case: &Case, bins: &Path, suffix: &str, step: &str, trace: bool)
             break;
         }
         if Instant::now() >= deadline {
-            run.killed_because = Some(format!(
-                "timed out after {:.1} s",
-                case.timeout().as_secs_f64()
-            ));
+            run.killed_because = Some(flooding(&running).unwrap_or_else(|| {
+                format!("timed out after {:.1} s", case.timeout().as_secs_f64())
+            }));
             break;
         }
         ticks += 1;
@@ -344,7 +356,8 @@ fn read_stream(pipe: Option<impl Read + Send + 'static>, start: Instant) -> Shar
                 return;
             }
             stream.bytes += n;
-            if stream.bytes > OUTPUT_CAP {
+            stream.count += 1;
+            if stream.bytes > OUTPUT_CAP || stream.count > LINE_CAP {
                 // Keep draining, so the writer never blocks, but keep nothing.
                 stream.capped = true;
                 ready.notify_all();
@@ -500,7 +513,7 @@ fn over_limits(running: &[Running]) -> Option<String> {
         for (name, shared) in [("stdout", &r.stdout), ("stderr", &r.stderr)] {
             if shared.0.lock().unwrap().capped {
                 return Some(format!(
-                    "{} wrote more than {} MiB to {name}",
+                    "{} flooded {name}: more than {} MiB or {LINE_CAP} lines",
                     r.spec.name,
                     OUTPUT_CAP >> 20
                 ));
@@ -510,6 +523,25 @@ fn over_limits(running: &[Running]) -> Option<String> {
     let count = descendants().len();
     (count > MAX_PROCESSES)
         .then(|| format!("more than {MAX_PROCESSES} processes at once ({count})"))
+}
+
+/// At the time limit: a process that printed more than [`FLOOD_LINES`]
+/// lines on a stream was flooding it, and that is the verdict, whether or
+/// not the machine was fast enough for it to reach [`LINE_CAP`].
+fn flooding(running: &[Running]) -> Option<String> {
+    running.iter().find_map(|r| {
+        [("stdout", &r.stdout), ("stderr", &r.stderr)]
+            .into_iter()
+            .find_map(|(name, shared)| {
+                let count = shared.0.lock().unwrap().count;
+                (count > FLOOD_LINES).then(|| {
+                    format!(
+                        "{} flooded {name}: {count} lines, still printing at the time limit",
+                        r.spec.name
+                    )
+                })
+            })
+    })
 }
 
 /// Every descendant of this process, from /proc.

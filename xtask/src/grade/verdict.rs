@@ -249,8 +249,10 @@ fn judge_process(
         let (want, slack) = (at.as_secs_f64(), tolerance.as_secs_f64());
         if (seen - want).abs() > slack {
             problems.push(problem(format!(
-                "{name}: `{}` came {seen:.3} s after the start, not {want:.3} s (± {slack:.3} s)",
-                timing.line
+                "{name}: `{}` came {seen:.3} s after the start, not between {:.3} and {:.3} s",
+                timing.line,
+                (want - slack).max(0.0),
+                want + slack
             )));
         }
     }
