@@ -18,6 +18,8 @@
 //! SIGINT or SIGTERM to the parent kills the child, reaps it, reports it,
 //! and exits with 128 + the signal number.
 //!
+//! Every line it prints, word for word: README.md, "Output, exactly".
+//!
 //! Check your work: `cargo xtask grade ex1`. Stuck? `cargo xtask hint ex1`.
 
 // TODO: delete this line when you are done; the warnings it hides will help.
@@ -126,7 +128,8 @@ fn run(args: &Args) -> Result<ExitCode, String> {
 }
 
 fn run_child(args: &Args) -> ! {
-    // TODO: if asked, announce the sleep and sleep. Then print
+    // TODO: if asked, announce the sleep ("child PID (parent PPID):
+    // sleeping 0.2 s (try `ps ax` now)") and sleep. Then print
     // "child PID (parent PPID): 0 1 1 2 ..." on one line, flush, and leave
     // with `_exit` (not `exit`, not by returning: why?).
     todo!("the child's work")

@@ -23,6 +23,8 @@
 //! the parent: SIGKILL the child, reap and report it, print
 //! `parent 4242: stopped by SIGINT`, exit with 128 + the signal number.
 //!
+//! Every line it prints, word for word: README.md, "Output, exactly".
+//!
 //! Check your work: `cargo xtask grade ex2`. Stuck? `cargo xtask hint ex2`.
 
 // TODO: delete this line when you are done; the warnings it hides will help.

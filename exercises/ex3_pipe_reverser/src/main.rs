@@ -25,6 +25,8 @@
 //! parent ends the conversation the same way, then prints
 //! `parent 4242: stopped by SIGTERM` and exits with 128 + the signal number.
 //!
+//! Every line it prints, word for word: README.md, "Output, exactly".
+//!
 //! Check your work: `cargo xtask grade ex3`. Stuck? `cargo xtask hint ex3`.
 
 // TODO: delete this line when you are done; the warnings it hides will help.
@@ -92,8 +94,9 @@ fn run_child(from_parent: PipeReader, to_parent: PipeWriter) -> i32 {
     // TODO: read phrases line by line until EOF (0 bytes read), reverse
     // each, and write it back with its newline, flushed at once: the parent
     // is waiting for exactly that reply. Count the phrases; at EOF print
-    // "child PID (parent PPID): reversed N phrases, got EOF, exiting" and
-    // return 0 (1 if writing failed: the parent is gone).
+    // "child PID (parent PPID): reversed N phrases, got EOF, exiting" ("1
+    // phrase" in the singular) and return 0 (1 if writing failed: the
+    // parent is gone).
     todo!("the child's loop")
 }
 

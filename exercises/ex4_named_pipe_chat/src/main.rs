@@ -28,6 +28,8 @@
 //!
 //! Bad names or options exit with status 2, an unusable room with 1.
 //!
+//! Every line it prints, word for word: README.md, "Output, exactly".
+//!
 //! Check your work: `cargo xtask grade ex4`. Stuck? `cargo xtask hint ex4`.
 
 // TODO: delete this line when you are done; the warnings it hides will help.

@@ -29,6 +29,8 @@
 //! `coordinator 4242: SIGINT: stopping every program`, the report, and exit
 //! with 128 + the signal number. Nothing is ever left stopped or orphaned.
 //!
+//! Every line it prints, word for word: README.md, "Output, exactly".
+//!
 //! Check your work: `cargo xtask grade ex5`. Stuck? `cargo xtask hint ex5`.
 
 // TODO: delete this line when you are done; the warnings it hides will help.
