@@ -37,6 +37,9 @@
 
 mod report;
 mod schedule;
+// The worker is compiled into this binary too: see `WORKER`.
+#[path = "bin/print_time.rs"]
+mod print_time;
 
 use std::ffi::{CString, OsString};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
@@ -65,8 +68,19 @@ const USAGE: &str = "usage: ex5_round_robin SCHEDULE.toml | ex5_round_robin --co
 const GRACE: Duration = Duration::from_millis(500);
 /// Signals the coordinator hooks; children put them back to default.
 const HOOKED: [i32; 4] = [SIGCHLD, SIGINT, SIGTERM, SIGHUP];
+/// The lab's worker is built into this binary, which runs it when started
+/// under this name (like busybox). A schedule's `print_time` is therefore
+/// always the worker built together with this coordinator, found without a
+/// search: `cargo run` builds only the coordinator, so a separate worker
+/// binary may not exist yet, and one found beside us or in PATH may be
+/// another package's (a student's, a stale one).
+const WORKER: &str = "print_time";
 
 fn main() -> ExitCode {
+    let invoked_as = std::env::args_os().next().unwrap_or_default();
+    if Path::new(&invoked_as).file_name() == Some(WORKER.as_ref()) {
+        return print_time::main();
+    }
     let schedule = match schedule_from_args(std::env::args_os().skip(1).collect()) {
         Ok(schedule) => schedule,
         Err(message) => {
@@ -184,33 +198,22 @@ fn resolve_commands(schedule: &Schedule) -> Result<Vec<ExecArgs>, String> {
         .collect()
 }
 
-/// A bare name is looked up beside this executable first (that is where
-/// `print_time` is built), then in PATH, like a shell would.
+/// `print_time` is this binary itself (see `WORKER`); `execv` then gives
+/// it `print_time` as its argv[0]. Any other bare name is looked up in
+/// PATH, like a shell would.
 fn find_executable(command: &str) -> Option<PathBuf> {
     let runnable =
         |p: &Path| nix::unistd::access(p, nix::unistd::AccessFlags::X_OK).is_ok() && p.is_file();
+    if command == WORKER {
+        return std::env::current_exe().ok().filter(|p| runnable(p));
+    }
     if command.contains('/') {
         let path = PathBuf::from(command);
         return runnable(&path).then_some(path);
     }
-    let mut candidates = Vec::new();
-    if let Ok(me) = std::env::current_exe() {
-        if let (Some(dir), Some(file)) = (me.parent(), me.file_name()) {
-            // The reference build is `ex5_round_robin_solution`, beside a
-            // `print_time_solution`: keep the same suffix.
-            let suffix = file
-                .to_string_lossy()
-                .strip_prefix(PROGRAM)
-                .unwrap_or("")
-                .to_string();
-            candidates.push(dir.join(format!("{command}{suffix}")));
-            candidates.push(dir.join(command));
-        }
-    }
-    if let Some(path) = std::env::var_os("PATH") {
-        candidates.extend(std::env::split_paths(&path).map(|dir| dir.join(command)));
-    }
-    candidates.into_iter().find(|p| runnable(p))
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|dir| dir.join(command))
+        .find(|p| runnable(p))
 }
 
 /// CLOCK_MONOTONIC as a Duration: the time base of every deadline.

@@ -8,6 +8,9 @@
 //!
 //! Under the round-robin coordinator it is stopped and continued from
 //! outside; the gaps in its timestamps show when it was not running.
+//!
+//! Built twice: as a binary of its own, and as a module of the coordinator,
+//! which runs it when started under the name `print_time`.
 
 #![allow(unused)] // TODO: delete this line when you are done.
 
@@ -17,7 +20,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 const USAGE: &str = "usage: print_time N T (print every N seconds, for T seconds)";
 
-fn main() -> ExitCode {
+pub fn main() -> ExitCode {
     // TODO: parse the arguments with `parse` (exit status 2 and a one-line
     // message if they are bad), then until T seconds have passed: print
     // "worker PID: UNIX-TIME" (6 decimals), flush, and sleep N seconds.

@@ -8,6 +8,9 @@
 //!
 //! Under the round-robin coordinator it is stopped and continued from
 //! outside; the gaps in its timestamps show when it was not running.
+//!
+//! Built twice: as a binary of its own, and as a module of the coordinator,
+//! which runs it when started under the name `print_time`.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -15,7 +18,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 const USAGE: &str = "usage: print_time N T (print every N seconds, for T seconds)";
 
-fn main() -> ExitCode {
+pub fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let (every, total) = match parse(&argv) {
         Ok(pair) => pair,
