@@ -21,9 +21,10 @@
 //! The prompt `phrase> ` is printed only when stdin is a terminal. A line
 //! that is not UTF-8 is reported on stderr (`ex3_pipe_reverser: line 2 is
 //! not valid UTF-8; skipped`) and skipped; the exit status is then 1. A
-//! 1 MiB phrase must come back without deadlock. SIGINT or SIGTERM to the
-//! parent ends the conversation the same way, then prints
-//! `parent 4242: stopped by SIGTERM` and exits with 128 + the signal number.
+//! 1 MiB phrase must come back without deadlock. SIGTERM to the parent, or
+//! Ctrl-C (SIGINT to the parent and the child, which ignores it), ends the
+//! conversation the same way, then prints `parent 4242: stopped by SIGTERM`
+//! and exits with 128 + the signal number.
 //!
 //! Every line it prints, word for word: README.md, "Output, exactly".
 //!
@@ -81,9 +82,11 @@ fn run() -> Result<ExitCode, String> {
     // TODO: make two pipes with `os_pipe::pipe()`, one per direction.
 
     // TODO: flush stdout and fork, with a `// SAFETY:` comment.
-    // - In the child: drop the ends it does not use (and `interrupts`), put
-    //   INTERRUPTS back to their default action, call `run_child`, and
-    //   leave with `_exit`.
+    // - In the child: drop the ends it does not use (and `interrupts`),
+    //   ignore SIGINT (Ctrl-C reaches the whole foreground process group:
+    //   let the parent end the conversation, so that the child sees EOF),
+    //   put SIGTERM back to its default action, call `run_child`, and leave
+    //   with `_exit`.
     // - In the parent: drop the ends it does not use, call `run_parent`.
     // Each `drop` deserves a comment: which read would never see EOF
     // without it?

@@ -97,10 +97,14 @@ fn run() -> Result<ExitCode, String> {
             drop(to_child);
             drop(from_child);
             drop(interrupts);
-            for interrupt in INTERRUPTS {
-                // SAFETY: SIG_DFL runs no code of ours in a handler.
-                let _ = unsafe { signal(interrupt, SigHandler::SigDfl) };
-            }
+            // Ctrl-C sends SIGINT to the whole foreground process group, so
+            // to the child too. The child ignores it and lets the parent end
+            // the conversation: the parent closes the pipe, and the child
+            // sees EOF, reports and exits 0, as at the end of input. SIGTERM,
+            // which is sent to one process, keeps its default action.
+            // SAFETY: SIG_IGN and SIG_DFL run no code of ours in a handler.
+            let _ = unsafe { signal(Signal::SIGINT, SigHandler::SigIgn) };
+            let _ = unsafe { signal(Signal::SIGTERM, SigHandler::SigDfl) };
             let status = run_child(from_parent, to_parent);
             unsafe { nix::libc::_exit(status) }
         }
