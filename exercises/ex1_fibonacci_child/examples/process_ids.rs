@@ -11,7 +11,7 @@ use nix::unistd::{fork, getpid, getppid, ForkResult};
 
 fn main() {
     println!(
-        "before fork: I am {}, my parent (the shell or cargo) is {}",
+        "parent {}: before fork; my own parent (the shell or cargo) is {}",
         getpid(),
         getppid()
     );

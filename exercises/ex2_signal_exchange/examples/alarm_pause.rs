@@ -23,9 +23,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     alarm_only.add(Signal::SIGALRM);
     let usual = alarm_only.thread_swap_mask(SigmaskHow::SIG_BLOCK)?;
 
+    let me = std::process::id();
     let start = Instant::now();
     for round in 1..=3 {
-        println!("setting an alarm at {:.3} s", start.elapsed().as_secs_f64());
+        println!(
+            "process {me}: setting an alarm at {:.3} s",
+            start.elapsed().as_secs_f64()
+        );
         alarm::set(1);
         while !rang.swap(false, Ordering::SeqCst) {
             // Sleeps with `usual` as the mask (SIGALRM unblocked) until a
@@ -33,7 +37,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let _ = usual.suspend();
         }
         println!(
-            "got SIGALRM #{round} at {:.3} s",
+            "process {me}: got SIGALRM #{round} at {:.3} s",
             start.elapsed().as_secs_f64()
         );
     }

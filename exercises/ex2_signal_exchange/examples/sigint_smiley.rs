@@ -14,22 +14,20 @@ use signal_hook::iterator::Signals;
 
 fn main() -> std::io::Result<()> {
     let mut signals = Signals::new([SIGINT, SIGTERM])?;
-    println!(
-        "pid {}: press Ctrl-C (three times to quit)",
-        std::process::id()
-    );
+    let me = std::process::id();
+    println!("process {me}: press Ctrl-C (three times to quit)");
     let mut smiles = 0;
     for signal in signals.forever() {
         match signal {
             SIGINT => {
-                println!(":~:");
+                println!("process {me}: :~:");
                 smiles += 1;
                 if smiles == 3 {
                     break;
                 }
             }
             _ => {
-                println!("SIGTERM: bye");
+                println!("process {me}: SIGTERM: bye");
                 break;
             }
         }
