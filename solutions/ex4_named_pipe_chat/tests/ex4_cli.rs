@@ -133,7 +133,10 @@ fn stale_and_foreign_files_neither_block_nor_break_the_room() {
     symlink(scratch.path().join("target"), room.join("link.fifo")).unwrap();
     std::fs::write(scratch.path().join("target"), "untouched").unwrap();
 
-    let mut b = join("b", &room);
+    let mut b = member("b", &room).start();
+    // The stale inbox goes, said in one line; the hostile files stay.
+    b.wait_for_line("member {int} (b): removed stale inboxes nobody was reading: ghost.fifo");
+    b.wait_for_line("member {int} (b): joined room {any}; here already: a");
     a.wait_for_line("* b joined");
     b.send_line("still here");
     a.wait_for_line("b: still here");
@@ -146,7 +149,7 @@ fn stale_and_foreign_files_neither_block_nor_break_the_room() {
         "untouched"
     );
 
-    // A new member may take over the stale name.
+    // A new member may take the name.
     let mut ghost = join("ghost", &room);
     a.wait_for_line("* ghost joined");
     ghost.send_line("boo");
@@ -164,6 +167,52 @@ fn stale_and_foreign_files_neither_block_nor_break_the_room() {
         run.finish().assert_exit_code(0).assert_nothing_left();
     }
     assert_eq!(fifos_in(&room), ["link.fifo", "plain.fifo"]);
+}
+
+#[test]
+fn a_killed_members_inbox_is_removed_by_the_next_to_join() {
+    let scratch = ScratchDir::new("ex4-killed");
+    let room = room_in(&scratch);
+    let mut stay = join("stay", &room);
+    let doomed = join("doomed", &room);
+    stay.wait_for_line("* doomed joined");
+    doomed.signal(Signal::SIGKILL);
+    doomed.finish().assert_killed_by(Signal::SIGKILL);
+    assert_eq!(fifos_in(&room), ["doomed.fifo", "stay.fifo"], "left behind");
+
+    let mut next = member("next", &room).start();
+    next.wait_for_line(
+        "member {int} (next): removed stale inboxes nobody was reading: doomed.fifo",
+    );
+    next.wait_for_line("member {int} (next): joined room {any}; here already: stay");
+    assert_eq!(fifos_in(&room), ["next.fifo", "stay.fifo"]);
+    next.finish().assert_exit_code(0).assert_nothing_left();
+    let stay = stay.finish();
+    stay.assert_exit_code(0).assert_nothing_left();
+    assert!(
+        !stay.stdout_lines.iter().any(|l| l.contains("stale")),
+        "nothing was stale any more\n{}",
+        stay.describe()
+    );
+    assert!(!room.exists(), "the last member out removes the room");
+}
+
+#[test]
+fn a_killed_members_inbox_is_removed_by_the_last_to_leave() {
+    let scratch = ScratchDir::new("ex4-killed-last");
+    let room = room_in(&scratch);
+    let mut stay = join("stay", &room);
+    let doomed = join("doomed", &room);
+    stay.wait_for_line("* doomed joined");
+    doomed.signal(Signal::SIGKILL);
+    doomed.finish().assert_killed_by(Signal::SIGKILL);
+    let stay = stay.finish();
+    stay.assert_exit_code(0).assert_nothing_left();
+    let removed = stay
+        .line_index("member {int} (stay): removed stale inboxes nobody was reading: doomed.fifo");
+    let left = stay.line_index("member {int} (stay): left (end of input); removed {any}stay.fifo");
+    assert!(removed < left, "{}", stay.describe());
+    assert!(!room.exists(), "the last member out removes the room");
 }
 
 #[test]
