@@ -45,7 +45,7 @@ pub fn check(root: &Path) -> Result<(), String> {
     println!(
         "Checking the workbook as shipped: this needs the skeletons in exercises/ \
          untouched, so a step you have started or solved is reported below. \
-         `cargo test --workspace` checks only what your progress cannot break."
+         `cargo test` checks only what your progress cannot break."
     );
     let problems: Vec<String> = structure_problems(root)
         .into_iter()
