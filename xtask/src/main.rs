@@ -61,6 +61,11 @@ enum Command {
         /// (a student's), with this checkout's cases.
         #[arg(long, value_name = "DIR")]
         workspace: Option<PathBuf>,
+        /// `auto`: isolate the programs as far as this machine allows, and
+        /// say what is missing; `require`: refuse to grade unless every
+        /// piece of isolation is in force (for instructors).
+        #[arg(long, value_name = "MODE", default_value = "auto")]
+        sandbox: grade::SandboxMode,
     },
     /// Run one case and print what happened, as TOML (used by `grade`).
     #[command(hide = true)]
@@ -77,6 +82,9 @@ enum Command {
         #[arg(long)]
         no_trace: bool,
     },
+    /// Enter a case's jail and print the isolation that held (used by `grade`).
+    #[command(hide = true)]
+    SandboxProbe,
     /// Print the hints for a lab step, gentlest first.
     Hint {
         /// The step: its full name or a unique prefix, such as `ex3`.
@@ -115,6 +123,7 @@ fn main() -> ExitCode {
             verbose,
             no_trace,
             workspace,
+            sandbox,
         } => {
             let options = grade::Options {
                 step,
@@ -124,6 +133,7 @@ fn main() -> ExitCode {
                 verbose,
                 no_trace,
                 workspace,
+                sandbox,
             };
             match grade::run(&options) {
                 Ok(true) => Ok(()),
@@ -139,6 +149,7 @@ fn main() -> ExitCode {
             step,
             no_trace,
         } => grade::run_case_command(&case, &bins, &probe, &suffix, &step, !no_trace),
+        Command::SandboxProbe => grade::sandbox::probe_command(),
         Command::Hint { step, level, all } => {
             hint::run(&step, if all { usize::MAX } else { level })
         }

@@ -11,6 +11,7 @@ pub mod case;
 mod report;
 mod requirements;
 pub mod runner;
+pub mod sandbox;
 mod supervisor;
 pub mod verdict;
 
@@ -36,7 +37,21 @@ pub struct Options {
     pub no_trace: bool,
     /// Build and grade the steps of another checkout (a student's).
     pub workspace: Option<PathBuf>,
+    pub sandbox: SandboxMode,
 }
+
+/// How much isolation `grade` insists on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SandboxMode {
+    /// As much as the machine allows; what is missing is said.
+    Auto,
+    /// Every piece, or no grading at all.
+    Require,
+}
+
+/// How long past a case's own time limit its helper may take (jail set-up,
+/// killing and sweeping) before the grader gives up on it.
+const HELPER_MARGIN: Duration = Duration::from_secs(4);
 
 /// What happened to one step as a whole.
 enum StepState {
@@ -86,6 +101,20 @@ pub fn run(options: &Options) -> Result<bool, String> {
         .flatten()
     {
         println!("{} {note}", style.bad("note:"));
+    }
+    // No process of our uid may read our memory or descriptors.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    let _ = nix::sys::prctl::set_dumpable(false);
+
+    let isolation = sandbox::probe();
+    println!("{}", isolation.line());
+    if options.sandbox == SandboxMode::Require
+        && (!isolation.supported || !isolation.missing.is_empty())
+    {
+        return Err(
+            "--sandbox=require: this machine cannot give every case the full sandbox (see above)"
+                .to_string(),
+        );
     }
 
     let packages: Vec<String> = steps.iter().map(|s| format!("{s}{suffix}")).collect();
@@ -141,7 +170,7 @@ pub fn run(options: &Options) -> Result<bool, String> {
         steps: &steps,
     };
     let graded = run_queue(queue, jobs, &places, !options.no_trace);
-    runner::sweep(&[]);
+    runner::sweep(&[], true);
     for (index, graded) in graded {
         if let StepState::Graded(list) = &mut results[index].state {
             list.push(graded);
@@ -347,10 +376,12 @@ fn grade_one(case: Case, places: &Places, step: &str, trace: bool) -> Graded {
 }
 
 /// Starts `xtask grade-case` for one case and reads its report. The helper
-/// enforces the case's time limit itself; this is only a backstop.
+/// enforces the case's time limit itself; the grader's own deadline (the
+/// limit plus [`HELPER_MARGIN`]) depends on nothing a program can hold:
+/// past it the helper is killed and the case fails.
 fn run_in_helper(case: &Case, places: &Places, step: &str, trace: bool) -> Result<CaseRun, String> {
     let me = std::env::current_exe().map_err(|e| e.to_string())?;
-    let child = Command::new(me)
+    let mut child = Command::new(me)
         .arg("grade-case")
         .args((!trace).then_some("--no-trace"))
         .arg(&case.file)
@@ -368,35 +399,82 @@ fn run_in_helper(case: &Case, places: &Places, step: &str, trace: bool) -> Resul
         .spawn()
         .map_err(|e| format!("cannot start the case helper: {e}"))?;
     let child_id = child.id();
-    let pid = nix::unistd::Pid::from_raw(child_id as i32);
-    let limit = case.timeout() + Duration::from_secs(15);
-    let (done, finished) = std::sync::mpsc::channel::<()>();
-    let backstop = std::thread::spawn(move || {
-        if finished.recv_timeout(limit).is_err() {
-            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+    let stdout = read_all(child.stdout.take());
+    let stderr = read_all(child.stderr.take());
+    let limit = case.timeout() + HELPER_MARGIN;
+    let until = Instant::now() + limit;
+    let mut overdue = false;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break Some(status),
+            Ok(None) if Instant::now() < until => std::thread::sleep(Duration::from_millis(5)),
+            Ok(None) => {
+                overdue = true;
+                let _ = child.kill();
+                break child.wait().ok();
+            }
+            Err(_) => break None,
         }
-    });
-    let output = child.wait_with_output().map_err(|e| e.to_string());
-    let _ = done.send(());
-    let _ = backstop.join();
+    };
+    // The helper is gone: its pipes close now, unless something it left
+    // holds them. Either way, wait no longer than a moment.
+    let stdout = stdout.finish(Duration::from_millis(500));
+    let stderr = stderr.finish(Duration::from_millis(100));
     // The helper removes its scratch directory itself, unless it was killed
     // or died first: then this is the last chance.
     let _ = std::fs::remove_dir_all(std::env::temp_dir().join(format!("xtask-grade-{child_id}")));
-    let output = output?;
-    let text = String::from_utf8_lossy(&output.stdout);
+    let text = String::from_utf8_lossy(&stdout);
     // For debugging the grader: keep every helper's report.
     if let Some(dir) = std::env::var_os("XTASK_GRADE_KEEP") {
         let name = format!("{}-{}-{}.toml", step, case.name(), child_id);
         let _ = std::fs::write(Path::new(&dir).join(name), text.as_bytes());
     }
-    toml::from_str(&text).map_err(|e| {
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        format!(
-            "the case helper failed ({}): {e} {}",
-            output.status,
+    let interfered = "the case's programs interfered with the grader";
+    if overdue {
+        return Err(format!(
+            "{interfered}: its helper did not finish within {:.1} s",
+            limit.as_secs_f64()
+        ));
+    }
+    let status = status.ok_or(format!("{interfered}: its helper vanished"))?;
+    if !status.success() {
+        let stderr = String::from_utf8_lossy(&stderr);
+        return Err(format!(
+            "{interfered}: its helper ended with {status} {}",
             stderr.trim()
-        )
-    })
+        ));
+    }
+    toml::from_str(&text).map_err(|e| format!("{interfered}: its report is unreadable: {e}"))
+}
+
+/// A pipe read to its end in a thread; what came so far can be taken at
+/// any time, so that nobody holding the pipe can hold up the grader.
+struct Drained {
+    bytes: Arc<Mutex<Vec<u8>>>,
+    done: std::sync::mpsc::Receiver<()>,
+}
+
+fn read_all(pipe: Option<impl std::io::Read + Send + 'static>) -> Drained {
+    let bytes = Arc::new(Mutex::new(Vec::new()));
+    let (finished, done) = std::sync::mpsc::channel();
+    if let Some(mut pipe) = pipe {
+        let bytes = Arc::clone(&bytes);
+        std::thread::spawn(move || {
+            let mut chunk = [0u8; 8192];
+            while let Ok(n @ 1..) = pipe.read(&mut chunk) {
+                bytes.lock().unwrap().extend_from_slice(&chunk[..n]);
+            }
+            let _ = finished.send(());
+        });
+    }
+    Drained { bytes, done }
+}
+
+impl Drained {
+    fn finish(self, grace: Duration) -> Vec<u8> {
+        let _ = self.done.recv_timeout(grace);
+        std::mem::take(&mut *self.bytes.lock().unwrap())
+    }
 }
 
 /// The helper's side: run one case and print the facts as TOML.

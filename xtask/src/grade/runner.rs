@@ -7,7 +7,8 @@
 //! kill (SIGKILL, then SIGCONT for the stopped ones) and reap. Running each
 //! case in its own helper also keeps parallel cases apart.
 //!
-//! Starting, tracing and reaping are the supervisor thread's job (see
+//! The keeper enters the case's jail before anything else (see `sandbox`);
+//! starting, tracing and reaping are the supervisor thread's job (see
 //! `supervisor`); this module runs the script and watches the limits.
 //! The helper reports facts only (what ran, what it printed and when, how
 //! it ended, what it did, what was left behind) as TOML on stdout; the
@@ -30,6 +31,7 @@ use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
 
 use super::case::{parse_duration, signal_by_name, Case, ProcessSpec};
+use super::sandbox::{Isolation, Jail, MAX_PROCESSES, SCRATCH_LIMIT};
 use super::supervisor::{Event, Launch, Supervisor};
 
 /// Per stream: a print loop fails fast, in bounded memory.
@@ -41,8 +43,6 @@ pub const LINE_CAP: usize = 10_000;
 /// A program still printing when its time runs out, past this many lines on
 /// one stream, was flooding it, however slow the machine made it.
 pub const FLOOD_LINES: usize = 1_000;
-/// Far above what any lab step needs, far below a fork bomb.
-pub const MAX_PROCESSES: usize = 64;
 
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
 pub struct Line {
@@ -80,6 +80,12 @@ pub struct CaseRun {
     pub grader_pid: i32,
     /// Why there is no trace, when there is none.
     pub untraced: Option<String>,
+    /// Kernel-enforced limits the programs ran into.
+    #[serde(default)]
+    pub limits_hit: Vec<String>,
+    /// The jail the programs ran in.
+    #[serde(default)]
+    pub isolation: Isolation,
     pub events: Vec<Event>,
 }
 
@@ -100,6 +106,7 @@ type Shared = Arc<(Mutex<Stream>, Condvar)>;
 struct Running {
     spec: ProcessSpec,
     command: String,
+    confinement: std::sync::Arc<super::sandbox::Confinement>,
     pid: Option<i32>,
     stdin: Option<File>,
     stdout: Shared,
@@ -121,19 +128,26 @@ pub fn run_case(
     #[cfg(any(target_os = "linux", target_os = "android"))]
     let _ = nix::sys::prctl::set_child_subreaper(true);
     let start = Instant::now();
-    // First, before any other thread: it blocks SIGCHLD for all of them.
+    // First of all, while single-threaded: a user namespace needs that.
+    let readable: Vec<PathBuf> = std::iter::once(bins.to_path_buf())
+        .chain(probe.parent().map(Path::to_path_buf))
+        .collect();
+    let jail = Jail::enter(&readable);
+    // Then, before any other thread: it blocks SIGCHLD for all of them.
     let supervisor = Supervisor::start(trace, start);
     let deadline = start + case.timeout();
-    let scratch = Scratch::new();
-    let mut run = CaseRun::default();
+    let scratch = Scratch {
+        path: jail.scratch.clone(),
+    };
+    let mut run = CaseRun {
+        isolation: jail.isolation.clone(),
+        ..CaseRun::default()
+    };
     // The grader's own CPU-bound worker, so that a schedule's checks need
     // not trust a worker the student wrote.
     let probe = probe.display().to_string();
     for (path, content) in &case.files {
-        let _ = std::fs::write(
-            scratch.path.join(path),
-            content.replace("{scratch}", &scratch.display()),
-        );
+        jail.write_file(path, &content.replace("{scratch}", &scratch.display()));
     }
 
     let mut running: Vec<Running> = case
@@ -158,6 +172,7 @@ pub fn run_case(
             Running {
                 spec,
                 command,
+                confinement: jail.confinement(),
                 pid: None,
                 stdin: None,
                 stdout: Shared::default(),
@@ -189,7 +204,7 @@ pub fn run_case(
                 run.script_error = Some(format!("step {}: {e}", n + 1));
                 break;
             }
-            if let Some(why) = over_limits(&running) {
+            if let Some(why) = over_limits(&running, &jail) {
                 run.killed_because = Some(why);
                 break;
             }
@@ -223,7 +238,7 @@ pub fn run_case(
         }
         ticks += 1;
         if ticks % 10 == 0 {
-            if let Some(why) = over_limits(&running) {
+            if let Some(why) = over_limits(&running, &jail) {
                 run.killed_because = Some(why);
                 break;
             }
@@ -231,7 +246,7 @@ pub fn run_case(
         std::thread::sleep(Duration::from_millis(2));
     }
     if run.killed_because.is_some() {
-        sweep(&started_pids(&running));
+        sweep(&started_pids(&running), untraced(&supervisor));
         let until = Instant::now() + Duration::from_secs(2);
         for r in &mut running {
             while let (Some(pid), None) = (r.pid, r.status) {
@@ -246,7 +261,14 @@ pub fn run_case(
         // The case's own processes ended by themselves: anything else still
         // around was left behind by them.
         run.leftovers = descendants().iter().map(describe_leftover).collect();
-        sweep(&started_pids(&running));
+        sweep(&started_pids(&running), untraced(&supervisor));
+    }
+    run.limits_hit = jail.limits_hit();
+    if jail.scratch_full() {
+        run.limits_hit.push(format!(
+            "filled its {} MiB scratch directory",
+            SCRATCH_LIMIT >> 20
+        ));
     }
     run.elapsed_ms = ms_since(start);
     let trace = supervisor.finish();
@@ -274,6 +296,7 @@ pub fn run_case(
         });
     }
     run.scratch_leftovers = scratch.leftovers(case);
+    drop(jail);
     run
 }
 
@@ -286,7 +309,12 @@ fn spawn(
 ) -> Result<(), String> {
     let program = r.spec.bin.clone().unwrap_or_default();
     let c = |text: &str| CString::new(text).map_err(|_| format!("a NUL byte in {text:?}"));
-    let mut env: BTreeMap<String, String> = std::env::vars().collect();
+    // A fixed, minimal environment: nothing of the grader's leaks.
+    let mut env: BTreeMap<String, String> = BTreeMap::new();
+    env.insert("PATH".into(), "/usr/local/bin:/usr/bin:/bin".into());
+    env.insert("HOME".into(), scratch.display());
+    env.insert("LANG".into(), "C.UTF-8".into());
+    env.insert("TERM".into(), "dumb".into());
     env.insert("TMPDIR".into(), scratch.display());
     env.insert(
         "XDG_RUNTIME_DIR".into(),
@@ -311,6 +339,7 @@ fn spawn(
             .collect::<Result<_, _>>()?,
         cwd: CString::new(scratch.path.as_os_str().as_bytes()).map_err(|e| e.to_string())?,
         cpu_seconds: case.timeout().as_secs() + 2,
+        confinement: std::sync::Arc::clone(&r.confinement),
     };
     // The start is taken before the fork: a program's own clock can only
     // start later, so a line "not before N s" is never judged early.
@@ -507,8 +536,8 @@ fn wait_for_line(
     }
 }
 
-/// A reason to stop the case now: too much output or too many processes.
-fn over_limits(running: &[Running]) -> Option<String> {
+/// A reason to stop the case now: too much output, or a kernel limit hit.
+fn over_limits(running: &[Running], jail: &Jail) -> Option<String> {
     for r in running {
         for (name, shared) in [("stdout", &r.stdout), ("stderr", &r.stderr)] {
             if shared.0.lock().unwrap().capped {
@@ -520,9 +549,14 @@ fn over_limits(running: &[Running]) -> Option<String> {
             }
         }
     }
-    let count = descendants().len();
-    (count > MAX_PROCESSES)
-        .then(|| format!("more than {MAX_PROCESSES} processes at once ({count})"))
+    if let Some(hit) = jail.limits_hit().into_iter().next() {
+        return Some(hit);
+    }
+    // Without a pids cgroup, RLIMIT_NPROC holds the count at the limit;
+    // reaching it means a fork was refused (or soon will be).
+    let count = descendants().len() as u64;
+    (count >= MAX_PROCESSES)
+        .then(|| format!("started more than {MAX_PROCESSES} processes ({count} at once)"))
 }
 
 /// At the time limit: a process that printed more than [`FLOOD_LINES`]
@@ -549,10 +583,12 @@ pub fn descendants() -> Vec<ProcessInfo> {
     let me = std::process::id() as i32;
     let all = all_processes();
     let parent_of: BTreeMap<i32, i32> = all.iter().map(|p| (p.pid, p.ppid)).collect();
+    let steps = all.len();
     all.into_iter()
         .filter(|p| {
+            // However deep: a chain is never longer than the process list.
             let mut pid = p.ppid;
-            for _ in 0..64 {
+            for _ in 0..=steps {
                 if pid == me {
                     return true;
                 }
@@ -578,6 +614,12 @@ fn describe_leftover(p: &ProcessInfo) -> String {
     format!("{} (pid {}): {what}", p.name, p.pid)
 }
 
+/// Whether the supervisor runs untraced (asked for, or ptrace refused):
+/// then orphans are not its to reap.
+fn untraced(supervisor: &Supervisor) -> bool {
+    supervisor.shared.lock().unwrap().untraced.is_some()
+}
+
 /// The PIDs of the processes the case started: the supervisor reaps
 /// those, so `sweep` must leave them.
 fn started_pids(running: &[Running]) -> Vec<i32> {
@@ -585,9 +627,11 @@ fn started_pids(running: &[Running]) -> Vec<i32> {
 }
 
 /// SIGKILL (and SIGCONT, for the stopped) to every descendant, until none
-/// is left. Orphans that came to us are reaped here, except those in
-/// `keep`, whose statuses someone else collects.
-pub fn sweep(keep: &[i32]) {
+/// is left. With `reap`, orphans that came to us are reaped here, except
+/// those in `keep`, whose statuses someone else collects. A tracer reaps
+/// everything itself: reaping a tracee here would leave it waiting for an
+/// exit it never sees.
+pub fn sweep(keep: &[i32], reap: bool) {
     for _ in 0..2000 {
         let left = descendants();
         if left.is_empty() {
@@ -597,7 +641,7 @@ pub fn sweep(keep: &[i32]) {
             if p.state != 'Z' {
                 let _ = kill(Pid::from_raw(p.pid), Signal::SIGKILL);
                 let _ = kill(Pid::from_raw(p.pid), Signal::SIGCONT);
-            } else if p.ppid == std::process::id() as i32 && !keep.contains(&p.pid) {
+            } else if reap && p.ppid == std::process::id() as i32 && !keep.contains(&p.pid) {
                 let _ = waitpid(Pid::from_raw(p.pid), Some(WaitPidFlag::WNOHANG));
             }
         }
@@ -625,23 +669,12 @@ fn shell_quote(arg: &str) -> String {
     }
 }
 
-/// The case's private working directory, removed afterwards.
+/// The case's private working directory (the jail makes and removes it).
 struct Scratch {
     path: PathBuf,
 }
 
 impl Scratch {
-    fn new() -> Self {
-        use std::os::unix::fs::DirBuilderExt;
-        let path = std::env::temp_dir().join(format!("xtask-grade-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&path);
-        let _ = std::fs::DirBuilder::new().mode(0o700).create(&path);
-        let _ = std::fs::DirBuilder::new()
-            .mode(0o700)
-            .create(path.join("run"));
-        Self { path }
-    }
-
     fn display(&self) -> String {
         self.path.display().to_string()
     }
@@ -672,11 +705,5 @@ impl Scratch {
         }
         found.sort();
         found
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.path);
     }
 }

@@ -87,6 +87,8 @@ pub struct Launch {
     pub envp: Vec<CString>,
     pub cwd: CString,
     pub cpu_seconds: u64,
+    /// The jail the program enters before exec (see `sandbox`).
+    pub confinement: Arc<super::sandbox::Confinement>,
 }
 
 pub struct Started {
@@ -157,12 +159,19 @@ impl Supervisor {
         self.shared.lock().unwrap().ended.get(&pid).copied()
     }
 
-    /// Stops the thread once nothing is left to wait for.
+    /// Stops the thread once nothing is left to wait for, or after two
+    /// seconds at most: the report must not wait on the programs.
     pub fn finish(mut self) -> Shared {
         self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
         let _ = nix::unistd::write(&self.wake, b"x");
         if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
+            let until = Instant::now() + std::time::Duration::from_secs(2);
+            while !thread.is_finished() && Instant::now() < until {
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+            if thread.is_finished() {
+                let _ = thread.join();
+            }
         }
         std::mem::take(&mut *self.shared.lock().unwrap())
     }
@@ -262,10 +271,14 @@ impl Worker {
                 let shared = self.shared.lock().unwrap();
                 self.started.iter().all(|p| shared.ended.contains_key(p))
             };
-            if self.stop.load(std::sync::atomic::Ordering::SeqCst)
-                && all_ended
-                && self.tracees.is_empty()
-            {
+            let stopping = self.stop.load(std::sync::atomic::Ordering::SeqCst);
+            if stopping {
+                // A tracee that is gone without our seeing its exit (someone
+                // else reaped it) would otherwise be waited for forever.
+                self.tracees
+                    .retain(|&pid, _| nix::sys::signal::kill(Pid::from_raw(pid), None).is_ok());
+            }
+            if stopping && all_ended && self.tracees.is_empty() {
                 return;
             }
             let mut fds = vec![PollFd::new(self.wake.as_fd(), PollFlags::POLLIN)];
@@ -305,8 +318,9 @@ impl Worker {
         let trace = self.trace;
         // SAFETY: this process has several threads. Between fork and exec
         // the child calls only async-signal-safe system calls (dup2, chdir,
-        // setsid, setrlimit, sigprocmask, kill, prctl, execve, _exit) on
-        // memory prepared before the fork, and never returns.
+        // setsid, setrlimit, sigprocmask, kill, prctl, execve, _exit, and
+        // the jail's open, write, unshare, setresuid, landlock) on memory
+        // prepared before the fork, and never returns.
         match unsafe { fork() } {
             Err(e) => Err(format!("fork failed: {e}")),
             Ok(ForkResult::Child) => unsafe {
@@ -335,6 +349,12 @@ impl Worker {
                 // inherit that.
                 let empty: libc::sigset_t = std::mem::zeroed();
                 libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+                // --- sandbox: the jail, entered before the tracer seizes us.
+                if let Err(message) = launch.confinement.enter() {
+                    libc::write(2, message.as_ptr().cast(), message.len());
+                    libc::_exit(125);
+                }
+                // --- end sandbox
                 if trace {
                     // Wait here until the tracer has seized us, then
                     // install the filter: a SECCOMP_RET_TRACE with no

@@ -1,0 +1,688 @@
+//! The jail: what a case's programs may touch, and how the kernel holds
+//! them to it.
+//!
+//! # Theory of operation
+//!
+//! Three kinds of process take part in grading:
+//!
+//! - the **grader** (`cargo xtask grade`): builds, starts one keeper per
+//!   case, reads each keeper's report and judges it. It never runs student
+//!   code itself.
+//! - the **keeper** (`xtask grade-case`, one per case): sets up the case's
+//!   jail, starts, traces and reaps the case's programs, enforces the time
+//!   limit, and writes the facts as TOML to its stdout, a pipe only the
+//!   grader holds.
+//! - the **inside programs**: the student's binaries (and the grader's own
+//!   probe worker), and everything they start.
+//!
+//! Channels: grader → keeper: the command line (case file, binaries
+//! directory). Keeper → grader: the report pipe (keeper's stdout) and its
+//! exit status. Keeper ↔ programs: each program's stdin/stdout/stderr pipes,
+//! ptrace, signals the keeper sends, the scratch directory. Nothing else:
+//! no program holds a descriptor of the grader or of the report pipe, and
+//! the environment is built from scratch.
+//!
+//! The keeper enters its jail first thing, while it is still
+//! single-threaded ([`Jail::enter`]):
+//!
+//! - as an ordinary user it unshares a **user namespace** (mapping only its
+//!   own uid), and with it, as root directly:
+//! - a **mount namespace**, in which a **private tmpfs** of
+//!   [`SCRATCH_LIMIT`] bytes is mounted on the scratch directory. The
+//!   host sees an empty directory; the tmpfs disappears with the namespace.
+//! - a **network namespace**: only a loopback device, down.
+//! - as root, a **pids cgroup** (`pids.max` = [`MAX_PROCESSES`]) and a
+//!   **memory cgroup** ([`MEMORY_LIMIT`]) of the case's own (cgroup v1,
+//!   where writable).
+//! - it makes itself **non-dumpable**, so that no process of its uid can
+//!   open its `/proc/<pid>/{fd,mem,environ}` or ptrace it.
+//!
+//! Each program, between `fork` and `exec` ([`Confinement::enter`], only
+//! raw system calls on memory prepared before the fork):
+//!
+//! - joins the case's cgroups;
+//! - gets `RLIMIT_NPROC` = [`MAX_PROCESSES`] and `RLIMIT_DATA` =
+//!   [`MEMORY_LIMIT`], the kernel-enforced limits when no cgroup is
+//!   writable. `RLIMIT_NPROC` counts per (user namespace, uid), so it needs
+//!   a uid or a user namespace of the case's own:
+//! - as root: switches to a **uid of the case's own** (no supplementary
+//!   groups); as an ordinary user: unshares a **user namespace** of its own.
+//! - restricts itself with **Landlock**: read and execute only system
+//!   directories (`/usr`, `/lib*`, `/bin`, `/etc`), the directory of
+//!   copied binaries, `/proc` (read only) and a few devices; read and write
+//!   only in scratch. TCP bind and connect are refused (Landlock ABI 4),
+//!   signals and abstract unix sockets are scoped to the program's own
+//!   domain (ABI 6). A Landlock domain also forbids ptrace (and so
+//!   `/proc/<pid>/{fd,mem,environ,cwd}`) of any process outside it.
+//!
+//! How each guarantee is enforced:
+//!
+//! | guarantee | enforced by |
+//! | --- | --- |
+//! | writes only in scratch | Landlock; also the case uid (root) |
+//! | scratch is size-limited | tmpfs `size=` in the keeper's mount namespace; `RLIMIT_FSIZE` per file |
+//! | reads only system files and its own binary | Landlock; binaries are copied by the grader into a read-only directory, so `target/` is never reachable |
+//! | no signal, ptrace or `/proc/<pid>/fd` outside the case | Landlock scoping and ptrace rule; case uid (root); non-dumpable keeper |
+//! | process limit at any depth | pids cgroup (root); else `RLIMIT_NPROC` under the case uid or a user namespace of the program's own |
+//! | memory limit | memory cgroup (root); else `RLIMIT_DATA` |
+//! | no network | network namespace; Landlock TCP rules |
+//! | minimal environment | the runner builds it from nothing |
+//! | trusted verdict | the report pipe is the keeper's stdout, which no program inherits and none can open through `/proc`; the grader's deadline does not depend on any descriptor |
+//!
+//! There is no PID namespace: the keeper must stay the programs' parent,
+//! subreaper and tracer, and PIDs printed by the programs are then the
+//! PIDs the grader sees. Signal scoping and the case uid do its job.
+//!
+//! What cannot be had is named by [`Isolation::line`] and missing pieces are
+//! listed; `--sandbox=require` turns a missing piece into an error.
+//!
+//! The jail only confines. Observing is the supervisor's job (ptrace and
+//! seccomp, see `supervisor`), judging the verdict's; neither depends on
+//! this module beyond the [`Confinement`] a launch carries.
+
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+/// Far above what any lab step needs, far below a fork bomb.
+pub const MAX_PROCESSES: u64 = 64;
+/// Memory of the case (cgroup) or of each process (`RLIMIT_DATA`).
+pub const MEMORY_LIMIT: u64 = 512 << 20;
+/// Size of the scratch tmpfs, and the largest file a program may write.
+pub const SCRATCH_LIMIT: u64 = 64 << 20;
+/// Case uids, as root: this plus the keeper's PID (PIDs stay below 2^22).
+const CASE_UID_BASE: u32 = 1_900_000_000;
+
+/// Which isolation is in force, as found by a keeper.
+#[derive(Debug, Default, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Isolation {
+    pub supported: bool,
+    pub own_uid: bool,
+    pub user_ns: bool,
+    pub mount_ns: bool,
+    pub net_ns: bool,
+    pub scratch_tmpfs: bool,
+    /// Landlock ABI version, 0 if none.
+    pub landlock: i32,
+    pub pids_cgroup: bool,
+    pub memory_cgroup: bool,
+    /// What a missing feature leaves open, one sentence each.
+    pub missing: Vec<String>,
+}
+
+impl Isolation {
+    /// One line for the grader's output, such as
+    /// `sandbox: own uid, mount+net namespaces, landlock v7, pids cgroup`.
+    pub fn line(&self) -> String {
+        if !self.supported {
+            return "sandbox: none (only Linux has one): the programs run with your rights".into();
+        }
+        let mut parts = Vec::new();
+        if self.own_uid {
+            parts.push("own uid".to_string());
+        }
+        let namespaces: Vec<&str> = [
+            (self.user_ns, "user"),
+            (self.mount_ns, "mount"),
+            (self.net_ns, "net"),
+        ]
+        .iter()
+        .filter(|(on, _)| *on)
+        .map(|(_, name)| *name)
+        .collect();
+        if !namespaces.is_empty() {
+            parts.push(format!("{} namespaces", namespaces.join("+")));
+        }
+        if self.scratch_tmpfs {
+            parts.push(format!("{} MiB scratch tmpfs", SCRATCH_LIMIT >> 20));
+        }
+        if self.landlock > 0 {
+            parts.push(format!("landlock v{}", self.landlock));
+        }
+        match (self.pids_cgroup, self.memory_cgroup) {
+            (true, true) => parts.push("pids+memory cgroup".into()),
+            (true, false) => parts.push("pids cgroup".into()),
+            (false, true) => parts.push("memory cgroup".into()),
+            (false, false) => parts.push("rlimits".into()),
+        }
+        let mut line = format!("sandbox: {}", parts.join(", "));
+        if !self.missing.is_empty() {
+            line.push_str(&format!("; missing: {}", self.missing.join("; ")));
+        }
+        line
+    }
+
+    fn note_missing(&mut self) {
+        let mut missing = Vec::new();
+        if !self.mount_ns {
+            missing.push("no mount namespace, so scratch is not size-limited".to_string());
+        }
+        if !self.net_ns && self.landlock < 4 {
+            missing.push("no network namespace: programs can reach the network".into());
+        } else if !self.net_ns {
+            missing.push("no network namespace: only TCP is refused (landlock)".into());
+        }
+        if self.landlock == 0 {
+            missing
+                .push("no landlock: programs can read and write whatever the user can".to_string());
+        } else if self.landlock < 6 && !self.own_uid {
+            missing.push(format!(
+                "landlock v{} has no signal scoping: programs can signal the user's other processes",
+                self.landlock
+            ));
+        }
+        if !self.own_uid && !self.user_ns {
+            missing.push(
+                "neither a uid nor a user namespace of the case's own: the process limit counts all of the user's processes"
+                    .to_string(),
+            );
+        }
+        self.missing = missing;
+    }
+}
+
+/// The keeper's side of a case's jail.
+pub struct Jail {
+    pub scratch: PathBuf,
+    pub isolation: Isolation,
+    confinement: Arc<Confinement>,
+    cgroups: Vec<PathBuf>,
+    /// Keeps the Landlock ruleset open while programs are started.
+    _ruleset: Option<OwnedFd>,
+    uid: Option<u32>,
+}
+
+/// What one program does to itself between fork and exec, prepared in
+/// advance so that the child only makes system calls.
+pub struct Confinement {
+    cgroup_procs: Vec<CString>,
+    /// As root: the case's uid (and gid).
+    uid: Option<u32>,
+    /// As an ordinary user: the maps for a user namespace of its own.
+    user_ns: Option<(CString, CString, CString, CString, CString)>,
+    landlock: Option<RawFd>,
+}
+
+impl Confinement {
+    /// No confinement at all (outside Linux).
+    #[cfg(not(target_os = "linux"))]
+    pub fn none() -> Arc<Self> {
+        Arc::new(Self {
+            cgroup_procs: Vec::new(),
+            uid: None,
+            user_ns: None,
+            landlock: None,
+        })
+    }
+
+    /// Confines the calling process. Called in the child between `fork`
+    /// and `exec`: only raw system calls, no allocation, no locks. Returns
+    /// a message for stderr when a step fails; the caller must then exit.
+    ///
+    /// # Safety
+    /// Only in a freshly forked child that will exec or `_exit`.
+    #[cfg(target_os = "linux")]
+    pub unsafe fn enter(&self) -> Result<(), &'static [u8]> {
+        use nix::libc;
+        // SAFETY (whole function): open, write, close, setrlimit, unshare,
+        // prctl and syscall are async-signal-safe system calls; every
+        // string was built before the fork.
+        for path in &self.cgroup_procs {
+            let fd = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+            if fd < 0 || libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
+                return Err(b"xtask grade: cannot join the case's cgroup\n");
+            }
+            libc::close(fd);
+        }
+        for (resource, limit) in [
+            (libc::RLIMIT_NPROC, MAX_PROCESSES),
+            (libc::RLIMIT_DATA, MEMORY_LIMIT),
+            (libc::RLIMIT_FSIZE, SCRATCH_LIMIT),
+        ] {
+            let value = libc::rlimit {
+                rlim_cur: limit,
+                rlim_max: limit,
+            };
+            libc::setrlimit(resource, &value);
+        }
+        if let Some(uid) = self.uid {
+            // Raw calls: glibc's wrappers would try to tell other threads.
+            let id = uid as libc::c_long;
+            if libc::syscall(libc::SYS_setgroups, 0, std::ptr::null::<libc::gid_t>()) != 0
+                || libc::syscall(libc::SYS_setresgid, id, id, id) != 0
+                || libc::syscall(libc::SYS_setresuid, id, id, id) != 0
+            {
+                return Err(b"xtask grade: cannot switch to the case's uid\n");
+            }
+        }
+        // The tracer must be able to seize us, and we must be able to write
+        // our own /proc/self/uid_map: the keeper's setting, or the uid
+        // change, cleared this.
+        libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0);
+        if let Some((setgroups, uid_map, gid_map, uid_line, gid_line)) = &self.user_ns {
+            if libc::unshare(libc::CLONE_NEWUSER) != 0 {
+                return Err(b"xtask grade: cannot make a user namespace\n");
+            }
+            for (path, text) in [
+                (setgroups, c"deny"),
+                (uid_map, uid_line.as_c_str()),
+                (gid_map, gid_line.as_c_str()),
+            ] {
+                let fd = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+                let len = text.count_bytes();
+                if fd < 0 || libc::write(fd, text.as_ptr().cast(), len) != len as isize {
+                    return Err(b"xtask grade: cannot map the user namespace\n");
+                }
+                libc::close(fd);
+            }
+        }
+        if let Some(ruleset) = self.landlock {
+            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
+                || libc::syscall(libc::SYS_landlock_restrict_self, ruleset, 0) != 0
+            {
+                return Err(b"xtask grade: cannot enter the landlock domain\n");
+            }
+        }
+        Ok(())
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    pub unsafe fn enter(&self) -> Result<(), &'static [u8]> {
+        Ok(())
+    }
+}
+
+/// The Landlock ABI the kernel offers, 0 if none.
+#[cfg(target_os = "linux")]
+pub fn landlock_abi() -> i32 {
+    use nix::libc;
+    const LANDLOCK_CREATE_RULESET_VERSION: libc::c_uint = 1;
+    // SAFETY: with a null attribute and this flag, the call only returns
+    // the ABI version.
+    let version = unsafe {
+        libc::syscall(
+            libc::SYS_landlock_create_ruleset,
+            std::ptr::null::<u8>(),
+            0usize,
+            LANDLOCK_CREATE_RULESET_VERSION,
+        )
+    };
+    version.max(0) as i32
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn landlock_abi() -> i32 {
+    0
+}
+
+impl Jail {
+    /// Sets up the keeper's jail: namespaces, scratch, cgroups, and the
+    /// confinement its programs will enter. Must run while the keeper is
+    /// single-threaded (a user namespace requires it). `readable` are the
+    /// extra directories programs may read and execute (the binaries).
+    #[cfg(target_os = "linux")]
+    pub fn enter(readable: &[PathBuf]) -> Self {
+        use nix::sched::{unshare, CloneFlags};
+        use nix::unistd::{getegid, geteuid};
+
+        let pid = std::process::id();
+        let scratch = std::env::temp_dir().join(format!("xtask-grade-{pid}"));
+        let _ = std::fs::remove_dir_all(&scratch);
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            let _ = std::fs::DirBuilder::new().mode(0o700).create(&scratch);
+        }
+        let root = geteuid().is_root();
+        let (uid, gid) = (geteuid().as_raw(), getegid().as_raw());
+        let mut isolation = Isolation {
+            supported: true,
+            ..Isolation::default()
+        };
+        if root {
+            if unshare(CloneFlags::CLONE_NEWNS).is_ok() {
+                isolation.mount_ns = true;
+            }
+            if unshare(CloneFlags::CLONE_NEWNET).is_ok() {
+                isolation.net_ns = true;
+            }
+        } else {
+            let all =
+                CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWNET;
+            if unshare(all).is_ok() {
+                let mapped = std::fs::write("/proc/self/setgroups", "deny").is_ok()
+                    && std::fs::write("/proc/self/uid_map", format!("{uid} {uid} 1")).is_ok()
+                    && std::fs::write("/proc/self/gid_map", format!("{gid} {gid} 1")).is_ok();
+                isolation.user_ns = mapped;
+                isolation.mount_ns = mapped;
+                isolation.net_ns = mapped;
+            }
+        }
+        // No process of our uid may open our /proc files or ptrace us
+        // (only now: it would also have closed our own uid_map to us).
+        let _ = nix::sys::prctl::set_dumpable(false);
+        let case_uid = root.then_some(CASE_UID_BASE + pid);
+        if isolation.mount_ns {
+            isolation.scratch_tmpfs = mount_scratch(&scratch, case_uid);
+        }
+        if let Some(case_uid) = case_uid {
+            isolation.own_uid = true;
+            let _ = std::os::unix::fs::chown(&scratch, Some(case_uid), Some(case_uid));
+        }
+        let _ = std::fs::create_dir(scratch.join("run"));
+        if let Some(case_uid) = case_uid {
+            let _ = std::os::unix::fs::chown(scratch.join("run"), Some(case_uid), Some(case_uid));
+        }
+
+        let mut cgroups = Vec::new();
+        if root {
+            for (controller, settings) in [
+                ("pids", vec![("pids.max", MAX_PROCESSES.to_string())]),
+                (
+                    "memory",
+                    vec![
+                        ("memory.limit_in_bytes", MEMORY_LIMIT.to_string()),
+                        ("memory.swappiness", "0".to_string()),
+                    ],
+                ),
+            ] {
+                if let Some(dir) = make_cgroup(controller, pid, &settings) {
+                    match controller {
+                        "pids" => isolation.pids_cgroup = true,
+                        _ => isolation.memory_cgroup = true,
+                    }
+                    cgroups.push(dir);
+                }
+            }
+        }
+
+        isolation.landlock = landlock_abi();
+        let ruleset = if isolation.landlock > 0 {
+            landlock_ruleset(&scratch, readable)
+        } else {
+            None
+        };
+        if ruleset.is_none() {
+            isolation.landlock = 0;
+        }
+        isolation.note_missing();
+
+        let c = |text: String| CString::new(text).unwrap_or_default();
+        let confinement = Confinement {
+            cgroup_procs: cgroups
+                .iter()
+                .map(|dir| c(dir.join("cgroup.procs").display().to_string()))
+                .collect(),
+            uid: case_uid,
+            user_ns: (!root && isolation.user_ns).then(|| {
+                (
+                    c("/proc/self/setgroups".into()),
+                    c("/proc/self/uid_map".into()),
+                    c("/proc/self/gid_map".into()),
+                    c(format!("{uid} {uid} 1")),
+                    c(format!("{gid} {gid} 1")),
+                )
+            }),
+            landlock: ruleset.as_ref().map(|fd| fd.as_raw_fd()),
+        };
+        Self {
+            scratch,
+            isolation,
+            confinement: Arc::new(confinement),
+            cgroups,
+            _ruleset: ruleset,
+            uid: case_uid,
+        }
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    pub fn enter(_readable: &[PathBuf]) -> Self {
+        let scratch = std::env::temp_dir().join(format!("xtask-grade-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(scratch.join("run"));
+        Self {
+            scratch,
+            isolation: Isolation::default(),
+            confinement: Confinement::none(),
+            cgroups: Vec::new(),
+            _ruleset: None,
+            uid: None,
+        }
+    }
+
+    pub fn confinement(&self) -> Arc<Confinement> {
+        Arc::clone(&self.confinement)
+    }
+
+    /// Writes a file of the case into scratch, owned by the case's uid.
+    pub fn write_file(&self, relative: &str, content: &str) {
+        let path = self.scratch.join(relative);
+        if let Some(parent) = path.parent() {
+            let _ = std::fs::create_dir_all(parent);
+        }
+        let _ = std::fs::write(&path, content);
+        if let Some(uid) = self.uid {
+            let _ = std::os::unix::fs::chown(&path, Some(uid), Some(uid));
+        }
+    }
+
+    /// Limits the kernel enforced during the case, as verdict sentences.
+    pub fn limits_hit(&self) -> Vec<String> {
+        let mut hit = Vec::new();
+        for dir in &self.cgroups {
+            let read = |name: &str| std::fs::read_to_string(dir.join(name)).unwrap_or_default();
+            let counter = |text: &str, key: &str| {
+                text.lines()
+                    .find_map(|l| l.strip_prefix(key))
+                    .and_then(|n| n.trim().parse::<u64>().ok())
+                    .unwrap_or(0)
+            };
+            if counter(&read("pids.events"), "max ") > 0 {
+                hit.push(format!("started more than {MAX_PROCESSES} processes"));
+            }
+            if counter(&read("memory.oom_control"), "oom_kill ") > 0
+                || counter(&read("memory.failcnt"), "") > 0
+            {
+                hit.push(format!(
+                    "used more than {} MiB of memory",
+                    MEMORY_LIMIT >> 20
+                ));
+            }
+        }
+        hit
+    }
+
+    /// True if scratch is full: a program wrote up to its size limit.
+    pub fn scratch_full(&self) -> bool {
+        if !self.isolation.scratch_tmpfs {
+            return false;
+        }
+        nix::sys::statvfs::statvfs(&self.scratch).is_ok_and(|s| s.blocks_available() == 0)
+    }
+
+    /// Every process still in the case's cgroups (root only), so that
+    /// even one that left the keeper's tree is found.
+    pub fn cgroup_members(&self) -> Vec<i32> {
+        let mut pids = Vec::new();
+        for dir in &self.cgroups {
+            let text = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
+            pids.extend(text.lines().filter_map(|l| l.trim().parse::<i32>().ok()));
+        }
+        pids.sort_unstable();
+        pids.dedup();
+        pids
+    }
+}
+
+impl Drop for Jail {
+    fn drop(&mut self) {
+        use nix::sys::signal::{kill, Signal};
+        use nix::unistd::Pid;
+        for _ in 0..1000 {
+            let left = self.cgroup_members();
+            if left.is_empty() {
+                break;
+            }
+            for pid in left {
+                let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        for dir in &self.cgroups {
+            let _ = std::fs::remove_dir(dir);
+        }
+        #[cfg(target_os = "linux")]
+        if self.isolation.scratch_tmpfs {
+            let _ = nix::mount::umount2(&self.scratch, nix::mount::MntFlags::MNT_DETACH);
+        }
+        let _ = std::fs::remove_dir_all(&self.scratch);
+    }
+}
+
+/// Mounts a private tmpfs on `scratch`, in the keeper's own mount
+/// namespace, after making every mount private so that nothing
+/// propagates back to the host.
+#[cfg(target_os = "linux")]
+fn mount_scratch(scratch: &Path, owner: Option<u32>) -> bool {
+    use nix::mount::{mount, MsFlags};
+    if mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .is_err()
+    {
+        return false;
+    }
+    let mut options = format!("size={SCRATCH_LIMIT},mode=0700");
+    if let Some(uid) = owner {
+        options.push_str(&format!(",uid={uid},gid={uid}"));
+    }
+    mount(
+        Some("xtask-scratch"),
+        scratch,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some(options.as_str()),
+    )
+    .is_ok()
+}
+
+/// A cgroup v1 of the case's own under the keeper's, with `settings`.
+fn make_cgroup(controller: &str, pid: u32, settings: &[(&str, String)]) -> Option<PathBuf> {
+    let own = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    let path = own.lines().find_map(|line| {
+        let mut fields = line.splitn(3, ':');
+        let (_, controllers, path) = (fields.next()?, fields.next()?, fields.next()?);
+        controllers
+            .split(',')
+            .any(|c| c == controller)
+            .then(|| path.to_string())
+    })?;
+    let dir = Path::new("/sys/fs/cgroup")
+        .join(controller)
+        .join(path.trim_start_matches('/'))
+        .join(format!("xtask-grade-{pid}"));
+    std::fs::create_dir(&dir).ok()?;
+    for (file, value) in settings {
+        if std::fs::write(dir.join(file), value).is_err() && *file != "memory.swappiness" {
+            let _ = std::fs::remove_dir(&dir);
+            return None;
+        }
+    }
+    Some(dir)
+}
+
+/// The Landlock ruleset every program of the case enters. Best effort
+/// over the kernel's ABI: what the kernel lacks is left out.
+#[cfg(target_os = "linux")]
+fn landlock_ruleset(scratch: &Path, readable: &[PathBuf]) -> Option<OwnedFd> {
+    use landlock::{
+        Access, AccessFs, AccessNet, PathBeneath, PathFd, Ruleset, RulesetAttr, RulesetCreatedAttr,
+        Scope, ABI,
+    };
+    let abi = ABI::V6;
+    let read = AccessFs::from_read(abi);
+    let device = AccessFs::ReadFile | AccessFs::WriteFile | AccessFs::IoctlDev;
+    let mut rules: Vec<(PathBuf, landlock::BitFlags<AccessFs>)> = [
+        "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/proc",
+    ]
+    .iter()
+    .map(|p| (PathBuf::from(p), read))
+    .collect();
+    rules.extend(
+        [
+            "/dev/null",
+            "/dev/zero",
+            "/dev/full",
+            "/dev/random",
+            "/dev/urandom",
+        ]
+        .iter()
+        .map(|p| (PathBuf::from(p), device)),
+    );
+    rules.push(("/sys/devices/system/cpu".into(), read));
+    rules.extend(readable.iter().map(|p| (p.clone(), read)));
+    rules.push((scratch.to_path_buf(), AccessFs::from_all(abi)));
+
+    let mut ruleset = Ruleset::default()
+        .handle_access(AccessFs::from_all(abi))
+        .ok()?
+        .handle_access(AccessNet::BindTcp | AccessNet::ConnectTcp)
+        .ok()?
+        .scope(Scope::Signal | Scope::AbstractUnixSocket)
+        .ok()?
+        .create()
+        .ok()?;
+    for (path, access) in rules {
+        let Ok(fd) = PathFd::new(&path) else {
+            continue; // not on this system
+        };
+        // Directories take every right; files only the file rights.
+        let access = if path.is_dir() {
+            access
+        } else {
+            access & AccessFs::from_file(abi)
+        };
+        ruleset = ruleset.add_rule(PathBeneath::new(fd, access)).ok()?;
+    }
+    let fd: Option<OwnedFd> = ruleset.into();
+    fd
+}
+
+/// What `cargo xtask grade` prints and checks before grading: the
+/// isolation a keeper gets on this machine, found by a keeper-like child
+/// (`xtask sandbox-probe`) so that the grader itself stays outside.
+pub fn probe() -> Isolation {
+    if !cfg!(target_os = "linux") {
+        return Isolation::default();
+    }
+    let Ok(me) = std::env::current_exe() else {
+        return Isolation::default();
+    };
+    let output = std::process::Command::new(me)
+        .arg("sandbox-probe")
+        .stdin(std::process::Stdio::null())
+        .output();
+    match output {
+        Ok(output) if output.status.success() => {
+            toml::from_str(&String::from_utf8_lossy(&output.stdout)).unwrap_or_default()
+        }
+        _ => Isolation {
+            supported: true,
+            missing: vec!["the sandbox probe failed: no isolation is known to hold".into()],
+            ..Isolation::default()
+        },
+    }
+}
+
+/// `xtask sandbox-probe`: enter a jail as a keeper would, and say what held.
+pub fn probe_command() -> Result<(), String> {
+    let jail = Jail::enter(&[]);
+    let text = toml::to_string(&jail.isolation).map_err(|e| e.to_string())?;
+    print!("{text}");
+    Ok(())
+}
