@@ -48,6 +48,21 @@ fn grade_in(dir: &Path, args: &[&str], env: &[(&str, &Path)]) -> Output {
     command.output().expect("run xtask grade")
 }
 
+/// The grader's output, and its PID (which names its staged binaries).
+fn grade_with_pid(args: &[&str]) -> (Output, u32) {
+    let child = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .current_dir(root())
+        .arg("grade")
+        .args(args)
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run xtask grade");
+    let pid = child.id();
+    (child.wait_with_output().expect("run xtask grade"), pid)
+}
+
 fn show(output: &Output) -> String {
     format!(
         "status: {}\nstdout:\n{}\nstderr:\n{}",
@@ -140,7 +155,7 @@ fn grade_fixture(fixture: &Path, scratch: &Path) -> Vec<String> {
     let step = lines.next().unwrap();
     let checkout = scratch.join(&name);
     copy_fixture(fixture, &checkout);
-    let output = grade(&[
+    let (output, grader) = grade_with_pid(&[
         step,
         "--workspace",
         checkout.to_str().unwrap(),
@@ -151,6 +166,10 @@ fn grade_fixture(fixture: &Path, scratch: &Path) -> Vec<String> {
     if output.status.code() != Some(1) {
         failures.push(format!("{name}: expected exit status 1\n{}", show(&output)));
     }
+    // A hostile fixture says so when an attack was not stopped.
+    if stdout.contains("GOT THROUGH") {
+        failures.push(format!("{name}: an attack got through\n{}", show(&output)));
+    }
     for wanted in lines {
         if !stdout.contains(wanted) {
             failures.push(format!(
@@ -160,7 +179,9 @@ fn grade_fixture(fixture: &Path, scratch: &Path) -> Vec<String> {
         }
     }
     // Nothing the fixture started may survive its grading.
-    let leftovers = labcheck_leftovers(&checkout);
+    let mut leftovers = labcheck_leftovers(&checkout);
+    let staged = std::env::temp_dir().join(format!("xtask-bins-{grader}"));
+    leftovers.extend(labcheck_leftovers(&staged));
     if !leftovers.is_empty() {
         failures.push(format!("{name}: left running after grading: {leftovers:?}"));
     }
@@ -404,4 +425,95 @@ fn a_learners_progress_never_breaks_the_suite() {
         show(&output)
     );
     let _ = std::fs::remove_dir_all(&scratch);
+
+/// The jail holds for an ordinary user too: each run-time hostile fixture
+/// is built (as we are), then one case runs it under a case helper started
+/// as uid 65534 (`nobody`). Only when running as root, with `setpriv`.
+#[test]
+fn hostile_fixtures_are_contained_for_an_ordinary_user() {
+    if !nix_is_root() || Command::new("setpriv").arg("--help").output().is_err() {
+        eprintln!("skipped: needs root and setpriv to become an ordinary user");
+        return;
+    }
+    let fixtures = root().join("xtask/tests/fixtures");
+    let scratch = std::env::temp_dir().join(format!("xtask-unprivileged-{}", std::process::id()));
+    let bins = scratch.join("bins");
+    std::fs::create_dir_all(&bins).unwrap();
+    let mut failures = Vec::new();
+    let hostile = [
+        "ex1_hostile_exec_reference",
+        "ex1_hostile_forge_report",
+        "ex1_hostile_tamper",
+        "ex1_hostile_network",
+        "ex1_hostile_signal_grader",
+        "ex1_hostile_fill_disk",
+        "ex1_hostile_deep_tree",
+    ];
+    for name in hostile {
+        let checkout = scratch.join(name);
+        copy_fixture(&fixtures.join(name), &checkout);
+        let built = Command::new(env!("CARGO"))
+            .args(["build", "--quiet", "--offline", "--manifest-path"])
+            .arg(checkout.join("Cargo.toml"))
+            .env_remove("CARGO_TARGET_DIR")
+            .status()
+            .unwrap();
+        assert!(built.success(), "{name} does not build");
+        std::fs::copy(
+            checkout.join("target/debug/ex1_fibonacci_child"),
+            bins.join("ex1_fibonacci_child"),
+        )
+        .unwrap();
+        std::fs::copy(
+            root().join("target/debug/spin_probe"),
+            bins.join("spin_probe"),
+        )
+        .ok();
+        let _ = Command::new("chmod")
+            .args(["-R", "a+rX"])
+            .arg(&scratch)
+            .status();
+        let output = Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(env!("CARGO_BIN_EXE_xtask"))
+            .arg("grade-case")
+            .arg(root().join("tests/ex1_fibonacci_child/fib_10.toml"))
+            .arg("--bins")
+            .arg(&bins)
+            .arg("--probe")
+            .arg(bins.join("spin_probe"))
+            .args(["--step", "ex1_fibonacci_child"])
+            .current_dir("/")
+            .output()
+            .unwrap();
+        let report = String::from_utf8_lossy(&output.stdout);
+        if !output.status.success() || !report.contains("user_ns = true") {
+            failures.push(format!("{name}: no sandboxed report\n{}", show(&output)));
+        }
+        if report.contains("GOT THROUGH") {
+            failures.push(format!(
+                "{name}: an attack got through as uid 65534\n{report}"
+            ));
+        }
+        let expect = std::fs::read_to_string(fixtures.join(name).join("expect.txt")).unwrap();
+        let blocked = expect.lines().skip(1).filter(|l| l.contains("blocked"));
+        for wanted in blocked {
+            if !report.contains(wanted) {
+                failures.push(format!(
+                    "{name}: the report lacks {wanted:?} as uid 65534\n{report}"
+                ));
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&scratch);
+    assert!(failures.is_empty(), "\n{}", failures.join("\n\n"));
+}
+
+fn nix_is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|ids| ids.split_whitespace().nth(1).map(|euid| euid == "0"))
+        .unwrap_or(false)
 }

@@ -204,7 +204,7 @@ pub fn run_case(
                 run.script_error = Some(format!("step {}: {e}", n + 1));
                 break;
             }
-            if let Some(why) = over_limits(&running, &jail) {
+            if let Some(why) = over_limits(&running, &jail, &supervisor) {
                 run.killed_because = Some(why);
                 break;
             }
@@ -238,7 +238,7 @@ pub fn run_case(
         }
         ticks += 1;
         if ticks % 10 == 0 {
-            if let Some(why) = over_limits(&running, &jail) {
+            if let Some(why) = over_limits(&running, &jail, &supervisor) {
                 run.killed_because = Some(why);
                 break;
             }
@@ -537,7 +537,7 @@ fn wait_for_line(
 }
 
 /// A reason to stop the case now: too much output, or a kernel limit hit.
-fn over_limits(running: &[Running], jail: &Jail) -> Option<String> {
+fn over_limits(running: &[Running], jail: &Jail, supervisor: &Supervisor) -> Option<String> {
     for r in running {
         for (name, shared) in [("stdout", &r.stdout), ("stderr", &r.stderr)] {
             if shared.0.lock().unwrap().capped {
@@ -552,8 +552,18 @@ fn over_limits(running: &[Running], jail: &Jail) -> Option<String> {
     if let Some(hit) = jail.limits_hit().into_iter().next() {
         return Some(hit);
     }
-    // Without a pids cgroup, RLIMIT_NPROC holds the count at the limit;
-    // reaching it means a fork was refused (or soon will be).
+    // Without a pids cgroup, RLIMIT_NPROC refuses the fork: the tracer
+    // sees the refusal. Untraced, reaching the limit is taken for it.
+    let refused = supervisor
+        .shared
+        .lock()
+        .unwrap()
+        .events
+        .iter()
+        .any(|e| e.kind == "fork_refused");
+    if refused {
+        return Some(format!("started more than {MAX_PROCESSES} processes"));
+    }
     let count = descendants().len() as u64;
     (count >= MAX_PROCESSES)
         .then(|| format!("started more than {MAX_PROCESSES} processes ({count} at once)"))

@@ -495,7 +495,17 @@ impl Worker {
                 let call = self.tracees.entry(pid.as_raw()).or_default().in_wait.take();
                 let pipe_call = |nr: i64| nr == nix::libc::SYS_pipe || nr == nix::libc::SYS_pipe2;
                 if let (Some((nr, fds)), Ok(regs)) = (call, ptrace::getregs(pid)) {
-                    if pipe_call(nr) {
+                    // --- sandbox
+                    if is_fork(nr) {
+                        if regs.rax as i64 == -(nix::libc::EAGAIN as i64) {
+                            self.record(Event {
+                                pid: pid.as_raw(),
+                                kind: "fork_refused".into(),
+                                ..Event::default()
+                            });
+                        }
+                    // --- end sandbox
+                    } else if pipe_call(nr) {
                         if regs.rax == 0 {
                             self.record_pipe(pid, fds);
                         }
@@ -739,6 +749,13 @@ impl Worker {
                 }
             }
             libc::SYS_wait4 => return Some((nr, a1)),
+            // --- sandbox: a refused fork is a process limit the kernel
+            // enforced (RLIMIT_NPROC); its exit says so. A successful one
+            // is reported by PTRACE_EVENT_FORK instead.
+            libc::SYS_fork | libc::SYS_vfork | libc::SYS_clone | libc::SYS_clone3 => {
+                return Some((nr, 0))
+            }
+            // --- end sandbox
             libc::SYS_pipe | libc::SYS_pipe2 => return Some((nr, a0)),
             libc::SYS_open | libc::SYS_openat => {
                 // Only FIFOs are logged: who opened which, for reading or
@@ -860,6 +877,18 @@ impl Worker {
     }
 }
 
+/// --- sandbox: the system calls that create a process or thread.
+fn is_fork(nr: i64) -> bool {
+    use nix::libc;
+    [
+        libc::SYS_fork,
+        libc::SYS_vfork,
+        libc::SYS_clone,
+        libc::SYS_clone3,
+    ]
+    .contains(&nr)
+}
+
 /// True if `pid` leads a thread group (a process, not a thread).
 fn is_process(pid: i32) -> bool {
     let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
@@ -973,6 +1002,11 @@ fn seccomp_filter() -> Vec<nix::libc::sock_filter> {
         libc::SYS_rename,
         libc::SYS_renameat,
         libc::SYS_renameat2,
+        // --- sandbox: to see refused forks.
+        libc::SYS_fork,
+        libc::SYS_vfork,
+        libc::SYS_clone,
+        libc::SYS_clone3,
     ];
     #[cfg(not(target_arch = "x86_64"))]
     let watched: Vec<i64> = Vec::new();

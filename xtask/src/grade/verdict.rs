@@ -91,6 +91,13 @@ pub fn judge(case: &Case, run: &CaseRun) -> Verdict {
         );
     }
     problems.extend(super::requirements::check(case, run, &bindings));
+    // Limits the kernel enforced (the jail's), unless already the reason
+    // the case was stopped.
+    for hit in &run.limits_hit {
+        if run.killed_because.as_deref() != Some(hit.as_str()) {
+            problems.push(problem(format!("limit reached: {hit}")));
+        }
+    }
     for leftover in &run.leftovers {
         problems.push(problem(format!("left behind: {leftover}")));
     }
