@@ -425,6 +425,7 @@ fn a_learners_progress_never_breaks_the_suite() {
         show(&output)
     );
     let _ = std::fs::remove_dir_all(&scratch);
+}
 
 /// The jail holds for an ordinary user too: each run-time hostile fixture
 /// is built (as we are), then one case runs it under a case helper started
