@@ -124,6 +124,14 @@ fn broken_submissions_fail_with_the_right_diagnosis() {
     names.sort();
     assert!(names.len() >= 8, "fixtures missing");
     let scratch = std::env::temp_dir().join(format!("xtask-fixtures-{}", std::process::id()));
+    // A private case beside the submissions, as an instructor's would be:
+    // no submission may read it, not even while it is compiled.
+    std::fs::create_dir_all(&scratch).unwrap();
+    std::fs::write(
+        scratch.join("hidden-case.toml"),
+        "description = \"hidden\"\n",
+    )
+    .unwrap();
     let _one = one_at_a_time();
     // One fixture per CPU, each graded one case at a time: the verdicts
     // must not depend on the load, so the tests never oversubscribe.
@@ -162,7 +170,9 @@ fn grade_fixture(fixture: &Path, scratch: &Path) -> Vec<String> {
         "--jobs",
         "1",
     ]);
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    // The report, and any refusal to build (an error, on stderr).
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned()
+        + &String::from_utf8_lossy(&output.stderr);
     if output.status.code() != Some(1) {
         failures.push(format!("{name}: expected exit status 1\n{}", show(&output)));
     }

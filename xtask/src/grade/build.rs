@@ -49,6 +49,8 @@ pub struct Workspace {
     /// choice (if it is not).
     target_dir: PathBuf,
     pub target_note: Option<String>,
+    /// --- sandbox: the jail cargo runs in, for a submission.
+    jail: Option<super::sandbox::BuildJail>,
 }
 
 #[derive(Deserialize)]
@@ -137,7 +139,19 @@ impl Workspace {
             packages: metadata.packages.into_iter().map(|p| p.name).collect(),
             target_dir,
             target_note,
+            jail: None,
         })
+    }
+
+    /// --- sandbox: build inside a jail (a submission's workspace).
+    pub fn jailed(mut self) -> Self {
+        let jail = super::sandbox::BuildJail::new(&self.root, &self.target_dir);
+        self.jail = Some(jail);
+        self
+    }
+
+    pub fn jail_line(&self) -> Option<&str> {
+        self.jail.as_ref().map(|j| j.isolation.as_str())
     }
 
     pub fn has_package(&self, name: &str) -> bool {
@@ -195,6 +209,9 @@ impl Workspace {
             .stderr(Stdio::piped());
         for package in packages {
             command.args(["-p", package]);
+        }
+        if let Some(jail) = &self.jail {
+            jail.apply(&mut command);
         }
         let mut child = command
             .spawn()

@@ -88,7 +88,14 @@ pub fn run(options: &Options) -> Result<bool, String> {
             workspace_dir.display()
         ));
     }
-    let workspace = build::Workspace::open(&workspace_dir)?;
+    // A submission's own code must not run while it is built: refused
+    // before cargo reads anything of it (see `sandbox`).
+    let workspace = if options.workspace.is_some() {
+        sandbox::check_submission(&workspace_dir)?;
+        build::Workspace::open(&workspace_dir)?.jailed()
+    } else {
+        build::Workspace::open(&workspace_dir)?
+    };
     let grader = build::Workspace::open(&root)?;
     let style = Style::detect();
     let started = Instant::now();
@@ -108,6 +115,9 @@ pub fn run(options: &Options) -> Result<bool, String> {
 
     let isolation = sandbox::probe();
     println!("{}", isolation.line());
+    if let Some(line) = workspace.jail_line() {
+        println!("{line}");
+    }
     if options.sandbox == SandboxMode::Require
         && (!isolation.supported || !isolation.missing.is_empty())
     {

@@ -686,3 +686,319 @@ pub fn probe_command() -> Result<(), String> {
     print!("{text}");
     Ok(())
 }
+
+// ---------------------------------------------------------------------------
+// Building a submission.
+//
+// Compiling runs no code of the submission only if it has no build script,
+// no procedural macro and no cargo configuration (a `rustc-wrapper`, a
+// `linker` or a `runner` is a program cargo starts). Those are refused
+// before cargo even reads the workspace. What is left, rustc reading
+// files (`include_str!`, `#[path]`), is confined by a Landlock domain:
+// the checkout, the toolchain and the registry only; writes only to the
+// target directory and cargo's home; no network.
+// ---------------------------------------------------------------------------
+
+/// Refuses a submission that could run code of its own while it is built,
+/// with a message naming what to remove. Looks at every manifest and cargo
+/// setting in the checkout (its `target/` and `.git/` aside).
+pub fn check_submission(checkout: &Path) -> Result<(), String> {
+    let refuse = |path: &Path, why: &str| {
+        Err(format!(
+            "refusing to build {}: {} {why}",
+            checkout.display(),
+            path.strip_prefix(checkout).unwrap_or(path).display()
+        ))
+    };
+    let mut stack = vec![checkout.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        let has_manifest = dir.join("Cargo.toml").is_file();
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+            if is_dir && (name == "target" || name == ".git") {
+                continue;
+            }
+            if is_dir && name == ".cargo" {
+                return refuse(&path, "holds cargo settings, which can make cargo run programs of the submission while building: remove it");
+            }
+            if name.starts_with("rust-toolchain") {
+                return refuse(&path, "picks another toolchain: remove it");
+            }
+            if name == "build.rs" && has_manifest {
+                return refuse(&path, "is a build script: it would run on the grader's machine while building; remove it");
+            }
+            if name == "Cargo.toml" {
+                check_manifest(checkout, &path)?;
+            }
+            if is_dir {
+                stack.push(path);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check_manifest(checkout: &Path, path: &Path) -> Result<(), String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let manifest: toml::Table = toml::from_str(&text)
+        .map_err(|e| format!("{}: not a valid Cargo.toml: {e}", path.display()))?;
+    let refuse = |why: String| Err(format!("refusing to build {}: {why}", path.display()));
+    let build = manifest
+        .get("package")
+        .and_then(|p| p.get("build"))
+        .filter(|b| b.as_bool() != Some(false));
+    if build.is_some() {
+        return refuse("its [package] names a build script".into());
+    }
+    if manifest
+        .get("lib")
+        .and_then(|l| l.get("proc-macro"))
+        .and_then(|v| v.as_bool())
+        == Some(true)
+    {
+        return refuse("it is a proc-macro crate, which runs inside the compiler".into());
+    }
+    for section in ["patch", "replace", "build-dependencies"] {
+        if manifest.contains_key(section) {
+            return refuse(format!("it has a [{section}] section"));
+        }
+    }
+    if manifest
+        .get("profile")
+        .is_some_and(|p| text.contains("linker") || p.to_string().contains("rustflags"))
+    {
+        return refuse("its [profile] sets a linker or rustflags".into());
+    }
+    // Every dependency comes from the registry or from inside the checkout.
+    let dir = path.parent().unwrap_or(checkout);
+    let mut tables: Vec<&toml::Value> = Vec::new();
+    for key in ["dependencies", "dev-dependencies"] {
+        tables.extend(manifest.get(key));
+        tables.extend(manifest.get("workspace").and_then(|w| w.get(key)));
+    }
+    if let Some(targets) = manifest.get("target").and_then(|t| t.as_table()) {
+        for target in targets.values() {
+            if target.get("build-dependencies").is_some() {
+                return refuse("it has build-dependencies".into());
+            }
+            tables.extend(target.get("dependencies"));
+        }
+    }
+    for table in tables.iter().filter_map(|t| t.as_table()) {
+        for (name, spec) in table {
+            if spec.get("git").is_some() {
+                return refuse(format!("dependency {name} comes from git"));
+            }
+            if let Some(relative) = spec.get("path").and_then(|p| p.as_str()) {
+                let target = normalise(&dir.join(relative));
+                if !target.starts_with(normalise(checkout)) {
+                    return refuse(format!(
+                        "dependency {name} lies outside the submission ({relative})"
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `a/b/../c` as `a/c`, without touching the file system.
+fn normalise(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for part in path.components() {
+        match part {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// The jail `cargo build` runs in for a submission: no network, reads only
+/// the checkout, the toolchain and the system, writes only the target
+/// directory and cargo's home.
+pub struct BuildJail {
+    ruleset: Option<OwnedFd>,
+    /// As an ordinary user, the maps of the user namespace that brings the
+    /// network namespace with it.
+    user_maps: Option<Arc<[CString; 5]>>,
+    pub isolation: String,
+    tmp: PathBuf,
+}
+
+impl BuildJail {
+    #[cfg(target_os = "linux")]
+    pub fn new(checkout: &Path, target: &Path) -> Self {
+        use nix::unistd::{getegid, geteuid};
+        let home = std::env::var_os("HOME").map(PathBuf::from);
+        let from_env = |key: &str, fallback: &str| {
+            std::env::var_os(key)
+                .map(PathBuf::from)
+                .or_else(|| home.as_ref().map(|h| h.join(fallback)))
+        };
+        let cargo_home = from_env("CARGO_HOME", ".cargo");
+        let rustup_home = from_env("RUSTUP_HOME", ".rustup");
+        // The toolchain cargo came from (…/toolchains/NAME/bin/cargo).
+        let toolchain = std::env::var_os("CARGO")
+            .map(PathBuf::from)
+            .and_then(|c| c.parent()?.parent().map(Path::to_path_buf));
+        let tmp = target.join("tmp");
+        let _ = std::fs::create_dir_all(&tmp);
+        let mut readable = vec![checkout.to_path_buf(), PathBuf::from("/sys")];
+        readable.extend(rustup_home);
+        readable.extend(toolchain);
+        let mut writable = vec![target.to_path_buf()];
+        writable.extend(cargo_home);
+        // Cargo records the versions it resolved in the checkout's
+        // Cargo.lock: that one file may be written (made now if missing).
+        let lock = checkout.join("Cargo.lock");
+        if !lock.exists() {
+            let _ = std::fs::write(&lock, "");
+        }
+        writable.push(lock);
+        let ruleset = if landlock_abi() > 0 {
+            build_ruleset(&readable, &writable)
+        } else {
+            None
+        };
+        let root = geteuid().is_root();
+        let (uid, gid) = (geteuid().as_raw(), getegid().as_raw());
+        let c = |text: String| CString::new(text).unwrap_or_default();
+        let user_maps = (!root).then(|| {
+            Arc::new([
+                c("/proc/self/setgroups".into()),
+                c("/proc/self/uid_map".into()),
+                c("/proc/self/gid_map".into()),
+                c(format!("{uid} {uid} 1")),
+                c(format!("{gid} {gid} 1")),
+            ])
+        });
+        let isolation = match &ruleset {
+            Some(_) => "build sandbox: net namespace, landlock (reads: checkout and toolchain; writes: target)".to_string(),
+            None => "build sandbox: net namespace only (no landlock: the compiler can read whatever you can)".to_string(),
+        };
+        Self {
+            ruleset,
+            user_maps,
+            isolation,
+            tmp,
+        }
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    pub fn new(_checkout: &Path, target: &Path) -> Self {
+        Self {
+            ruleset: None,
+            user_maps: None,
+            isolation: "build sandbox: none (only Linux has one)".into(),
+            tmp: target.join("tmp"),
+        }
+    }
+
+    /// Makes `command` (cargo) enter the jail between fork and exec.
+    #[cfg(target_os = "linux")]
+    pub fn apply(&self, command: &mut std::process::Command) {
+        use nix::libc;
+        use std::os::unix::process::CommandExt;
+        command.env("TMPDIR", &self.tmp).arg("--offline");
+        let ruleset = self.ruleset.as_ref().map(|fd| fd.as_raw_fd());
+        let maps = self.user_maps.clone();
+        // SAFETY: the closure runs in the forked child before exec and
+        // makes only system calls (unshare, open, write, close, prctl,
+        // landlock_restrict_self) on memory prepared before the fork.
+        unsafe {
+            command.pre_exec(move || {
+                let fail = || Err(std::io::Error::last_os_error());
+                match &maps {
+                    None => {
+                        if libc::unshare(libc::CLONE_NEWNET) != 0 {
+                            return fail();
+                        }
+                    }
+                    Some(maps) => {
+                        if libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNET) != 0 {
+                            return fail();
+                        }
+                        for (path, text) in [
+                            (&maps[0], c"deny"),
+                            (&maps[1], maps[3].as_c_str()),
+                            (&maps[2], maps[4].as_c_str()),
+                        ] {
+                            let fd = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+                            let len = text.count_bytes();
+                            if fd < 0 || libc::write(fd, text.as_ptr().cast(), len) != len as isize
+                            {
+                                return fail();
+                            }
+                            libc::close(fd);
+                        }
+                    }
+                }
+                if let Some(ruleset) = ruleset {
+                    if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
+                        || libc::syscall(libc::SYS_landlock_restrict_self, ruleset, 0) != 0
+                    {
+                        return fail();
+                    }
+                }
+                Ok(())
+            });
+        }
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    pub fn apply(&self, command: &mut std::process::Command) {
+        command.env("TMPDIR", &self.tmp).arg("--offline");
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn build_ruleset(readable: &[PathBuf], writable: &[PathBuf]) -> Option<OwnedFd> {
+    use landlock::{
+        Access, AccessFs, AccessNet, PathBeneath, PathFd, Ruleset, RulesetAttr, RulesetCreatedAttr,
+        ABI,
+    };
+    let abi = ABI::V6;
+    let read = AccessFs::from_read(abi);
+    let mut rules: Vec<(PathBuf, landlock::BitFlags<AccessFs>)> = [
+        "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/proc",
+    ]
+    .iter()
+    .map(|p| (PathBuf::from(p), read))
+    .collect();
+    rules.push(("/dev/null".into(), AccessFs::ReadFile | AccessFs::WriteFile));
+    rules.extend(readable.iter().map(|p| (p.clone(), read)));
+    rules.extend(
+        writable
+            .iter()
+            .map(|p| (p.clone(), AccessFs::from_all(abi))),
+    );
+    let mut ruleset = Ruleset::default()
+        .handle_access(AccessFs::from_all(abi))
+        .ok()?
+        .handle_access(AccessNet::BindTcp | AccessNet::ConnectTcp)
+        .ok()?
+        .create()
+        .ok()?;
+    for (path, access) in rules {
+        let Ok(fd) = PathFd::new(&path) else {
+            continue;
+        };
+        let access = if path.is_dir() {
+            access
+        } else {
+            access & AccessFs::from_file(abi)
+        };
+        ruleset = ruleset.add_rule(PathBeneath::new(fd, access)).ok()?;
+    }
+    let fd: Option<OwnedFd> = ruleset.into();
+    fd
+}
