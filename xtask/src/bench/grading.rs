@@ -8,9 +8,11 @@ use super::{median_of, seconds, verdict};
 
 pub fn run(runs: usize) -> Result<(), String> {
     let me = std::env::current_exe().map_err(|e| e.to_string())?;
-    let grade_with = |jobs: Option<usize>, trace: bool| -> Result<Duration, String> {
+    let grade_in = |jobs: Option<usize>, trace: bool, sandbox: &str| -> Result<Duration, String> {
         let mut command = Command::new(&me);
-        command.args(["grade", "--solutions"]).stdout(Stdio::null());
+        command
+            .args(["grade", "--solutions", "--sandbox", sandbox])
+            .stdout(Stdio::null());
         if !trace {
             command.arg("--no-trace");
         }
@@ -24,12 +26,14 @@ pub fn run(runs: usize) -> Result<(), String> {
         }
         Ok(start.elapsed())
     };
+    let grade_with = |jobs: Option<usize>, trace: bool| grade_in(jobs, trace, "auto");
     let grade = |jobs: Option<usize>| grade_with(jobs, true);
     grade(None)?; // warm: builds, if anything needs building
     println!("grade: all five reference solutions, warm build (median of {runs} runs)");
     let serial = median_of(runs, || grade(Some(1)))?;
     let parallel = median_of(runs, || grade(None))?;
     let untraced = median_of(runs, || grade_with(None, false))?;
+    let unsandboxed = median_of(runs, || grade_in(None, true, "off"))?;
     println!("  {:<28} {:>12}", "one case at a time", seconds(serial));
     println!("  {:<28} {:>12}", "one case per CPU", seconds(parallel));
     println!(
@@ -37,7 +41,17 @@ pub fn run(runs: usize) -> Result<(), String> {
         "one case per CPU, untraced",
         seconds(untraced)
     );
+    println!(
+        "  {:<28} {:>12}",
+        "one case per CPU, no sandbox",
+        seconds(unsandboxed)
+    );
     let overhead = parallel.as_secs_f64() / untraced.as_secs_f64();
+    let jail = parallel.as_secs_f64() / unsandboxed.as_secs_f64();
+    println!(
+        "  goal: the sandbox adds less than 1.2x: {} ({jail:.2}x)",
+        verdict(jail < 1.2)
+    );
     println!(
         "  goal: tracing adds less than 2x: {} ({overhead:.2}x)",
         verdict(overhead < 2.0)

@@ -113,12 +113,28 @@ pub struct Isolation {
     pub missing: Vec<String>,
 }
 
+/// Set by the grader (and only by it) on a keeper's environment to run
+/// the programs unconfined: `--sandbox=off`, for measuring the cost.
+pub const OFF_VARIABLE: &str = "XTASK_GRADE_SANDBOX";
+
 impl Isolation {
+    /// The sandbox turned off on purpose.
+    pub fn off() -> Self {
+        Self {
+            supported: true,
+            missing: vec!["everything: turned off (--sandbox=off)".into()],
+            ..Self::default()
+        }
+    }
+
     /// One line for the grader's output, such as
     /// `sandbox: own uid, mount+net namespaces, landlock v7, pids cgroup`.
     pub fn line(&self) -> String {
         if !self.supported {
             return "sandbox: none (only Linux has one): the programs run with your rights".into();
+        }
+        if *self == Self::off() {
+            return "sandbox: off (--sandbox=off): the programs run with your rights".into();
         }
         let mut parts = Vec::new();
         if self.own_uid {
@@ -207,8 +223,7 @@ pub struct Confinement {
 }
 
 impl Confinement {
-    /// No confinement at all (outside Linux).
-    #[cfg(not(target_os = "linux"))]
+    /// No confinement at all (outside Linux, or turned off).
     pub fn none() -> Arc<Self> {
         Arc::new(Self {
             cgroup_procs: Vec::new(),
@@ -328,6 +343,11 @@ impl Jail {
         use nix::sched::{unshare, CloneFlags};
         use nix::unistd::{getegid, geteuid};
 
+        if std::env::var_os(OFF_VARIABLE).is_some_and(|v| v == "off") {
+            let mut jail = Self::unconfined();
+            jail.isolation = Isolation::off();
+            return jail;
+        }
         let pid = std::process::id();
         let scratch = std::env::temp_dir().join(format!("xtask-grade-{pid}"));
         let _ = std::fs::remove_dir_all(&scratch);
@@ -439,6 +459,11 @@ impl Jail {
 
     #[cfg(not(target_os = "linux"))]
     pub fn enter(_readable: &[PathBuf]) -> Self {
+        Self::unconfined()
+    }
+
+    /// A plain scratch directory, and nothing else.
+    fn unconfined() -> Self {
         let scratch = std::env::temp_dir().join(format!("xtask-grade-{}", std::process::id()));
         let _ = std::fs::create_dir_all(scratch.join("run"));
         Self {
@@ -724,7 +749,8 @@ pub fn check_submission(checkout: &Path) -> Result<(), String> {
                 continue;
             }
             if is_dir && name == ".cargo" {
-                return refuse(&path, "holds cargo settings, which can make cargo run programs of the submission while building: remove it");
+                check_cargo_settings(checkout, &path)?;
+                continue;
             }
             if name.starts_with("rust-toolchain") {
                 return refuse(&path, "picks another toolchain: remove it");
@@ -738,6 +764,35 @@ pub fn check_submission(checkout: &Path) -> Result<(), String> {
             if is_dir {
                 stack.push(path);
             }
+        }
+    }
+    Ok(())
+}
+
+/// Only `[build] target-dir` may be set: any other cargo setting
+/// (`rustc-wrapper`, `linker`, `runner`, `rustflags`, aliases...) can make
+/// cargo run a program of the submission, or change how it is built.
+fn check_cargo_settings(checkout: &Path, dir: &Path) -> Result<(), String> {
+    let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let shown = path.strip_prefix(checkout).unwrap_or(&path).display();
+        let settings: Option<toml::Table> = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|text| toml::from_str(&text).ok());
+        let harmless = settings.is_some_and(|table| {
+            table.iter().all(|(key, value)| {
+                key == "build"
+                    && value
+                        .as_table()
+                        .is_some_and(|build| build.keys().all(|k| k == "target-dir"))
+            })
+        });
+        if !harmless {
+            return Err(format!(
+                "refusing to build {}: {shown} holds cargo settings other than build.target-dir, which can make cargo run programs of the submission while building; remove them",
+                checkout.display()
+            ));
         }
     }
     Ok(())
