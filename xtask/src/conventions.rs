@@ -662,7 +662,8 @@ mod tests {
         for dir in ["exercises", "solutions", "tests"] {
             copy_tree(&root.join(dir), &copy.join(dir));
         }
-        assert_eq!(shipped_problems(&copy), Vec::<String>::new());
+        // The tree may hold a learner's progress already: only what solving
+        // one more step changes is asserted, never that the copy is pristine.
         let step = "ex1_fibonacci_child";
         std::fs::copy(
             root.join("solutions").join(step).join("src/main.rs"),

@@ -123,10 +123,17 @@ impl Workspace {
         let metadata: Metadata = serde_json::from_slice(&output.stdout)
             .map_err(|e| format!("cannot read cargo metadata: {e}"))?;
         let root = metadata.workspace_root;
-        let (target_dir, target_note) = if metadata.target_directory.starts_with(&root) {
+        // Compared with links resolved: a `target` link into a shared
+        // directory is outside the tree, whatever its name says.
+        let real = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+        let (target_dir, target_note) = if real(&metadata.target_directory).starts_with(real(&root))
+        {
             (metadata.target_directory, None)
         } else {
-            let own = root.join("target");
+            // The tree's own `target/`, unless that is itself a link out.
+            let own = Some(root.join("target"))
+                .filter(|t| !t.is_symlink())
+                .unwrap_or_else(|| root.join("target-grade"));
             let note = format!(
                 "building into {}, not the target directory {} set outside this tree (another checkout may share it)",
                 own.display(),

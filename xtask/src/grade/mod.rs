@@ -105,10 +105,12 @@ pub fn run(options: &Options) -> Result<bool, String> {
     // us, and are swept up at the end.
     #[cfg(any(target_os = "linux", target_os = "android"))]
     let _ = nix::sys::prctl::set_child_subreaper(true);
-    for note in [&workspace.target_note, &grader.target_note]
+    let mut notes: Vec<&String> = [&workspace.target_note, &grader.target_note]
         .into_iter()
         .flatten()
-    {
+        .collect();
+    notes.dedup();
+    for note in notes {
         println!("{} {note}", style.bad("note:"));
     }
     // No process of our uid may read our memory or descriptors.

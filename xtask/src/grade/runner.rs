@@ -214,7 +214,13 @@ pub fn run_case(
         r.stdin = None; // end of input for everyone still reading
     }
     if run.script_error.is_some() && run.killed_because.is_none() {
-        run.killed_because = Some("the script could not go on".to_string());
+        // A script step that waited in vain for a flooding program must not
+        // hide the flood: that is the verdict, not the wait.
+        run.killed_because = Some(
+            over_limits(&running, &jail, &supervisor)
+                .or_else(|| flooding(&running))
+                .unwrap_or_else(|| "the script could not go on".to_string()),
+        );
     }
 
     // Wait for every process to end, watching the limits meanwhile.
@@ -524,6 +530,9 @@ fn wait_for_line(
         }
         if stream.closed {
             return Err("the output ended first".to_string());
+        }
+        if stream.capped {
+            return Err("the output went past its limit first".to_string());
         }
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
