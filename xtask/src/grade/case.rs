@@ -88,6 +88,9 @@ pub struct Case {
     /// What the programs must have *done*, checked against the trace.
     #[serde(default)]
     pub require: Vec<Requirement>,
+    /// What the tracer changes on purpose, to test causality.
+    #[serde(default)]
+    pub perturb: Option<PerturbSpec>,
     /// Filled in when loading: where the case came from.
     #[serde(skip)]
     pub file: PathBuf,
@@ -197,6 +200,43 @@ pub const REQUIREMENTS: [&str; 12] = [
     "pipes",
     "cpu_at_most",
 ];
+
+/// `[perturb]`: the tracer holds every system call that sends
+/// `hold_signal` for `hold` before letting it run (the kill that answers it
+/// must still come after it is received), and replaces, in what a started
+/// program reads from a pipe, each `[from, to]` pair of `replace` (same
+/// byte length; the program must print what it received).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PerturbSpec {
+    pub hold_signal: Option<String>,
+    pub hold: Option<String>,
+    #[serde(default)]
+    pub replace: Vec<[String; 2]>,
+}
+
+impl Case {
+    /// The case's perturbations, as the tracer applies them.
+    pub fn perturbation(&self) -> super::supervisor::Perturb {
+        let Some(spec) = &self.perturb else {
+            return Default::default();
+        };
+        let hold = spec
+            .hold_signal
+            .as_deref()
+            .and_then(|s| signal_by_name(s).ok())
+            .zip(spec.hold.as_deref().and_then(|d| parse_duration(d).ok()))
+            .map(|(signal, pause)| (signal as i32, pause));
+        super::supervisor::Perturb {
+            hold,
+            replace: spec
+                .replace
+                .iter()
+                .map(|[from, to]| (from.as_bytes().to_vec(), to.as_bytes().to_vec()))
+                .collect(),
+        }
+    }
+}
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -316,6 +356,24 @@ impl Case {
             };
             if let Some(missing) = missing {
                 return Err(missing);
+            }
+        }
+        if let Some(perturb) = &self.perturb {
+            if perturb.hold_signal.is_some() != perturb.hold.is_some() {
+                return Err("perturb: give `hold_signal` and `hold` together".into());
+            }
+            if let Some(signal) = &perturb.hold_signal {
+                signal_by_name(signal)?;
+            }
+            if let Some(hold) = &perturb.hold {
+                parse_duration(hold)?;
+            }
+            for [from, to] in &perturb.replace {
+                if from.is_empty() || from.len() != to.len() {
+                    return Err(format!(
+                        "perturb: replace {from:?} by {to:?}: give two non-empty texts of the same byte length"
+                    ));
+                }
             }
         }
         for (n, step) in self.step.iter().enumerate() {

@@ -134,7 +134,7 @@ pub fn run_case(
         .collect();
     let jail = Jail::enter(&readable);
     // Then, before any other thread: it blocks SIGCHLD for all of them.
-    let supervisor = Supervisor::start(trace, start);
+    let supervisor = Supervisor::start(trace, start, case.perturbation());
     let deadline = start + case.timeout();
     let scratch = Scratch {
         path: jail.scratch.clone(),
