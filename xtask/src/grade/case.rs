@@ -152,23 +152,29 @@ pub struct Timing {
 }
 
 /// A fact the trace must show. `process` names the case's process the
-/// requirement is about (default: the first); "a child" below means a
-/// process it created.
+/// requirement is about (default: the first). "The child" is the process
+/// the transcript binds to `{pid:child}` when it does (it must be one the
+/// process created), otherwise any process it created. Every event counted
+/// is a system call that succeeded, attributed to its process.
 ///
 /// | `what`              | the trace must show                                             |
 /// |---------------------|-----------------------------------------------------------------|
 /// | `fork`              | the process created a child                                     |
-/// | `written_by_child`  | the stdout line matching `line` was written by a child          |
-/// | `computed_by_child` | for each stdout line matching `line`, a child wrote its text after `": "` first |
-/// | `signal`            | `signal` went `from` (`main`/`child`) `to` (`main`/`child`), optionally `after_receiving` a signal, `at` ± `tolerance` after the start |
-/// | `child_killed`      | a child died of `signal`, sent by the process                   |
-/// | `reaped`            | the process reaped every child it created                      |
+/// | `written_by_child`  | the stdout line matching `line` was written by the child itself, which never exec'd another program |
+/// | `computed_by_child` | for each stdout line matching `line`, its text after `": "` was written by the child, then read by the process from a pipe, before the process printed it |
+/// | `signal`            | `signal` went `from` (`main`, `child` or another bound name) `to` such a role: a kill-family call that succeeded and reached it; with `after_receiving`, the call began after the sender received that signal (its delivery, sigwaitinfo or signalfd); with `at` ± `tolerance`, that long after the sender was created |
+/// | `child_killed`      | the child died of `signal`, sent by the process                 |
+/// | `reaped`            | the process reaped every child it created: a wait that consumed its exit status |
+/// | `reported_status`   | the stdout line matching `line` ends with the child's status (a number or a signal name) as the kernel gave it and the wait returned it |
 /// | `pid_is_child`      | the PID bound to `binding` is a child's                        |
-/// | `fifos`             | the process made a FIFO, opened it for reading, unlinked every FIFO it made, wrote only to FIFOs (never a regular file) outside stdout/stderr, each write at most 4096 bytes |
-/// | `one_at_a_time`     | never two children running at once (beyond `tolerance`)        |
-/// | `slices`            | the median stretch a child ran, while another waited, is at most `slice` + `tolerance` |
-/// | `pipes`             | one pipe carried data from the process to a child, another back |
-/// | `cpu_at_most`       | the process used at most `limit` of CPU time (no busy waiting) |
+/// | `fifos`             | the process made a FIFO, opened it for reading, unlinked every FIFO it made; it and its children created no socket and wrote only to FIFOs (at most 4096 bytes a write), their own standard streams or pipes of their own, never another program's streams or a regular file; each of `messages` went into a FIFO in one write |
+/// | `one_at_a_time`     | never two of the process's programs (each child with its whole subtree) running at once beyond `tolerance`; nothing left stopped, or killed while stopped |
+/// | `slices`            | every stretch a child ran while another waited lasts at most `slice` + `tolerance` (default half a slice), but for a share `outliers` of them (default 0.1) |
+/// | `pipes`             | one pipe carried data from the process to the child, another back; each of `down` travelled down, each of `up` came back |
+/// | `cpu_at_most`       | the process and everything it created used at most `limit` of CPU time (no busy waiting) |
+///
+/// In every case, a refused system call (see `supervisor`) fails, and
+/// every process created must have been reaped by its parent.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Requirement {
@@ -183,16 +189,24 @@ pub struct Requirement {
     pub tolerance: Option<String>,
     pub binding: Option<String>,
     pub slice: Option<String>,
+    pub outliers: Option<f64>,
     pub limit: Option<String>,
+    #[serde(default)]
+    pub messages: Vec<String>,
+    #[serde(default)]
+    pub down: Vec<String>,
+    #[serde(default)]
+    pub up: Vec<String>,
 }
 
-pub const REQUIREMENTS: [&str; 12] = [
+pub const REQUIREMENTS: [&str; 13] = [
     "fork",
     "written_by_child",
     "computed_by_child",
     "signal",
     "child_killed",
     "reaped",
+    "reported_status",
     "pid_is_child",
     "fifos",
     "one_at_a_time",
@@ -335,6 +349,12 @@ impl Case {
             {
                 signal_by_name(signal)?;
             }
+            if requirement
+                .outliers
+                .is_some_and(|s| !(0.0..1.0).contains(&s))
+            {
+                return Err(format!("{label}: `outliers` is a share, from 0 to below 1"));
+            }
             for d in requirement
                 .at
                 .iter()
@@ -347,7 +367,9 @@ impl Case {
                 field.is_none().then(|| format!("{label}: needs `{name}`"))
             };
             let missing = match requirement.what.as_str() {
-                "written_by_child" | "computed_by_child" => needs(&requirement.line, "line"),
+                "written_by_child" | "computed_by_child" | "reported_status" => {
+                    needs(&requirement.line, "line")
+                }
                 "signal" => needs(&requirement.signal, "signal"),
                 "pid_is_child" => needs(&requirement.binding, "binding"),
                 "slices" => needs(&requirement.slice, "slice"),

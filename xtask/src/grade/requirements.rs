@@ -1,6 +1,12 @@
-//! Judging what the programs did, from the supervisor's trace: a
-//! transcript that claims a fork, a signal or a FIFO it never made fails
-//! here, with a diagnosis that names the missing action.
+//! The judge's half that reads the trace: a transcript that claims a fork,
+//! a signal, a pipe or a FIFO it never used fails here, with a diagnosis
+//! that names the missing action.
+//!
+//! Every rule rests on events the tracer logged at a system call's exit
+//! (see `supervisor`), attributed to processes. Roles are bound to the
+//! transcript: when a case's output binds `{pid:child}`, "the child" is
+//! that process and no other. The rule of each requirement kind is in
+//! `case::Requirement`.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -31,24 +37,62 @@ impl Trace<'_> {
             .map(|e| e.pid)
             .collect()
     }
+
+    /// Every process `ancestor` created, at any depth.
+    fn descendants(&self, ancestor: i32) -> BTreeSet<i32> {
+        let mut found = BTreeSet::new();
+        let mut frontier = vec![ancestor];
+        while let Some(pid) = frontier.pop() {
+            for child in self.children(pid) {
+                if found.insert(child) {
+                    frontier.push(child);
+                }
+            }
+        }
+        found
+    }
+
+    /// The processes a kill event reached.
+    fn reached(kill: &Event) -> Vec<i32> {
+        kill.targets
+            .clone()
+            .unwrap_or_else(|| kill.other.into_iter().collect())
+    }
+
+    fn exec_of(&self, pid: i32) -> Option<&Event> {
+        self.of_kind("exec").find(|e| e.pid == pid)
+    }
 }
 
 /// Every requirement of the case, plus the ones that hold for every case:
-/// each process a program created was reaped by a program of the case.
+/// no refused system call, and each process a program created was reaped
+/// by a program of the case.
 pub fn check(case: &Case, run: &CaseRun, bindings: &Bindings) -> Vec<Problem> {
     let mut problems = Vec::new();
-    // Without a trace there is nothing to check. A case killed for a limit
-    // has failed already; one whose script could not go on is still worth
-    // a diagnosis of what was never done, but its processes were killed
-    // before they could reap anything.
-    let script_stopped = run.script_error.is_some();
-    if run.untraced.is_some() || (run.killed_because.is_some() && !script_stopped) {
+    if run.untraced.is_some() {
         return problems;
     }
     let trace = Trace {
         events: &run.events,
         grader: run.grader_pid,
     };
+    let mut refused = BTreeSet::new();
+    for e in trace.of_kind("refused") {
+        let what = e.text.clone().unwrap_or_default();
+        if refused.insert((e.pid, what.clone())) {
+            problems.push(problem_with(
+                format!("process {} made a refused system call: {what}", e.pid),
+                vec![],
+            ));
+        }
+    }
+    // A case killed for a limit has failed already; one whose script could
+    // not go on is still worth a diagnosis of what was never done, but its
+    // processes were killed before they could reap anything.
+    let script_stopped = run.script_error.is_some();
+    if run.killed_because.is_some() && !script_stopped {
+        return problems;
+    }
     if !script_stopped {
         check_all_reaped(&trace, &mut problems);
     }
@@ -63,24 +107,81 @@ pub fn check(case: &Case, run: &CaseRun, bindings: &Bindings) -> Vec<Problem> {
         if !process.started {
             continue;
         }
+        let context = Context {
+            trace: &trace,
+            process,
+            requirement,
+            bindings,
+            run,
+        };
         let found = match requirement.what.as_str() {
-            "fork" => fork(&trace, process),
-            "written_by_child" => written_by_child(&trace, process, requirement),
-            "computed_by_child" => computed_by_child(&trace, process, requirement),
-            "signal" => signal(&trace, process, requirement),
-            "child_killed" => child_killed(&trace, process, requirement),
-            "reaped" => reaped(&trace, process),
-            "pid_is_child" => pid_is_child(&trace, process, requirement, bindings),
-            "fifos" => fifos(&trace, process),
-            "one_at_a_time" => one_at_a_time(&trace, process, requirement),
-            "slices" => slices(&trace, process, requirement),
-            "pipes" => pipes(&trace, process),
-            "cpu_at_most" => cpu_at_most(&trace, process, requirement),
+            "fork" => fork(&context),
+            "written_by_child" => written_by_child(&context),
+            "computed_by_child" => computed_by_child(&context),
+            "signal" => signal(&context),
+            "child_killed" => child_killed(&context),
+            "reaped" => reaped(&context),
+            "reported_status" => reported_status(&context),
+            "pid_is_child" => pid_is_child(&context),
+            "fifos" => fifos(&context),
+            "one_at_a_time" => one_at_a_time(&context),
+            "slices" => slices(&context),
+            "pipes" => pipes(&context),
+            "cpu_at_most" => cpu_at_most(&context),
             _ => None,
         };
         problems.extend(found);
     }
     problems
+}
+
+/// What a requirement is judged with.
+struct Context<'a> {
+    trace: &'a Trace<'a>,
+    process: &'a ProcessRun,
+    requirement: &'a Requirement,
+    bindings: &'a Bindings,
+    run: &'a CaseRun,
+}
+
+impl Context<'_> {
+    /// The PIDs a role names: `main` (the process), a name the transcript
+    /// bound (`child` when `{pid:child}` was printed: that process only),
+    /// or `child` unbound (every process it created).
+    fn role(&self, name: Option<&str>) -> BTreeSet<i32> {
+        let name = name.unwrap_or("main");
+        if name == "main" {
+            return BTreeSet::from([self.process.pid]);
+        }
+        if let Some(&pid) = self.bindings.get(name) {
+            return BTreeSet::from([pid]);
+        }
+        if name == "child" {
+            return self.trace.children(self.process.pid);
+        }
+        BTreeSet::new()
+    }
+
+    /// How a role reads in a diagnosis.
+    fn role_name(&self, name: Option<&str>) -> String {
+        match name.unwrap_or("main") {
+            "main" => self.process.name.clone(),
+            other => match self.bindings.get(other) {
+                Some(pid) => format!("{other} {pid}"),
+                None => other.to_string(),
+            },
+        }
+    }
+
+    /// The children of the process, narrowed to the one the transcript
+    /// names as `{pid:child}`, when it does.
+    fn the_child(&self) -> BTreeSet<i32> {
+        let children = self.trace.children(self.process.pid);
+        match self.bindings.get("child") {
+            Some(pid) if children.contains(pid) => BTreeSet::from([*pid]),
+            _ => children,
+        }
+    }
 }
 
 fn check_all_reaped(trace: &Trace, problems: &mut Vec<Problem>) {
@@ -96,12 +197,12 @@ fn check_all_reaped(trace: &Trace, problems: &mut Vec<Problem>) {
     }
 }
 
-fn fork(trace: &Trace, process: &ProcessRun) -> Option<Problem> {
-    trace.children(process.pid).is_empty().then(|| {
+fn fork(c: &Context) -> Option<Problem> {
+    c.trace.children(c.process.pid).is_empty().then(|| {
         problem_with(
             format!(
                 "{} (pid {}) created no process: it never forked",
-                process.name, process.pid
+                c.process.name, c.process.pid
             ),
             vec![],
         )
@@ -120,8 +221,9 @@ fn matching_lines<'a>(process: &'a ProcessRun, pattern: &str) -> Vec<&'a str> {
         .collect()
 }
 
-/// Everything each process wrote to `fd` (or to any descriptor), in order:
-/// one line may take several writes, and one write several lines.
+/// Everything each process wrote to `fd` (or to any descriptor), in order,
+/// with the time of its first write: one line may take several writes,
+/// and one write several lines.
 fn written(trace: &Trace, fd: Option<i32>) -> BTreeMap<i32, String> {
     let mut streams: BTreeMap<i32, String> = BTreeMap::new();
     for e in trace
@@ -136,61 +238,70 @@ fn written(trace: &Trace, fd: Option<i32>) -> BTreeMap<i32, String> {
     streams
 }
 
-fn written_by_child(
-    trace: &Trace,
-    process: &ProcessRun,
-    requirement: &Requirement,
-) -> Option<Problem> {
-    let pattern = requirement.line.as_deref().unwrap_or("");
-    let line = *matching_lines(process, pattern).first()?;
-    let children = trace.children(process.pid);
-    let writers: Vec<i32> = written(trace, Some(1))
+fn written_by_child(c: &Context) -> Option<Problem> {
+    let pattern = c.requirement.line.as_deref().unwrap_or("");
+    let line = *matching_lines(c.process, pattern).first()?;
+    let children = c.the_child();
+    let writers: Vec<i32> = written(c.trace, Some(1))
         .into_iter()
         .filter(|(_, text)| text.contains(line))
         .map(|(pid, _)| pid)
         .collect();
-    if writers.iter().any(|w| children.contains(w)) {
+    if let Some(&writer) = writers.iter().find(|w| children.contains(w)) {
+        // The child itself, not a program it became.
+        if let Some(exec) = c.trace.exec_of(writer) {
+            return Some(problem_with(
+                format!(
+                    "`{line}` was written by child {writer} after it ran {} (exec): the child must write it itself",
+                    exec.text.as_deref().unwrap_or("another program")
+                ),
+                vec![],
+            ));
+        }
         return None;
     }
+    let all_children = c.trace.children(c.process.pid);
     let who = match writers.first() {
-        Some(&pid) if pid == process.pid => format!("{} itself (pid {pid})", process.name),
-        Some(&pid) => format!("pid {pid}, which {} did not create", process.name),
+        Some(&pid) if pid == c.process.pid => format!("{} itself (pid {pid})", c.process.name),
+        Some(&pid) if all_children.contains(&pid) => {
+            format!("pid {pid}, not the child it reported")
+        }
+        Some(&pid) => format!("pid {pid}, which {} did not create", c.process.name),
         None => "no process the trace saw".to_string(),
     };
     Some(problem_with(
         format!(
-            "`{line}` was written by {who}, not by a process {} created",
-            process.name
+            "`{line}` was written by {who}, not by the process {} created and reported",
+            c.process.name
         ),
         vec![],
     ))
 }
 
-fn computed_by_child(
-    trace: &Trace,
-    process: &ProcessRun,
-    requirement: &Requirement,
-) -> Option<Problem> {
-    let pattern = requirement.line.as_deref().unwrap_or("");
-    let children = trace.children(process.pid);
-    for line in matching_lines(process, pattern) {
+/// For each stdout line matching `line`, its text after `": "` (the
+/// payload) must have been written by a child, and read by the process
+/// from a pipe, before the process printed it.
+fn computed_by_child(c: &Context) -> Option<Problem> {
+    let pattern = c.requirement.line.as_deref().unwrap_or("");
+    let children = c.the_child();
+    let name = &c.process.name;
+    for line in matching_lines(c.process, pattern) {
         let Some((_, payload)) = line.split_once(": ") else {
             continue;
         };
         if payload.is_empty() {
             continue;
         }
-        let printed_at = trace
-            .of_kind("write")
-            .find(|e| {
-                e.pid == process.pid
-                    && e.fd == Some(1)
-                    && e.text.as_deref().is_some_and(|t| t.contains(payload))
-            })
-            .map_or(f64::MAX, |e| e.at_ms);
+        let printed = c.trace.of_kind("write").find(|e| {
+            e.pid == c.process.pid
+                && e.fd == Some(1)
+                && e.text.as_deref().is_some_and(|t| t.contains(payload))
+        });
+        let printed_at = printed.map_or(f64::MAX, |e| e.start_ms.unwrap_or(e.at_ms));
         // What each child had written, on any descriptor, by then.
         let mut before: BTreeMap<i32, String> = BTreeMap::new();
-        for e in trace
+        for e in c
+            .trace
             .of_kind("write")
             .filter(|e| children.contains(&e.pid) && e.at_ms <= printed_at)
         {
@@ -199,10 +310,29 @@ fn computed_by_child(
                 .or_default()
                 .push_str(e.text.as_deref().unwrap_or(""));
         }
-        let computed = before.values().any(|text| text.contains(payload));
-        if !computed {
+        // Unless the grader itself altered the reply on its way (a
+        // perturbation): then the child wrote the original.
+        let altered = c.trace.of_kind("altered").any(|e| {
+            e.pid == c.process.pid && e.text.as_deref().is_some_and(|t| t.contains(payload))
+        });
+        if !altered && !before.values().any(|text| text.contains(payload)) {
             return Some(problem_with(
-                format!("{} printed `{payload}` before any process it created wrote it: the work must be done in the child", process.name),
+                format!("{name} printed `{payload}` before any process it created wrote it: the work must be done in the child"),
+                vec![],
+            ));
+        }
+        // And it printed what it had read from a pipe.
+        let mut read = String::new();
+        for e in c.trace.of_kind("read").filter(|e| {
+            e.pid == c.process.pid
+                && e.at_ms <= printed_at
+                && e.target.as_deref().is_some_and(|t| t.starts_with("pipe:"))
+        }) {
+            read.push_str(e.text.as_deref().unwrap_or(""));
+        }
+        if !read.contains(payload) {
+            return Some(problem_with(
+                format!("{name} printed `{payload}` without having read it from a pipe first"),
                 vec![],
             ));
         }
@@ -210,33 +340,21 @@ fn computed_by_child(
     None
 }
 
-/// The PIDs a role names: `main` (the process) or `child` (its children).
-fn role(trace: &Trace, process: &ProcessRun, name: Option<&str>) -> BTreeSet<i32> {
-    match name.unwrap_or("main") {
-        "child" => trace.children(process.pid),
-        _ => BTreeSet::from([process.pid]),
-    }
-}
-
 fn signal_matches(event: &Event, wanted: &str) -> bool {
     wanted == "any" || event.signal.as_deref() == Some(&full_signal_name(wanted))
 }
 
-fn signal(trace: &Trace, process: &ProcessRun, requirement: &Requirement) -> Option<Problem> {
+fn signal(c: &Context) -> Option<Problem> {
+    let requirement = c.requirement;
+    let trace = c.trace;
     let wanted = requirement.signal.as_deref().unwrap_or("any");
-    let senders = role(trace, process, requirement.from.as_deref());
-    let targets = role(trace, process, requirement.to.as_deref());
-    let from_name = requirement
-        .from
-        .as_deref()
-        .unwrap_or("main")
-        .replace("main", &process.name);
-    let to_name = requirement
-        .to
-        .as_deref()
-        .unwrap_or("main")
-        .replace("main", &process.name);
-    let after = requirement.after_receiving.as_ref().map(|received| {
+    let senders = c.role(requirement.from.as_deref());
+    let targets = c.role(requirement.to.as_deref());
+    let from_name = c.role_name(requirement.from.as_deref());
+    let to_name = c.role_name(requirement.to.as_deref());
+    // When the senders received the signal they answer: its delivery to
+    // them, or their taking it (sigwaitinfo, signalfd).
+    let received_at = requirement.after_receiving.as_ref().map(|received| {
         trace
             .of_kind("signal")
             .filter(|e| senders.contains(&e.pid) && signal_matches(e, received))
@@ -247,7 +365,7 @@ fn signal(trace: &Trace, process: &ProcessRun, requirement: &Requirement) -> Opt
         .of_kind("kill")
         .filter(|e| {
             senders.contains(&e.pid)
-                && e.other.is_some_and(|t| targets.contains(&t))
+                && Trace::reached(e).iter().any(|t| targets.contains(t))
                 && signal_matches(e, wanted)
         })
         .collect();
@@ -256,28 +374,37 @@ fn signal(trace: &Trace, process: &ProcessRun, requirement: &Requirement) -> Opt
     } else {
         full_signal_name(wanted)
     };
-    let Some(first) = sent.iter().find(|e| after.is_none_or(|t| e.at_ms >= t)) else {
+    // A kill counts from its start: it must begin after the delivery.
+    let began = |e: &Event| e.start_ms.unwrap_or(e.at_ms);
+    let Some(first) = sent
+        .iter()
+        .find(|e| received_at.is_none_or(|t| began(e) >= t))
+    else {
         let mut headline = format!("no {from_name} sent {what} to {to_name}");
-        if let (Some(received), false) = (&requirement.after_receiving, sent.is_empty()) {
-            headline = format!(
-                "{from_name} sent {what} to {to_name} before it received {}",
-                full_signal_name(received)
-            );
-        }
-        if requirement.after_receiving.is_some() && after == Some(f64::MAX) {
-            headline = format!(
-                "{from_name} never received {}, so {headline}",
-                full_signal_name(requirement.after_receiving.as_deref().unwrap_or(""))
-            );
+        let received = requirement.after_receiving.as_deref().map(full_signal_name);
+        if let (Some(received), Some(at), Some(early)) = (&received, received_at, sent.first()) {
+            headline = if at == f64::MAX {
+                format!("{from_name} sent {what} to {to_name} but never received {received}")
+            } else {
+                format!(
+                    "the kill came {:.3} s before {from_name} received {received}",
+                    (at - began(early)) / 1e3
+                )
+            };
+        } else if let (Some(received), Some(f64::MAX)) = (&received, received_at) {
+            headline = format!("{from_name} never received {received}, so {headline}");
         }
         let seen: Vec<String> = trace
             .of_kind("kill")
             .map(|e| {
                 format!(
-                    "pid {} sent {} to {}",
+                    "pid {} sent {} to {} ({}, reaching {:?}) at {:.3} s",
                     e.pid,
                     e.signal.as_deref().unwrap_or("?"),
-                    e.other.unwrap_or(0)
+                    e.other.unwrap_or(0),
+                    e.text.as_deref().unwrap_or("kill"),
+                    Trace::reached(e),
+                    e.at_ms / 1e3
                 )
             })
             .collect();
@@ -290,11 +417,16 @@ fn signal(trace: &Trace, process: &ProcessRun, requirement: &Requirement) -> Opt
     };
     if let (Some(at), Some(tolerance)) = (&requirement.at, &requirement.tolerance) {
         let (at, tolerance) = (parse_duration(at).ok()?, parse_duration(tolerance).ok()?);
-        let seen = (first.at_ms - process.started_ms) / 1e3;
+        // From the sender's creation: a child's delay starts when it does.
+        let born = trace
+            .of_kind("spawn")
+            .find(|e| e.pid == first.pid)
+            .map_or(c.process.started_ms, |e| e.at_ms);
+        let seen = (began(first) - born) / 1e3;
         if (seen - at.as_secs_f64()).abs() > tolerance.as_secs_f64() {
             return Some(problem_with(
                 format!(
-                    "{what} from {from_name} came {seen:.3} s after the start, not between {:.3} and {:.3} s",
+                    "{what} from {from_name} came {seen:.3} s after it was created, not between {:.3} and {:.3} s",
                     (at.as_secs_f64() - tolerance.as_secs_f64()).max(0.0),
                     at.as_secs_f64() + tolerance.as_secs_f64()
                 ),
@@ -305,16 +437,17 @@ fn signal(trace: &Trace, process: &ProcessRun, requirement: &Requirement) -> Opt
     None
 }
 
-fn child_killed(trace: &Trace, process: &ProcessRun, requirement: &Requirement) -> Option<Problem> {
-    let wanted = requirement.signal.as_deref().unwrap_or("any");
-    let children = trace.children(process.pid);
+fn child_killed(c: &Context) -> Option<Problem> {
+    let trace = c.trace;
+    let wanted = c.requirement.signal.as_deref().unwrap_or("any");
+    let children = c.the_child();
     let killed = trace.of_kind("exit").any(|exit| {
         children.contains(&exit.pid)
             && exit.signal.is_some()
             && signal_matches(exit, wanted)
             && trace.of_kind("kill").any(|k| {
-                k.pid == process.pid
-                    && k.other == Some(exit.pid)
+                k.pid == c.process.pid
+                    && Trace::reached(k).contains(&exit.pid)
                     && k.signal == exit.signal
                     && k.at_ms <= exit.at_ms
             })
@@ -336,7 +469,7 @@ fn child_killed(trace: &Trace, process: &ProcessRun, requirement: &Requirement) 
         problem_with(
             format!(
                 "no child of {} died of {what} that {} sent it",
-                process.name, process.name
+                c.process.name, c.process.name
             ),
             vec![format!(
                 "its children: {}",
@@ -350,22 +483,24 @@ fn child_killed(trace: &Trace, process: &ProcessRun, requirement: &Requirement) 
     })
 }
 
-fn reaped(trace: &Trace, process: &ProcessRun) -> Option<Problem> {
-    let reaped: BTreeSet<i32> = trace
+fn reaped(c: &Context) -> Option<Problem> {
+    let reaped: BTreeSet<i32> = c
+        .trace
         .of_kind("reap")
-        .filter(|e| e.pid == process.pid)
+        .filter(|e| e.pid == c.process.pid)
         .filter_map(|e| e.other)
         .collect();
-    let missing: Vec<String> = trace
-        .children(process.pid)
+    let missing: Vec<String> = c
+        .trace
+        .children(c.process.pid)
         .difference(&reaped)
         .map(i32::to_string)
         .collect();
     (!missing.is_empty()).then(|| {
         problem_with(
             format!(
-                "{} never reaped its child {} (no wait/waitpid returned it)",
-                process.name,
+                "{} never reaped its child {} (no wait/waitpid returned its exit status)",
+                c.process.name,
                 missing.join(", ")
             ),
             vec![],
@@ -373,21 +508,54 @@ fn reaped(trace: &Trace, process: &ProcessRun) -> Option<Problem> {
     })
 }
 
-fn pid_is_child(
-    trace: &Trace,
-    process: &ProcessRun,
-    requirement: &Requirement,
-    bindings: &Bindings,
-) -> Option<Problem> {
-    let binding = requirement.binding.as_deref().unwrap_or("child");
-    let pid = *bindings.get(binding)?;
-    let children = trace.children(process.pid);
+/// The stdout line matching `line` ends with the status the process
+/// reports for its child (`status N` or a signal name): it must be the one
+/// its wait consumed, which is the one the kernel gave.
+fn reported_status(c: &Context) -> Option<Problem> {
+    let pattern = c.requirement.line.as_deref().unwrap_or("");
+    let line = *matching_lines(c.process, pattern).first()?;
+    let reported = line.split_whitespace().last()?.to_string();
+    let children = c.the_child();
+    let child = *children.first()?;
+    let describe = |code: Option<i32>, signal: Option<&str>| match (code, signal) {
+        (Some(code), _) => code.to_string(),
+        (_, Some(signal)) => signal.to_string(),
+        _ => "unknown".to_string(),
+    };
+    let kernel = c
+        .trace
+        .of_kind("exit")
+        .find(|e| e.pid == child)
+        .map(|e| describe(e.code, e.signal.as_deref()));
+    let consumed = c
+        .trace
+        .of_kind("reap")
+        .find(|e| e.pid == c.process.pid && e.other == Some(child))
+        .map(|e| describe(e.code, e.signal.as_deref()));
+    let name = &c.process.name;
+    match (kernel, consumed) {
+        (Some(kernel), _) if kernel != reported => Some(problem_with(
+            format!("{name} reported `{reported}` for child {child}, but the kernel says it ended with {kernel}"),
+            vec![],
+        )),
+        (_, Some(consumed)) if consumed != "unknown" && consumed != reported => Some(problem_with(
+            format!("{name} reported `{reported}` for child {child}, but its wait returned {consumed}"),
+            vec![],
+        )),
+        _ => None,
+    }
+}
+
+fn pid_is_child(c: &Context) -> Option<Problem> {
+    let binding = c.requirement.binding.as_deref().unwrap_or("child");
+    let pid = *c.bindings.get(binding)?;
+    let children = c.trace.children(c.process.pid);
     (!children.contains(&pid)).then(|| {
         let list: Vec<String> = children.iter().map(i32::to_string).collect();
         problem_with(
             format!(
                 "{} claims {pid} as a child ({{pid:{binding}}}), but created no such process",
-                process.name
+                c.process.name
             ),
             vec![format!(
                 "processes it created: {}",
@@ -411,15 +579,32 @@ fn with_later_names(trace: &Trace, mut paths: BTreeSet<String>) -> BTreeSet<Stri
     paths
 }
 
-fn fifos(trace: &Trace, process: &ProcessRun) -> Option<Problem> {
+/// The standard streams (`pipe:[..]` for 0, 1, 2) the grader gave each
+/// started process.
+fn stdio_of(run: &CaseRun, trace: &Trace) -> BTreeMap<i32, Vec<String>> {
+    trace
+        .of_kind("spawn")
+        .filter(|e| e.other == Some(trace.grader))
+        .filter(|e| run.processes.iter().any(|p| p.pid == e.pid))
+        .map(|e| {
+            let streams = e.text.as_deref().unwrap_or("");
+            (e.pid, streams.split(' ').map(str::to_string).collect())
+        })
+        .collect()
+}
+
+fn fifos(c: &Context) -> Option<Problem> {
+    let trace = c.trace;
+    let name = &c.process.name;
+    let me = c.process.pid;
     let made: BTreeSet<String> = trace
         .of_kind("mkfifo")
-        .filter(|e| e.pid == process.pid)
+        .filter(|e| e.pid == me)
         .filter_map(|e| e.text.clone())
         .collect();
     if made.is_empty() {
         return Some(problem_with(
-            format!("{} made no FIFO (mkfifo)", process.name),
+            format!("{name} made no FIFO (mkfifo)"),
             vec![],
         ));
     }
@@ -427,13 +612,11 @@ fn fifos(trace: &Trace, process: &ProcessRun) -> Option<Problem> {
     let names = with_later_names(trace, made);
     // Access mode 1 is O_WRONLY: anything else can read.
     let opened_for_reading = trace.of_kind("open").any(|e| {
-        e.pid == process.pid
-            && e.code != Some(1)
-            && e.text.as_ref().is_some_and(|p| names.contains(p))
+        e.pid == me && e.code != Some(1) && e.text.as_ref().is_some_and(|p| names.contains(p))
     });
     if !opened_for_reading {
         return Some(problem_with(
-            format!("{} never opened its own FIFO for reading", process.name),
+            format!("{name} never opened its own FIFO for reading"),
             vec![],
         ));
     }
@@ -451,7 +634,23 @@ fn fifos(trace: &Trace, process: &ProcessRun) -> Option<Problem> {
         .collect();
     if !left.is_empty() {
         return Some(problem_with(
-            format!("{} did not unlink its FIFO {}", process.name, left[0]),
+            format!("{name} did not unlink its FIFO {}", left[0]),
+            vec![],
+        ));
+    }
+    // Sockets could carry messages past the FIFOs (a socketpair cannot
+    // reach another member: it only links a process to itself).
+    let mine = |e: &&Event| e.pid == me || trace.descendants(me).contains(&e.pid);
+    if let Some(e) = trace
+        .of_kind("socket")
+        .filter(mine)
+        .find(|e| e.text.as_deref() == Some("socket"))
+    {
+        return Some(problem_with(
+            format!(
+                "process {} of {name} created a socket: members must talk through FIFOs only",
+                e.pid
+            ),
             vec![],
         ));
     }
@@ -463,28 +662,65 @@ fn fifos(trace: &Trace, process: &ProcessRun) -> Option<Problem> {
             .filter_map(|e| e.text.clone())
             .collect(),
     );
-    for write in trace
-        .of_kind("write")
-        .filter(|e| e.pid == process.pid && !matches!(e.fd, Some(1) | Some(2)))
-    {
+    let stdio = stdio_of(c.run, trace);
+    let own: Vec<String> = stdio.get(&me).cloned().unwrap_or_default();
+    let mut fifo_writes: Vec<&Event> = Vec::new();
+    for write in trace.of_kind("write").filter(mine) {
         let Some(target) = write.target.as_deref() else {
             continue;
         };
-        if target.starts_with("pipe:")
-            || target.starts_with("socket:")
-            || target.starts_with("anon_inode:")
-        {
+        if every_fifo.contains(target) {
+            if write.bytes.unwrap_or(0) > PIPE_BUF {
+                return Some(problem_with(
+                    format!("{name} wrote {} bytes to {target} at once: more than PIPE_BUF ({PIPE_BUF}), so it may interleave", write.bytes.unwrap_or(0)),
+                    vec![],
+                ));
+            }
+            fifo_writes.push(write);
             continue;
         }
-        if !every_fifo.contains(target) {
+        if own.iter().any(|s| s == target) {
+            continue;
+        }
+        if let Some((other, _)) = stdio
+            .iter()
+            .find(|(pid, streams)| **pid != me && streams.iter().any(|s| s == target))
+        {
             return Some(problem_with(
-                format!("{} wrote to {target}, which is not a FIFO: members must talk through FIFOs only", process.name),
+                format!("{name} wrote into the standard streams of process {other} ({target}, through /proc): members must talk through FIFOs only"),
                 vec![],
             ));
         }
-        if write.bytes.unwrap_or(0) > PIPE_BUF {
+        if target.starts_with("socket:") || target.starts_with("anon_inode:") {
+            continue;
+        }
+        if target.starts_with("pipe:") {
+            // A pipe of its own making (a self-pipe) reaches no one else.
+            let own_pipe = trace
+                .of_kind("pipe")
+                .any(|p| p.pid == me && p.target.as_deref() == Some(target));
+            if own_pipe {
+                continue;
+            }
+        }
+        if target == "/dev/null" {
+            continue;
+        }
+        return Some(problem_with(
+            format!("{name} wrote to {target}, which is not a FIFO: members must talk through FIFOs only"),
+            vec![],
+        ));
+    }
+    // Each message goes out whole, in one write.
+    for message in &c.requirement.messages {
+        let whole = fifo_writes.iter().any(|w| {
+            w.text
+                .as_deref()
+                .is_some_and(|t| t.contains(message.as_str()))
+        });
+        if !whole {
             return Some(problem_with(
-                format!("{} wrote {} bytes to {target} at once: more than PIPE_BUF ({PIPE_BUF}), so it may interleave", process.name, write.bytes.unwrap_or(0)),
+                format!("{name}'s message `{message}` went into no FIFO in one write"),
                 vec![],
             ));
         }
@@ -492,14 +728,13 @@ fn fifos(trace: &Trace, process: &ProcessRun) -> Option<Problem> {
     None
 }
 
-/// Running intervals of each child of `process`, in ms since the start:
-/// a child runs from its creation or a `cont` until a `stop` or its exit.
-fn running_intervals(trace: &Trace, process: &ProcessRun) -> BTreeMap<i32, Vec<(f64, f64)>> {
-    let children = trace.children(process.pid);
+/// Running intervals of each process, in ms since the start: a process
+/// runs from its creation or a `cont` until a `stop` or its exit.
+fn running_intervals(trace: &Trace, of: &BTreeSet<i32>) -> BTreeMap<i32, Vec<(f64, f64)>> {
     let mut open: BTreeMap<i32, f64> = BTreeMap::new();
     let mut intervals: BTreeMap<i32, Vec<(f64, f64)>> = BTreeMap::new();
     let end_of_trace = trace.events.last().map_or(0.0, |e| e.at_ms);
-    for e in trace.events.iter().filter(|e| children.contains(&e.pid)) {
+    for e in trace.events.iter().filter(|e| of.contains(&e.pid)) {
         match e.kind.as_str() {
             "spawn" | "cont" => {
                 open.entry(e.pid).or_insert(e.at_ms);
@@ -521,17 +756,37 @@ fn running_intervals(trace: &Trace, process: &ProcessRun) -> BTreeMap<i32, Vec<(
     intervals
 }
 
-fn one_at_a_time(
-    trace: &Trace,
-    process: &ProcessRun,
-    requirement: &Requirement,
-) -> Option<Problem> {
-    let tolerance_ms = requirement
+/// The programs the process runs (its children), each with every process
+/// of its subtree: one program at a time means one subtree at a time.
+fn programs(trace: &Trace, process: &ProcessRun) -> BTreeMap<i32, BTreeSet<i32>> {
+    trace
+        .children(process.pid)
+        .into_iter()
+        .map(|child| {
+            let mut tree = trace.descendants(child);
+            tree.insert(child);
+            (child, tree)
+        })
+        .collect()
+}
+
+fn one_at_a_time(c: &Context) -> Option<Problem> {
+    let trace = c.trace;
+    let tolerance_ms = c
+        .requirement
         .tolerance
         .as_deref()
         .and_then(|t| parse_duration(t).ok())
         .map_or(2.0, |d| d.as_secs_f64() * 1e3);
-    let intervals = running_intervals(trace, process);
+    let programs = programs(trace, c.process);
+    let everyone: BTreeSet<i32> = programs.values().flatten().copied().collect();
+    let intervals = running_intervals(trace, &everyone);
+    let program_of = |pid: i32| {
+        programs
+            .iter()
+            .find(|(_, tree)| tree.contains(&pid))
+            .map_or(pid, |(p, _)| *p)
+    };
     let all: Vec<(i32, f64, f64)> = intervals
         .iter()
         .flat_map(|(pid, list)| list.iter().map(move |&(a, b)| (*pid, a, b)))
@@ -540,35 +795,105 @@ fn one_at_a_time(
     for (i, &(p, a, b)) in all.iter().enumerate() {
         for &(q, c, d) in &all[i + 1..] {
             let overlap = b.min(d) - a.max(c);
-            if p != q && overlap > worst.0 {
+            if program_of(p) != program_of(q) && overlap > worst.0 {
                 worst = (overlap, p, q);
             }
         }
     }
-    (worst.0 > tolerance_ms).then(|| {
-        problem_with(
+    if worst.0 > tolerance_ms {
+        return Some(problem_with(
             format!(
                 "programs {} and {} ran at the same time for {:.1} ms: only one may run at a time",
                 worst.1, worst.2, worst.0
             ),
             vec![],
-        )
-    })
+        ));
+    }
+    // Nothing stopped and abandoned: a program stopped for the last time
+    // must have been continued before it ended.
+    for (program, tree) in &programs {
+        for pid in tree {
+            let last_state = trace
+                .events
+                .iter()
+                .filter(|e| e.pid == *pid && matches!(e.kind.as_str(), "stop" | "cont" | "exit"))
+                .map(|e| (e.kind.as_str(), e.at_ms))
+                .next_back();
+            match last_state {
+                Some(("stop", at)) => {
+                    return Some(problem_with(
+                        format!("process {pid} (of program {program}) was stopped at {:.3} s and never continued: nothing may be left stopped", at / 1e3),
+                        vec![],
+                    ))
+                }
+                Some(("exit", _)) => {
+                    // Did it die while stopped? Then it was abandoned.
+                    let states: Vec<&str> = trace
+                        .events
+                        .iter()
+                        .filter(|e| e.pid == *pid && matches!(e.kind.as_str(), "stop" | "cont"))
+                        .map(|e| e.kind.as_str())
+                        .collect();
+                    if states.last() == Some(&"stop") {
+                        return Some(problem_with(
+                            format!("process {pid} (of program {program}) was stopped and never continued before it was killed: it was abandoned"),
+                            vec![],
+                        ));
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    None
 }
 
-fn slices(trace: &Trace, process: &ProcessRun, requirement: &Requirement) -> Option<Problem> {
-    let slice_ms = parse_duration(requirement.slice.as_deref()?)
+/// Every stretch a program ran while another waited is judged, by the CPU
+/// time the program got in it (the scheduler's count, logged at each stop
+/// and continue; wall time where it is missing): at most `slice` +
+/// `tolerance` (default half a slice). A share `outliers` of the stretches
+/// (default 0.1) may run longer. CPU time, unlike wall time, does not grow
+/// when a loaded machine wakes the coordinator late: the program then
+/// shares its CPU with the load.
+fn slices(c: &Context) -> Option<Problem> {
+    let trace = c.trace;
+    let slice_ms = parse_duration(c.requirement.slice.as_deref()?)
         .ok()?
         .as_secs_f64()
         * 1e3;
-    let tolerance_ms = requirement
+    let tolerance_ms = c
+        .requirement
         .tolerance
         .as_deref()
         .and_then(|t| parse_duration(t).ok())
-        .map_or(5.0, |d| d.as_secs_f64() * 1e3);
-    let intervals = running_intervals(trace, process);
-    // A child waits while it is alive but not running.
-    let lifetime: BTreeMap<i32, (f64, f64)> = intervals
+        .map_or(slice_ms / 2.0, |d| d.as_secs_f64() * 1e3);
+    let share = c.requirement.outliers.unwrap_or(0.1);
+    let programs: BTreeSet<i32> = trace.children(c.process.pid);
+    // Each program's stretches: (start, end, CPU time in it if known).
+    let mut stretches_of: BTreeMap<i32, Vec<(f64, f64, Option<f64>)>> = BTreeMap::new();
+    let mut open: BTreeMap<i32, (f64, Option<f64>)> = BTreeMap::new();
+    for e in trace.events.iter().filter(|e| programs.contains(&e.pid)) {
+        match e.kind.as_str() {
+            "spawn" | "cont" => {
+                open.entry(e.pid).or_insert((e.at_ms, e.cpu_ms));
+            }
+            "stop" | "exit" => {
+                if let Some((start, cpu)) = open.remove(&e.pid) {
+                    let used = match (e.kind.as_str(), cpu, e.cpu_ms) {
+                        ("stop", Some(a), Some(b)) => Some(b - a),
+                        _ => None,
+                    };
+                    stretches_of
+                        .entry(e.pid)
+                        .or_default()
+                        .push((start, e.at_ms, used));
+                }
+            }
+            _ => {}
+        }
+    }
+    // A program waits while it is alive but not running.
+    let lifetime: BTreeMap<i32, (f64, f64)> = stretches_of
         .iter()
         .map(|(pid, list)| {
             (
@@ -581,105 +906,145 @@ fn slices(trace: &Trace, process: &ProcessRun, requirement: &Requirement) -> Opt
         })
         .collect();
     let ran_within = |pid: &i32, a: f64, b: f64| -> f64 {
-        intervals[pid]
+        stretches_of[pid]
             .iter()
-            .map(|&(c, d)| (b.min(d) - a.max(c)).max(0.0))
+            .map(|&(c, d, _)| (b.min(d) - a.max(c)).max(0.0))
             .sum()
     };
-    // Judged by the median stretch: on an overloaded machine a correct
-    // coordinator now and then wakes late and lets one stretch run long,
-    // but most of its stretches stay near the slice. A fake that never
-    // stops a program, or stops it rarely, has long stretches throughout.
-    for (pid, list) in &intervals {
-        let mut stretches: Vec<f64> = list
-            .iter()
-            .filter(|&&(a, b)| {
-                b - a > 1.0
-                    && lifetime.iter().any(|(other, &(born, died))| {
-                        other != pid
-                            && b.min(died) - a.max(born) > (b - a) / 2.0
-                            && ran_within(other, a, b) < (b - a) / 2.0
-                    })
-            })
-            .map(|&(a, b)| b - a)
-            .collect();
-        if stretches.is_empty() {
-            continue;
+    let mut stretches: Vec<(i32, f64, f64)> = Vec::new();
+    for (pid, list) in &stretches_of {
+        for &(a, b, used) in list {
+            let someone_waited = lifetime.iter().any(|(other, &(born, died))| {
+                other != pid
+                    && b.min(died) - a.max(born) > (b - a) / 2.0
+                    && ran_within(other, a, b) < (b - a) / 2.0
+            });
+            if b - a > 1.0 && someone_waited {
+                stretches.push((*pid, used.unwrap_or(b - a), b - a));
+            }
         }
-        stretches.sort_by(f64::total_cmp);
-        let median = stretches[stretches.len() / 2];
-        if median > slice_ms + tolerance_ms {
-            let longest = stretches[stretches.len() - 1];
-            return Some(problem_with(
-                format!(
-                    "program {pid} ran {median:.1} ms at a stretch (the median of {} stretches; longest {longest:.1} ms) while others waited; the slice is {slice_ms:.1} ms",
-                    stretches.len()
-                ),
-                vec![],
-            ));
-        }
+    }
+    if stretches.is_empty() {
+        return None;
+    }
+    let limit = slice_ms + tolerance_ms;
+    let mut over: Vec<(i32, f64, f64)> =
+        stretches.iter().copied().filter(|s| s.1 > limit).collect();
+    let allowed = (stretches.len() as f64 * share).floor() as usize;
+    if over.len() > allowed {
+        over.sort_by(|a, b| b.1.total_cmp(&a.1));
+        let (pid, used, wall) = over[0];
+        return Some(problem_with(
+            format!(
+                "{} of {} slices ran longer than {slice_ms:.1} ms + {tolerance_ms:.1} ms of CPU time while others waited (at most {allowed} may); the longest: program {pid}, {used:.1} ms of CPU in {wall:.1} ms",
+                over.len(),
+                stretches.len()
+            ),
+            vec![],
+        ));
     }
     None
 }
 
-fn pipes(trace: &Trace, process: &ProcessRun) -> Option<Problem> {
-    let children = trace.children(process.pid);
-    let ends = |kind: &str, by_child: bool| -> BTreeSet<String> {
-        trace
-            .of_kind(kind)
-            .filter(|e| {
-                if by_child {
-                    children.contains(&e.pid)
-                } else {
-                    e.pid == process.pid
-                }
-            })
-            .filter_map(|e| e.target.clone())
-            .filter(|t| t.starts_with("pipe:"))
-            .collect()
+/// Data went down one pipe (written by the process, read by the child)
+/// and came back up another; with `down` and `up`, those texts travelled
+/// that way.
+fn pipes(c: &Context) -> Option<Problem> {
+    let trace = c.trace;
+    let children = c.the_child();
+    let me = c.process.pid;
+    // Per pipe, what the process (or the child) wrote into it and read.
+    let flow = |kind: &str, by_child: bool| -> BTreeMap<String, String> {
+        let mut found: BTreeMap<String, String> = BTreeMap::new();
+        for e in trace.of_kind(kind).filter(|e| {
+            if by_child {
+                children.contains(&e.pid)
+            } else {
+                e.pid == me
+            }
+        }) {
+            if let Some(t) = e.target.clone().filter(|t| t.starts_with("pipe:")) {
+                found
+                    .entry(t)
+                    .or_default()
+                    .push_str(e.text.as_deref().unwrap_or(""));
+            }
+        }
+        found
     };
-    let down: BTreeSet<String> = ends("write", false)
-        .intersection(&ends("read", true))
-        .cloned()
+    let (main_wrote, child_read) = (flow("write", false), flow("read", true));
+    let (child_wrote, main_read) = (flow("write", true), flow("read", false));
+    let down: BTreeMap<&String, &String> = main_wrote
+        .iter()
+        .filter(|(pipe, _)| child_read.contains_key(*pipe))
         .collect();
-    let up: BTreeSet<String> = ends("write", true)
-        .intersection(&ends("read", false))
-        .cloned()
+    let up: BTreeMap<&String, &String> = child_wrote
+        .iter()
+        .filter(|(pipe, _)| main_read.contains_key(*pipe))
         .collect();
-    let name = &process.name;
+    let name = &c.process.name;
     if down.is_empty() {
         return Some(problem_with(
-            format!("no pipe carried data from {name} to a process it created"),
+            format!("no pipe carried data from {name} to the child it reported"),
             vec![],
         ));
     }
     if up.is_empty() {
         return Some(problem_with(
-            format!("no pipe carried data back from a child to {name}"),
+            format!("no pipe carried data back from the child to {name}"),
             vec![],
         ));
     }
-    if down.len() == 1 && down == up {
+    if down.len() == 1 && down.keys().eq(up.keys()) {
         return Some(problem_with(
             format!("{name} and its child used one pipe both ways: a pipe is one-way"),
             vec![],
         ));
     }
+    for (texts, way, flows) in [
+        (&c.requirement.down, "down", &down),
+        (&c.requirement.up, "up", &up),
+    ] {
+        for text in texts {
+            if !flows.values().any(|t| t.contains(text.as_str())) {
+                let (writer, seen) = if way == "down" {
+                    (name.clone(), down.values().next().map(|s| s.as_str()))
+                } else {
+                    (
+                        "the child".to_string(),
+                        up.values().next().map(|s| s.as_str()),
+                    )
+                };
+                let seen: String = seen.unwrap_or("").chars().take(80).collect();
+                return Some(problem_with(
+                    format!("`{text}` never went {way} a pipe as it should"),
+                    vec![format!("{writer} wrote: {seen:?}")],
+                ));
+            }
+        }
+    }
     None
 }
 
-fn cpu_at_most(trace: &Trace, process: &ProcessRun, requirement: &Requirement) -> Option<Problem> {
-    let limit = parse_duration(requirement.limit.as_deref()?)
+/// The CPU time of the process and every process it created.
+fn cpu_at_most(c: &Context) -> Option<Problem> {
+    let limit = parse_duration(c.requirement.limit.as_deref()?)
         .ok()?
         .as_secs_f64()
         * 1e3;
-    let exit = trace.of_kind("exit").find(|e| e.pid == process.pid)?;
-    let used = exit.cpu_ms?;
+    let mut tree = c.trace.descendants(c.process.pid);
+    tree.insert(c.process.pid);
+    let used: f64 = c
+        .trace
+        .of_kind("exit")
+        .filter(|e| tree.contains(&e.pid))
+        .filter_map(|e| e.cpu_ms)
+        .sum();
     (used > limit).then(|| {
         problem_with(
             format!(
                 "{} used {used:.0} ms of CPU time, more than {limit:.0} ms: an idle program must sleep, not poll",
-                process.name
+                c.process.name
             ),
             vec![],
         )

@@ -107,7 +107,8 @@ pub struct Event {
     /// Bytes actually moved.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bytes: Option<u64>,
-    /// CPU time used by the process, at its exit.
+    /// CPU time used by the process so far: at its exit (user + system),
+    /// at a stop or continue (time on a CPU, to the nanosecond).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cpu_ms: Option<f64>,
 }
@@ -508,6 +509,9 @@ impl Worker {
                     pid: child.as_raw(),
                     kind: "spawn".into(),
                     other: Some(std::process::id() as i32),
+                    // Its standard streams, so that a write into another
+                    // program's (through /proc) can be told from its own.
+                    text: Some(stdio_targets(child.as_raw())),
                     ..Event::default()
                 });
                 Ok(Started {
@@ -539,7 +543,6 @@ impl Worker {
         self.tracees.insert(child.as_raw(), Tracee::default());
         Ok(())
     }
-
 
     /// Handles every pending wait event without blocking.
     fn collect(&mut self) {
@@ -626,7 +629,8 @@ impl Worker {
                 let tgid = self.tgid(pid.as_raw());
                 if signal == Signal::SIGCONT && self.group_stopped.remove(&tgid) {
                     // The end of a group-stop may show up here first.
-                    let cont = self.by(pid.as_raw(), "cont");
+                    let mut cont = self.by(pid.as_raw(), "cont");
+                    cont.cpu_ms = run_ms(tgid);
                     self.record(cont);
                 }
                 let mut event = self.by(pid.as_raw(), "signal");
@@ -718,13 +722,15 @@ impl Worker {
                     if self.group_stopped.insert(tgid) {
                         let mut stop = self.by(raw, "stop");
                         stop.signal = Some(signal.as_str().into());
+                        stop.cpu_ms = run_ms(tgid);
                         self.record(stop);
                     }
                     // SAFETY: PTRACE_LISTEN on a tracee in a group-stop.
                     unsafe { libc::ptrace(libc::PTRACE_LISTEN, raw, 0, 0) };
                 } else {
                     if self.group_stopped.remove(&tgid) {
-                        let cont = self.by(raw, "cont");
+                        let mut cont = self.by(raw, "cont");
+                        cont.cpu_ms = run_ms(tgid);
                         self.record(cont);
                     }
                     let _ = ptrace::cont(pid, None);
@@ -769,7 +775,9 @@ impl Worker {
         let hold = self
             .perturb
             .hold
-            .filter(|(signal, _)| is_signal_send(nr) && signal_argument(nr, &args) == *signal as u64)
+            .filter(|(signal, _)| {
+                is_signal_send(nr) && signal_argument(nr, &args) == *signal as u64
+            })
             .map(|(_, pause)| pause);
         self.tracees.entry(pid.as_raw()).or_default().pending = Some(entry);
         match hold {
@@ -1036,7 +1044,10 @@ impl Worker {
                 }
                 let copy = matches!(
                     nr,
-                    libc::SYS_sendfile | libc::SYS_splice | libc::SYS_tee | libc::SYS_copy_file_range
+                    libc::SYS_sendfile
+                        | libc::SYS_splice
+                        | libc::SYS_tee
+                        | libc::SYS_copy_file_range
                 );
                 let mut write = event(self, "write");
                 write.fd = Some(match nr {
@@ -1067,9 +1078,7 @@ impl Worker {
                     libc::SYS_open => a1,
                     libc::SYS_openat => a2,
                     libc::SYS_creat => libc::O_WRONLY as u64,
-                    _ => u64::from_ne_bytes(
-                        read_bytes(pid, a2, 8).try_into().unwrap_or([0; 8]),
-                    ),
+                    _ => u64::from_ne_bytes(read_bytes(pid, a2, 8).try_into().unwrap_or([0; 8])),
                 };
                 let mut open = event(self, "open");
                 open.text = Some(path);
@@ -1146,8 +1155,12 @@ impl Worker {
                 None if std::path::Path::new(&format!("/proc/{result}")).exists() => "waited_stop",
                 None => "reap",
             };
-            let code = status.filter(|s| libc::WIFEXITED(*s)).map(|s| libc::WEXITSTATUS(s));
-            let signal = status.filter(|s| libc::WIFSIGNALED(*s)).map(|s| libc::WTERMSIG(s));
+            let code = status
+                .filter(|s| libc::WIFEXITED(*s))
+                .map(|s| libc::WEXITSTATUS(s));
+            let signal = status
+                .filter(|s| libc::WIFSIGNALED(*s))
+                .map(|s| libc::WTERMSIG(s));
             (result as i32, kind, code, signal)
         } else {
             // waitid(idtype, id, *infop, options, *rusage) returns 0.
@@ -1439,6 +1452,24 @@ fn cpu_ms(pid: i32) -> Option<f64> {
     Some(ticks * 1000.0 / per_second.max(1.0))
 }
 
+/// Time all threads of `pid` spent on a CPU so far, in ms, from the
+/// scheduler's nanosecond counts (`schedstat`): a stop or continue logs it,
+/// so that a slice can be judged by the CPU time the program got in it, a
+/// measure that a loaded machine does not inflate as it does wall time.
+fn run_ms(pid: i32) -> Option<f64> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    let mut total = 0u64;
+    for task in tasks.flatten() {
+        let stat = std::fs::read_to_string(task.path().join("schedstat")).unwrap_or_default();
+        total += stat
+            .split_whitespace()
+            .next()
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap_or(0);
+    }
+    Some(total as f64 / 1e6)
+}
+
 /// `AT_FDCWD` as the register holds it.
 const AT_FDCWD: u64 = nix::libc::AT_FDCWD as i64 as u64;
 
@@ -1470,6 +1501,14 @@ fn canonical(pid: i32, dir: u64, path: &str) -> String {
             .to_string(),
         _ => resolved.display().to_string(),
     }
+}
+
+/// What descriptors 0, 1 and 2 of `pid` name, space-separated.
+fn stdio_targets(pid: i32) -> String {
+    (0..3)
+        .map(|fd| fd_target(pid, fd).unwrap_or_default())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// What a descriptor refers to: a path, or `pipe:[inode]`.
@@ -1512,13 +1551,7 @@ fn read_iovecs(pid: Pid, address: u64, count: u64) -> Vec<(u64, u64)> {
 /// The iovec array whose pointer and count are stored at these addresses
 /// (a msghdr's msg_iov and msg_iovlen).
 fn iovecs(pid: Pid, pointer_at: u64, count_at: u64) -> Vec<(u64, u64)> {
-    let word = |at: u64| {
-        u64::from_ne_bytes(
-            read_bytes(pid, at, 8)
-                .try_into()
-                .unwrap_or([0; 8]),
-        )
-    };
+    let word = |at: u64| u64::from_ne_bytes(read_bytes(pid, at, 8).try_into().unwrap_or([0; 8]));
     read_iovecs(pid, word(pointer_at), word(count_at))
 }
 
@@ -1575,7 +1608,15 @@ fn seccomp_filter() -> Vec<nix::libc::sock_filter> {
     const RET_K: u16 = (libc::BPF_RET | libc::BPF_K) as u16;
     #[cfg(not(target_arch = "x86_64"))]
     {
-        let _ = (AUDIT_ARCH_X86_64, X32_BIT, CLONE_UNTRACED, LD_W_ABS, JEQ_K, JGE_K, JSET_K);
+        let _ = (
+            AUDIT_ARCH_X86_64,
+            X32_BIT,
+            CLONE_UNTRACED,
+            LD_W_ABS,
+            JEQ_K,
+            JGE_K,
+            JSET_K,
+        );
         return vec![libc::sock_filter {
             code: RET_K,
             jt: 0,
@@ -1624,8 +1665,18 @@ fn seccomp_filter() -> Vec<nix::libc::sock_filter> {
         ] {
             code.push((JEQ_K, nr as u32, To::Ret(trace(2)), To::Next));
         }
-        code.push((JEQ_K, libc::SYS_process_vm_writev as u32, To::Ret(trace(3)), To::Next));
-        code.push((JEQ_K, libc::SYS_pidfd_getfd as u32, To::Ret(trace(7)), To::Next));
+        code.push((
+            JEQ_K,
+            libc::SYS_process_vm_writev as u32,
+            To::Ret(trace(3)),
+            To::Next,
+        ));
+        code.push((
+            JEQ_K,
+            libc::SYS_pidfd_getfd as u32,
+            To::Ret(trace(7)),
+            To::Next,
+        ));
         let watched = [
             libc::SYS_kill,
             libc::SYS_tkill,
