@@ -1,6 +1,7 @@
-//! The grader discriminates: the reference solutions pass and broken
+//! The grader discriminates: the reference solutions pass, broken or faked
 //! submissions (fixtures, each a stand-in for a student's checkout) fail
-//! with the right diagnosis. It grades what was built from the tree being
+//! with the right diagnosis, and correct variants that do the work another
+//! way (fixtures whose expect.txt says `PASS`) pass. It grades what was built from the tree being
 //! graded, whatever target directory is set, and counts every point.
 //!
 //! That untouched skeletons grade as "not started" is a check of the
@@ -114,7 +115,7 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
 }
 
 #[test]
-fn broken_submissions_fail_with_the_right_diagnosis() {
+fn fixtures_are_judged_as_expected() {
     let fixtures = root().join("xtask/tests/fixtures");
     let mut names: Vec<PathBuf> = std::fs::read_dir(&fixtures)
         .unwrap()
@@ -163,6 +164,13 @@ fn grade_fixture(fixture: &Path, scratch: &Path) -> Vec<String> {
     let step = lines.next().unwrap();
     let checkout = scratch.join(&name);
     copy_fixture(fixture, &checkout);
+    // The workbook's lock file: a fixture with dependencies then builds
+    // from the local registry cache, offline.
+    if !checkout.join("Cargo.lock").exists() {
+        std::fs::copy(root().join("Cargo.lock"), checkout.join("Cargo.lock")).unwrap();
+    }
+    // `PASS`: a correct variant, which must pass every case of its step.
+    let must_pass = lines.clone().any(|l| l == "PASS");
     let (output, grader) = grade_with_pid(&[
         step,
         "--workspace",
@@ -173,14 +181,21 @@ fn grade_fixture(fixture: &Path, scratch: &Path) -> Vec<String> {
     // The report, and any refusal to build (an error, on stderr).
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned()
         + &String::from_utf8_lossy(&output.stderr);
-    if output.status.code() != Some(1) {
-        failures.push(format!("{name}: expected exit status 1\n{}", show(&output)));
+    let expected_status = if must_pass { 0 } else { 1 };
+    if output.status.code() != Some(expected_status) {
+        failures.push(format!(
+            "{name}: expected exit status {expected_status}\n{}",
+            show(&output)
+        ));
+    }
+    if must_pass && !stdout.contains("cases passed") {
+        failures.push(format!("{name}: no case passed\n{}", show(&output)));
     }
     // A hostile fixture says so when an attack was not stopped.
     if stdout.contains("GOT THROUGH") {
         failures.push(format!("{name}: an attack got through\n{}", show(&output)));
     }
-    for wanted in lines {
+    for wanted in lines.filter(|l| *l != "PASS") {
         if !stdout.contains(wanted) {
             failures.push(format!(
                 "{name}: the report lacks {wanted:?}\n{}",

@@ -745,7 +745,11 @@ impl Worker {
     /// A seccomp stop: a watched call at its entry, or a refused one.
     #[cfg(target_arch = "x86_64")]
     fn on_seccomp(&mut self, pid: Pid) {
-        let data = ptrace::getevent(pid).unwrap_or(0) as u32;
+        // Gone meanwhile (killed at a seccomp stop): nothing to judge.
+        let Ok(data) = ptrace::getevent(pid) else {
+            return;
+        };
+        let data = data as u32;
         let Ok(mut regs) = ptrace::getregs(pid) else {
             let _ = ptrace::cont(pid, None);
             return;
