@@ -169,7 +169,7 @@ pub struct Timing {
 /// | `pid_is_child`      | the PID bound to `binding` is a child's                        |
 /// | `fifos`             | the process made a FIFO, opened it for reading, unlinked every FIFO it made; it and its children created no socket and wrote only to FIFOs (at most 4096 bytes a write), their own standard streams or pipes of their own, never another program's streams or a regular file; each of `messages` went into a FIFO in one write |
 /// | `one_at_a_time`     | never two of the process's programs (each child with its whole subtree) running at once beyond `tolerance`; nothing left stopped, or killed while stopped |
-/// | `slices`            | every stretch a child ran while another waited lasts at most `slice` + `tolerance` (default half a slice), but for a share `outliers` of them (default 0.1) |
+/// | `slices`            | every stretch a child ran while another waited got at most `slice` + `tolerance` (default half a slice) of CPU time, but for a share `outliers` of them (default 0.1); and the median stretch lasted at most that, in wall time |
 /// | `pipes`             | one pipe carried data from the process to the child, another back; each of `down` travelled down, each of `up` came back |
 /// | `cpu_at_most`       | the process and everything it created used at most `limit` of CPU time (no busy waiting) |
 ///

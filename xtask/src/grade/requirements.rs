@@ -853,8 +853,11 @@ fn one_at_a_time(c: &Context) -> Option<Problem> {
 /// and continue; wall time where it is missing): at most `slice` +
 /// `tolerance` (default half a slice). A share `outliers` of the stretches
 /// (default 0.1) may run longer. CPU time, unlike wall time, does not grow
-/// when a loaded machine wakes the coordinator late: the program then
-/// shares its CPU with the load.
+/// much when a loaded machine wakes the coordinator late: the program then
+/// shares its CPU with the load. The median stretch in wall time must stay
+/// within `slice` + `tolerance` too: the typical slice is on time even on a
+/// loaded machine, and a coordinator that gives long slices everywhere is
+/// caught even where each gets little CPU.
 fn slices(c: &Context) -> Option<Problem> {
     let trace = c.trace;
     let slice_ms = parse_duration(c.requirement.slice.as_deref()?)
@@ -931,6 +934,21 @@ fn slices(c: &Context) -> Option<Problem> {
     let mut over: Vec<(i32, f64, f64)> =
         stretches.iter().copied().filter(|s| s.1 > limit).collect();
     let allowed = (stretches.len() as f64 * share).floor() as usize;
+    // And the typical stretch in wall time: a coordinator that hands out
+    // long slices on a loaded machine, where each gets little CPU, still
+    // shows them here.
+    let mut walls: Vec<f64> = stretches.iter().map(|s| s.2).collect();
+    walls.sort_by(f64::total_cmp);
+    let median = walls[walls.len() / 2];
+    if median > limit {
+        return Some(problem_with(
+            format!(
+                "programs ran {median:.1} ms at a stretch (the median of {} stretches) while others waited; the slice is {slice_ms:.1} ms (+ {tolerance_ms:.1} ms)",
+                walls.len()
+            ),
+            vec![],
+        ));
+    }
     if over.len() > allowed {
         over.sort_by(|a, b| b.1.total_cmp(&a.1));
         let (pid, used, wall) = over[0];
