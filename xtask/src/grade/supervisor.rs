@@ -1760,7 +1760,12 @@ fn seccomp_filter() -> Vec<nix::libc::sock_filter> {
         // word), else watched (a refused fork is a limit reached).
         code.push((JEQ_K, libc::SYS_clone as u32, To::Next, allow));
         code.push((LD_W_ABS, 16, To::Next, To::Next));
-        code.push((JSET_K, CLONE_UNTRACED, To::Ret(trace(4)), To::Ret(trace(WATCHED))));
+        code.push((
+            JSET_K,
+            CLONE_UNTRACED,
+            To::Ret(trace(4)),
+            To::Ret(trace(WATCHED)),
+        ));
         let body = code.len();
         let offset = |i: usize, to: To| -> u8 {
             match to {
