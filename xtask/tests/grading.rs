@@ -171,13 +171,21 @@ fn grade_fixture(fixture: &Path, scratch: &Path) -> Vec<String> {
     }
     // `PASS`: a correct variant, which must pass every case of its step.
     let must_pass = lines.clone().any(|l| l == "PASS");
-    let (output, grader) = grade_with_pid(&[
+    // `SANDBOX_OFF`: a fake the sandbox stops first (writing into another
+    // program's descriptors through /proc), graded without it to show that
+    // the trace catches it too.
+    let sandbox_off = lines.clone().any(|l| l == "SANDBOX_OFF");
+    let mut args = vec![
         step,
         "--workspace",
         checkout.to_str().unwrap(),
         "--jobs",
         "1",
-    ]);
+    ];
+    if sandbox_off {
+        args.extend(["--sandbox", "off"]);
+    }
+    let (output, grader) = grade_with_pid(&args);
     // The report, and any refusal to build (an error, on stderr).
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned()
         + &String::from_utf8_lossy(&output.stderr);
@@ -195,7 +203,7 @@ fn grade_fixture(fixture: &Path, scratch: &Path) -> Vec<String> {
     if stdout.contains("GOT THROUGH") {
         failures.push(format!("{name}: an attack got through\n{}", show(&output)));
     }
-    for wanted in lines.filter(|l| *l != "PASS") {
+    for wanted in lines.filter(|l| !["PASS", "SANDBOX_OFF"].contains(l)) {
         if !stdout.contains(wanted) {
             failures.push(format!(
                 "{name}: the report lacks {wanted:?}\n{}",

@@ -1795,3 +1795,94 @@ fn seccomp_filter() -> Vec<nix::libc::sock_filter> {
         program
     }
 }
+
+#[cfg(all(test, target_arch = "x86_64"))]
+mod tests {
+    use super::*;
+    use nix::libc;
+
+    /// Runs the classic BPF program on one `seccomp_data` (nr, arch, args).
+    fn verdict(nr: i64, arch: u32, arg0: u64) -> u32 {
+        let program = seccomp_filter();
+        let mut data = [0u8; 64];
+        data[0..4].copy_from_slice(&(nr as u32).to_ne_bytes());
+        data[4..8].copy_from_slice(&arch.to_ne_bytes());
+        data[16..24].copy_from_slice(&arg0.to_ne_bytes());
+        let (mut pc, mut a) = (0usize, 0u32);
+        loop {
+            let i = program[pc];
+            let class = i.code & 0x07;
+            match class as u32 {
+                libc::BPF_LD => {
+                    let at = i.k as usize;
+                    a = u32::from_ne_bytes(data[at..at + 4].try_into().unwrap());
+                    pc += 1;
+                }
+                libc::BPF_JMP => {
+                    let taken = match (i.code & 0xf0) as u32 {
+                        libc::BPF_JEQ => a == i.k,
+                        libc::BPF_JGE => a >= i.k,
+                        libc::BPF_JSET => a & i.k != 0,
+                        other => panic!("unexpected jump {other:#x}"),
+                    };
+                    pc += 1 + if taken { i.jt } else { i.jf } as usize;
+                }
+                libc::BPF_RET => return i.k,
+                other => panic!("unexpected class {other:#x}"),
+            }
+        }
+    }
+
+    const X86_64: u32 = 0xC000_003E;
+    const I386: u32 = 0x4000_0003;
+
+    #[test]
+    fn the_filter_watches_refuses_and_allows() {
+        let watched = libc::SECCOMP_RET_TRACE | WATCHED;
+        for nr in [
+            libc::SYS_write,
+            libc::SYS_writev,
+            libc::SYS_sendmmsg,
+            libc::SYS_readv,
+            libc::SYS_rt_sigqueueinfo,
+            libc::SYS_pidfd_send_signal,
+            libc::SYS_waitid,
+            libc::SYS_openat2,
+            libc::SYS_socket,
+            libc::SYS_fork,
+        ] {
+            assert_eq!(verdict(nr, X86_64, 0), watched, "syscall {nr}");
+        }
+        assert_eq!(
+            verdict(libc::SYS_getpid, X86_64, 0),
+            libc::SECCOMP_RET_ALLOW
+        );
+        assert_eq!(verdict(libc::SYS_clone, X86_64, 0x11), watched);
+        let refused = |code: u32| libc::SECCOMP_RET_TRACE | code;
+        assert_eq!(verdict(libc::SYS_clone, X86_64, 0x0080_0011), refused(4));
+        assert_eq!(verdict(libc::SYS_io_uring_setup, X86_64, 0), refused(2));
+        assert_eq!(verdict(libc::SYS_process_vm_writev, X86_64, 0), refused(3));
+        assert_eq!(verdict(libc::SYS_pidfd_getfd, X86_64, 0), refused(7));
+        assert_eq!(verdict(20, I386, 0), refused(5));
+        assert_eq!(verdict(0x4000_0001, X86_64, 0), refused(6));
+        assert_eq!(
+            verdict(libc::SYS_clone3, X86_64, 0),
+            libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32
+        );
+        // Every refusal has words for the verdict.
+        for code in 2..=7 {
+            assert!(REFUSED.iter().any(|(c, _)| *c == code), "refusal {code}");
+        }
+    }
+
+    #[test]
+    fn signal_arguments_and_buffers() {
+        let args = [1, 2, 3, 4, 5, 6];
+        assert_eq!(signal_argument(libc::SYS_kill, &args), 2);
+        assert_eq!(signal_argument(libc::SYS_tgkill, &args), 3);
+        assert_eq!(signal_argument(libc::SYS_rt_tgsigqueueinfo, &args), 3);
+        assert_eq!(signal_argument(libc::SYS_pidfd_send_signal, &args), 2);
+        assert_eq!(int_at(&[1, 0, 0, 0, 2, 0, 0, 0], 4), Some(2));
+        assert_eq!(int_at(&[1, 0], 0), None);
+    }
+}
