@@ -67,6 +67,15 @@ fn role(text: &str) -> &str {
 pub fn judge(case: &Case, run: &CaseRun) -> Verdict {
     let mut problems = Vec::new();
     let mut not_started = None;
+    // Without the tracer nothing was perturbed, and a perturbed case's
+    // expected output cannot be judged: like the trace's requirements, it
+    // is only checked when there is a trace.
+    if run.untraced.is_some() && case.perturb.is_some() {
+        return Verdict {
+            problems,
+            not_started: run.processes.iter().find_map(todo_message),
+        };
+    }
     if let Some(why) = &run.killed_because {
         problems.push(problem(format!("stopped by the grader: {why}")));
     }
