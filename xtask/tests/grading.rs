@@ -50,27 +50,72 @@ fn grade_in(dir: &Path, args: &[&str], env: &[(&str, &Path)]) -> Output {
 }
 
 /// The grader's output, and its PID (which names its staged binaries).
+///
+/// The grader gets a canary variable that no submission may see, and runs
+/// in a process group of its own: should it never finish (a build that
+/// never ends), the group is killed after [`GRADING_DEADLINE`] and the
+/// grading fails instead of hanging the suite.
 fn grade_with_pid(args: &[&str]) -> (Output, u32) {
+    use std::os::unix::process::CommandExt;
     let child = Command::new(env!("CARGO_BIN_EXE_xtask"))
         .current_dir(root())
         .arg("grade")
         .args(args)
         .env("NO_COLOR", "1")
+        .env("XTASK_TEST_CANARY", "the-graders-secret")
+        .process_group(0)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("run xtask grade");
     let pid = child.id();
-    (child.wait_with_output().expect("run xtask grade"), pid)
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watchdog = {
+        let done = std::sync::Arc::clone(&done);
+        std::thread::spawn(move || {
+            let until = std::time::Instant::now() + GRADING_DEADLINE;
+            while std::time::Instant::now() < until {
+                if done.load(std::sync::atomic::Ordering::SeqCst) {
+                    return;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            }
+            // The grader's own group: cargo, rustc, its keepers.
+            let _ = nix::sys::signal::killpg(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        })
+    };
+    let output = child.wait_with_output().expect("run xtask grade");
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let _ = watchdog.join();
+    (output, pid)
 }
+
+/// Far longer than any honest grading of one step takes, even under load.
+const GRADING_DEADLINE: std::time::Duration = std::time::Duration::from_secs(300);
 
 fn show(output: &Output) -> String {
     format!(
         "status: {}\nstdout:\n{}\nstderr:\n{}",
         output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
+        printable(&String::from_utf8_lossy(&output.stdout)),
+        printable(&String::from_utf8_lossy(&output.stderr))
     )
+}
+
+/// `text` with its control characters (but newlines and tabs) escaped, so
+/// that a hostile fixture's output cannot drive the terminal of whoever
+/// reads a test failure.
+fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            '\n' | '\t' => c.to_string(),
+            c if c.is_control() => c.escape_default().to_string(),
+            c => c.to_string(),
+        })
+        .collect()
 }
 
 #[test]
@@ -92,26 +137,44 @@ fn reference_solutions_pass_every_case() {
 
 /// Copies a fixture to a fresh directory, so that its build stays out of
 /// the source tree.
+/// Symbolic links are copied as links (hostile fixtures use them).
 fn copy_fixture(fixture: &Path, into: &Path) {
     for entry in walk(fixture) {
         let relative = entry.strip_prefix(fixture).unwrap();
         let target = into.join(relative);
         std::fs::create_dir_all(target.parent().unwrap()).unwrap();
-        std::fs::copy(&entry, &target).unwrap();
+        match std::fs::read_link(&entry) {
+            Ok(link) => std::os::unix::fs::symlink(link, &target).unwrap(),
+            Err(_) => {
+                std::fs::copy(&entry, &target).unwrap();
+            }
+        }
     }
 }
 
+/// Every file and link under `dir`; links are not followed.
 fn walk(dir: &Path) -> Vec<PathBuf> {
     let mut files = Vec::new();
     for entry in std::fs::read_dir(dir).unwrap().flatten() {
         let path = entry.path();
-        if path.is_dir() {
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
             files.extend(walk(&path));
         } else {
             files.push(path);
         }
     }
     files
+}
+
+/// Bait an instructor's machine offers: a unix socket anyone may connect
+/// to, at `dir/instructor.sock`. Kept open while the value lives.
+fn instructor_socket(dir: &Path) -> std::os::unix::net::UnixListener {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join("instructor.sock");
+    let _ = std::fs::remove_file(&path);
+    let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o777)).unwrap();
+    listener
 }
 
 #[test]
@@ -133,6 +196,15 @@ fn fixtures_are_judged_as_expected() {
         "description = \"hidden\"\n",
     )
     .unwrap();
+    // What a careless CI script leaves the grader: a descriptor open on the
+    // private case, without close-on-exec.
+    let leaked = std::fs::File::open(scratch.join("hidden-case.toml")).unwrap();
+    nix::fcntl::fcntl(
+        &leaked,
+        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
+    )
+    .unwrap();
+    let _socket = instructor_socket(&scratch);
     let _one = one_at_a_time();
     // One fixture per CPU, each graded one case at a time: the verdicts
     // must not depend on the load, so the tests never oversubscribe.
@@ -151,6 +223,7 @@ fn fixtures_are_judged_as_expected() {
         }
     });
     let failures = failures.into_inner().unwrap();
+    drop(leaked);
     let _ = std::fs::remove_dir_all(&scratch);
     assert!(failures.is_empty(), "\n{}", failures.join("\n\n"));
 }
@@ -202,6 +275,17 @@ fn grade_fixture(fixture: &Path, scratch: &Path) -> Vec<String> {
     // A hostile fixture says so when an attack was not stopped.
     if stdout.contains("GOT THROUGH") {
         failures.push(format!("{name}: an attack got through\n{}", show(&output)));
+    }
+    // Without colours (NO_COLOR), the report holds no control character: a
+    // program's output must not reach the reader's terminal as it came.
+    if stdout
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
+        failures.push(format!(
+            "{name}: raw control characters in the report\n{}",
+            show(&output)
+        ));
     }
     for wanted in lines.filter(|l| !["PASS", "SANDBOX_OFF"].contains(l)) {
         if !stdout.contains(wanted) {
@@ -352,6 +436,74 @@ fn a_target_dir_setting_never_grades_a_stale_binary() {
     let _ = std::fs::remove_dir_all(&scratch);
 }
 
+/// A submission ships its own `target/`: a build of the reference solution,
+/// newer than its sources, which are the untouched skeleton (dated before
+/// that build, as a tarball keeps them). Cargo finds that build fresh and
+/// compiles nothing; the grader must still grade the skeleton, never a
+/// binary it did not build.
+#[test]
+fn a_binary_shipped_in_target_is_never_graded() {
+    let scratch = temp_dir("shipped-target");
+    let checkout = scratch.join("submission");
+    std::fs::create_dir_all(checkout.join("src")).unwrap();
+    std::fs::write(
+        checkout.join("Cargo.toml"),
+        "[package]\nname = \"ex1_fibonacci_child\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n\
+         [dependencies]\n\
+         nix = { version = \"0.31\", features = [\"process\", \"signal\", \"fs\", \"poll\", \"time\", \"user\"] }\n\
+         signal-hook = { version = \"0.4\", features = [\"extended-siginfo\"] }\n\
+         os_pipe = \"1.2\"\n\n[workspace]\n",
+    )
+    .unwrap();
+    std::fs::copy(root().join("Cargo.lock"), checkout.join("Cargo.lock")).unwrap();
+    let main = checkout.join("src/main.rs");
+    std::fs::copy(
+        root().join("solutions/ex1_fibonacci_child/src/main.rs"),
+        &main,
+    )
+    .unwrap();
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let built = Command::new(cargo)
+        .current_dir(&checkout)
+        .args(["build", "--quiet", "--offline"])
+        .env_remove("CARGO_TARGET_DIR")
+        .status()
+        .unwrap();
+    assert!(
+        built.success(),
+        "the reference does not build as a submission"
+    );
+    std::fs::copy(
+        root().join("exercises/ex1_fibonacci_child/src/main.rs"),
+        &main,
+    )
+    .unwrap();
+    let long_ago =
+        std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000_000);
+    for file in ["src/main.rs", "Cargo.toml", "Cargo.lock"] {
+        let file = std::fs::File::options()
+            .write(true)
+            .open(checkout.join(file))
+            .unwrap();
+        file.set_modified(long_ago).unwrap();
+    }
+    let _one = one_at_a_time();
+    let (output, _) = grade_with_pid(&[
+        "ex1",
+        "--workspace",
+        checkout.to_str().unwrap(),
+        "--jobs",
+        "1",
+    ]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let _ = std::fs::remove_dir_all(&scratch);
+    assert!(
+        stdout.contains("ex1_fibonacci_child: not started"),
+        "the skeleton must grade as not started, whatever its target/ holds\n{}",
+        show(&output)
+    );
+}
+
 /// The reference ex1, built by cargo: its path is cargo's to say.
 fn reference_ex1() -> PathBuf {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
@@ -473,6 +625,7 @@ fn hostile_fixtures_are_contained_for_an_ordinary_user() {
     let scratch = std::env::temp_dir().join(format!("xtask-unprivileged-{}", std::process::id()));
     let bins = scratch.join("bins");
     std::fs::create_dir_all(&bins).unwrap();
+    let _socket = instructor_socket(&scratch);
     let mut failures = Vec::new();
     let hostile = [
         "ex1_hostile_exec_reference",
@@ -482,6 +635,11 @@ fn hostile_fixtures_are_contained_for_an_ordinary_user() {
         "ex1_hostile_signal_grader",
         "ex1_hostile_fill_disk",
         "ex1_hostile_deep_tree",
+        "ex1_redteam_unix_socket",
+        "ex1_redteam_shared_memory",
+        "ex1_redteam_signal_everyone",
+        "ex1_redteam_raise_limits",
+        "ex1_redteam_unreadable_name",
     ];
     for name in hostile {
         let checkout = scratch.join(name);
@@ -538,9 +696,42 @@ fn hostile_fixtures_are_contained_for_an_ordinary_user() {
                 ));
             }
         }
+        // No program of the case may outlive its keeper.
+        let survivors = running_from(&bins);
+        if !survivors.is_empty() {
+            failures.push(format!(
+                "{name}: still running after its case, as uid 65534: {survivors:?}"
+            ));
+            for pid in survivors {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+        }
     }
     let _ = std::fs::remove_dir_all(&scratch);
     assert!(failures.is_empty(), "\n{}", failures.join("\n\n"));
+}
+
+/// Processes whose executable lies in `dir`, whatever they call themselves.
+fn running_from(dir: &Path) -> Vec<i32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse().ok()) else {
+            continue;
+        };
+        let state = std::fs::read(entry.path().join("stat")).unwrap_or_default();
+        let zombie = state
+            .iter()
+            .rposition(|&b| b == b')')
+            .is_some_and(|close| state.get(close + 2) == Some(&b'Z'));
+        let exe = std::fs::read_link(entry.path().join("exe"));
+        if !zombie && exe.is_ok_and(|exe| exe.starts_with(dir)) {
+            found.push(pid);
+        }
+    }
+    found
 }
 
 fn nix_is_root() -> bool {
