@@ -67,8 +67,10 @@ pub fn all_processes() -> Vec<ProcessInfo> {
         .filter_map(|entry| {
             let name = entry.ok()?.file_name();
             let pid: i32 = name.to_str()?.parse().ok()?;
-            let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-            parse_stat(&text)
+            // Bytes, not UTF-8: a process names itself as it likes, and one
+            // whose name is not UTF-8 must not drop out of the list.
+            let bytes = std::fs::read(format!("/proc/{pid}/stat")).ok()?;
+            parse_stat(&String::from_utf8_lossy(&bytes))
         })
         .collect()
 }
@@ -82,6 +84,13 @@ mod tests {
         let p = parse_stat("42 (a (b) c) T 7 42 40 0 -1").unwrap();
         assert_eq!((p.pid, p.ppid, p.state, p.session), (42, 7, 'T', 40));
         assert_eq!(p.name, "a (b) c");
+    }
+
+    #[test]
+    fn names_that_are_not_utf8() {
+        let text = String::from_utf8_lossy(b"42 (\xff\xfe) S 7 42 40 0 -1");
+        let p = parse_stat(&text).unwrap();
+        assert_eq!((p.pid, p.ppid, p.state, p.session), (42, 7, 'S', 40));
     }
 
     #[test]

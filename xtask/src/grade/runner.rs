@@ -280,6 +280,18 @@ pub fn run_case(
     let trace = supervisor.finish();
     run.events = trace.events;
     run.untraced = trace.untraced;
+    // A fork RLIMIT_NPROC refused is the process limit hit, even when the
+    // program ended before the limits were next looked at (and the pids
+    // cgroup never counts it: the rlimit refuses first).
+    let processes = format!("started more than {MAX_PROCESSES} processes");
+    let named = run
+        .killed_because
+        .as_deref()
+        .is_some_and(|why| why.starts_with(&processes))
+        || run.limits_hit.contains(&processes);
+    if !named && run.events.iter().any(|e| e.kind == "fork_refused") {
+        run.limits_hit.push(processes);
+    }
     run.grader_pid = std::process::id() as i32;
 
     for r in running {

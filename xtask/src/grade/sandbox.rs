@@ -310,6 +310,26 @@ impl Confinement {
     }
 }
 
+/// Marks every descriptor from `first` up close-on-exec. Only system
+/// calls: safe between fork and exec.
+#[cfg(target_os = "linux")]
+pub fn close_on_exec_from(first: u32) {
+    use nix::libc;
+    const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
+    // SAFETY: close_range and fcntl take no pointers.
+    unsafe {
+        if libc::syscall(libc::SYS_close_range, first, u32::MAX, CLOSE_RANGE_CLOEXEC) != 0 {
+            // Before Linux 5.11: one descriptor at a time.
+            for fd in first as libc::c_int..4096 {
+                libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
+            }
+        }
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn close_on_exec_from(_first: u32) {}
+
 /// The Landlock ABI the kernel offers, 0 if none.
 #[cfg(target_os = "linux")]
 pub fn landlock_abi() -> i32 {
@@ -967,11 +987,15 @@ impl BuildJail {
         let ruleset = self.ruleset.as_ref().map(|fd| fd.as_raw_fd());
         let maps = self.user_maps.clone();
         // SAFETY: the closure runs in the forked child before exec and
-        // makes only system calls (unshare, open, write, close, prctl,
-        // landlock_restrict_self) on memory prepared before the fork.
+        // makes only system calls (close_range or fcntl, unshare, open,
+        // write, close, prctl, landlock_restrict_self) on memory prepared
+        // before the fork.
         unsafe {
             command.pre_exec(move || {
                 let fail = || Err(std::io::Error::last_os_error());
+                // Cargo (and the compiler) get no descriptor the grader
+                // inherited: only the pipes Command set up as 0, 1 and 2.
+                close_on_exec_from(3);
                 match &maps {
                     None => {
                         if libc::unshare(libc::CLONE_NEWNET) != 0 {

@@ -438,10 +438,11 @@ impl Worker {
         let filter = seccomp_filter();
         let trace = self.trace;
         // SAFETY: this process has several threads. Between fork and exec
-        // the child calls only async-signal-safe system calls (dup2, chdir,
-        // setsid, setrlimit, sigprocmask, kill, prctl, execve, _exit, and
-        // the jail's open, write, unshare, setresuid, landlock) on memory
-        // prepared before the fork, and never returns.
+        // the child calls only async-signal-safe system calls (dup2,
+        // close_range or fcntl, chdir, setsid, setrlimit, sigprocmask, kill,
+        // prctl, execve, _exit, and the jail's open, write, unshare,
+        // setresuid, landlock) on memory prepared before the fork, and
+        // never returns.
         match unsafe { fork() } {
             Err(e) => Err(format!("fork failed: {e}")),
             Ok(ForkResult::Child) => unsafe {
@@ -449,6 +450,11 @@ impl Worker {
                 libc::dup2(stdin_read.as_raw_fd(), 0);
                 libc::dup2(stdout_write.as_raw_fd(), 1);
                 libc::dup2(stderr_write.as_raw_fd(), 2);
+                // --- sandbox: the program gets 0, 1 and 2 only. Whatever
+                // else is open here was inherited by the keeper without
+                // close-on-exec; marked now, it closes at exec, after the
+                // jail has used its Landlock ruleset.
+                crate::grade::sandbox::close_on_exec_from(3);
                 if libc::chdir(launch.cwd.as_ptr()) != 0 {
                     libc::_exit(126);
                 }
@@ -1430,8 +1436,9 @@ fn tgid_of(tid: i32) -> i32 {
 }
 
 fn status_field(pid: i32, field: &str) -> Option<i32> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
+    // Bytes: the name in it need not be UTF-8.
+    let status = std::fs::read(format!("/proc/{pid}/status")).ok()?;
+    String::from_utf8_lossy(&status)
         .lines()
         .find_map(|l| l.strip_prefix(field))
         .and_then(|t| t.trim().parse::<i32>().ok())
@@ -1439,8 +1446,9 @@ fn status_field(pid: i32, field: &str) -> Option<i32> {
 
 /// A process's process group, from /proc.
 fn pgid_of(pid: i32) -> i32 {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+    std::fs::read(format!("/proc/{pid}/stat"))
         .ok()
+        .map(|s| String::from_utf8_lossy(&s).into_owned())
         .and_then(|s| {
             s.rsplit_once(')')?
                 .1
@@ -1467,7 +1475,8 @@ fn is_fifo(path: &str) -> bool {
 
 /// User plus system CPU time of `pid` so far, from /proc.
 fn cpu_ms(pid: i32) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let stat = std::fs::read(format!("/proc/{pid}/stat")).ok()?;
+    let stat = String::from_utf8_lossy(&stat);
     let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
     let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
     // SAFETY: sysconf has no preconditions.
