@@ -530,17 +530,22 @@ fn temp_dir(what: &str) -> PathBuf {
     dir
 }
 
-/// Copies the workbook's sources (not its build output or history).
+/// Copies the workbook's sources (not its build output or history);
+/// symbolic links (some fixtures are made of them) as links.
 fn copy_workbook(into: &Path) {
     fn walk_sources(dir: &Path, from: &Path, into: &Path) {
         for entry in std::fs::read_dir(dir).unwrap().flatten() {
             let path = entry.path();
             let name = entry.file_name();
-            if name == "target" || name == ".git" {
+            let kind = entry.file_type().unwrap();
+            if (name == "target" || name == ".git") && kind.is_dir() {
                 continue;
             }
             let target = into.join(path.strip_prefix(from).unwrap());
-            if path.is_dir() {
+            if kind.is_symlink() {
+                let link = std::fs::read_link(&path).unwrap();
+                std::os::unix::fs::symlink(link, &target).unwrap();
+            } else if kind.is_dir() {
                 std::fs::create_dir_all(&target).unwrap();
                 walk_sources(&path, from, into);
             } else {
