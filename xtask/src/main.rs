@@ -66,6 +66,10 @@ enum Command {
         /// piece of isolation is in force (for instructors).
         #[arg(long, value_name = "MODE", default_value = "auto")]
         sandbox: grade::SandboxMode,
+        /// How long a submission's build (`--workspace`) may take, in
+        /// seconds, before it is stopped.
+        #[arg(long, value_name = "SECONDS", default_value_t = grade::sandbox::BUILD_TIME_LIMIT.as_secs())]
+        build_time_limit: u64,
     },
     /// Run one case and print what happened, as TOML (used by `grade`).
     #[command(hide = true)]
@@ -124,6 +128,7 @@ fn main() -> ExitCode {
             no_trace,
             workspace,
             sandbox,
+            build_time_limit,
         } => {
             let options = grade::Options {
                 step,
@@ -134,6 +139,7 @@ fn main() -> ExitCode {
                 no_trace,
                 workspace,
                 sandbox,
+                build_time_limit: std::time::Duration::from_secs(build_time_limit),
             };
             match grade::run(&options) {
                 Ok(true) => Ok(()),

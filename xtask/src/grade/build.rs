@@ -31,12 +31,14 @@ pub enum BuildError {
     Missing(String),
     /// The compiler's first error.
     DoesNotCompile(String),
+    /// The build went past its time limit and was stopped.
+    TooLong(String),
 }
 
 impl std::fmt::Display for BuildError {
     fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
         match self {
-            Self::Missing(why) | Self::DoesNotCompile(why) => f.write_str(why),
+            Self::Missing(why) | Self::DoesNotCompile(why) | Self::TooLong(why) => f.write_str(why),
         }
     }
 }
@@ -56,13 +58,17 @@ pub struct Workspace {
 #[derive(Deserialize)]
 struct Metadata {
     packages: Vec<MetadataPackage>,
+    #[serde(default)]
+    workspace_members: Vec<String>,
     target_directory: PathBuf,
     workspace_root: PathBuf,
 }
 
 #[derive(Deserialize)]
 struct MetadataPackage {
-    name: String,
+    id: String,
+    #[serde(flatten)]
+    cargo: super::sandbox::CargoPackage,
 }
 
 #[derive(Deserialize)]
@@ -143,18 +149,66 @@ impl Workspace {
         };
         Ok(Self {
             root,
-            packages: metadata.packages.into_iter().map(|p| p.name).collect(),
+            packages: metadata
+                .packages
+                .into_iter()
+                .map(|p| p.cargo.name)
+                .collect(),
             target_dir,
             target_note,
             jail: None,
         })
     }
 
-    /// --- sandbox: build inside a jail (a submission's workspace).
-    pub fn jailed(mut self) -> Self {
-        let jail = super::sandbox::BuildJail::new(&self.root, &self.target_dir);
-        self.jail = Some(jail);
-        self
+    /// A submission's workspace, read by a jailed `cargo metadata` (its
+    /// dependencies included) and checked as cargo sees it (see
+    /// `sandbox::check_packages`): `allowed` are the registry packages it
+    /// may use. Built into the jail's private target directory, never one
+    /// of the checkout's choosing.
+    pub fn open_submission(
+        dir: &Path,
+        time_limit: std::time::Duration,
+        allowed: &BTreeSet<(String, String)>,
+    ) -> Result<Self, String> {
+        let dir = std::fs::canonicalize(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        if !dir.join("Cargo.toml").is_file() {
+            return Err(format!("{} holds no Cargo.toml", dir.display()));
+        }
+        let jail = super::sandbox::BuildJail::new(&dir, time_limit)?;
+        let mut command = jail.cargo();
+        command
+            .current_dir(&dir)
+            .args(["metadata", "--format-version", "1"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        jail.apply(&mut command);
+        let output = run_with_deadline(command, Some(jail.time_limit), |_| {})
+            .map_err(|e| format!("{}: {e}", dir.display()))?;
+        if !output.success {
+            return Err(format!(
+                "{}: cargo cannot read this workspace: {}",
+                dir.display(),
+                first_error(&output.stderr)
+            ));
+        }
+        let metadata: Metadata = serde_json::from_slice(&output.stdout)
+            .map_err(|e| format!("cannot read cargo metadata: {e}"))?;
+        let all: Vec<&super::sandbox::CargoPackage> =
+            metadata.packages.iter().map(|p| &p.cargo).collect();
+        super::sandbox::check_packages(&dir, &all, allowed)?;
+        Ok(Self {
+            root: metadata.workspace_root,
+            packages: metadata
+                .packages
+                .iter()
+                .filter(|p| metadata.workspace_members.contains(&p.id))
+                .map(|p| p.cargo.name.clone())
+                .collect(),
+            target_dir: jail.target.clone(),
+            target_note: None,
+            jail: Some(jail),
+        })
     }
 
     pub fn jail_line(&self) -> Option<&str> {
@@ -187,6 +241,8 @@ impl Workspace {
                 }
                 match &together {
                     Ok(all) => Ok(all.get(package).cloned().unwrap_or_default()),
+                    // Once is enough to wait for a build that does not end.
+                    Err(BuildError::TooLong(why)) => Err(BuildError::TooLong(why.clone())),
                     Err(_) => self
                         .cargo_build(std::slice::from_ref(package), release)
                         .map(|mut one| one.remove(package).unwrap_or_default()),
@@ -204,7 +260,10 @@ impl Workspace {
         if packages.is_empty() {
             return Ok(BTreeMap::new());
         }
-        let mut command = cargo();
+        let mut command = match &self.jail {
+            Some(jail) => jail.cargo(),
+            None => cargo(),
+        };
         command
             .current_dir(&self.root)
             .args(["build", "--message-format", "json-diagnostic-short"])
@@ -217,40 +276,31 @@ impl Workspace {
         for package in packages {
             command.args(["-p", package]);
         }
+        let mut limit = None;
         if let Some(jail) = &self.jail {
             jail.apply(&mut command);
+            limit = Some(jail.time_limit);
         }
-        let mut child = command
-            .spawn()
-            .map_err(|e| BuildError::DoesNotCompile(format!("cannot run cargo: {e}")))?;
-        // stderr is read on a thread of its own: a pipe that nobody drains
-        // fills up, and cargo would block writing to it for ever.
-        let stderr = child.stderr.take();
-        let errors = std::thread::spawn(move || {
-            let mut text = String::new();
-            if let Some(mut pipe) = stderr {
-                let _ = std::io::Read::read_to_string(&mut pipe, &mut text);
-            }
-            text
-        });
         let mut found: BTreeMap<String, Binaries> = BTreeMap::new();
         let mut first_diagnostic = None;
-        if let Some(stdout) = child.stdout.take() {
-            for line in std::io::BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                let Ok(message) = serde_json::from_str::<Message>(&line) else {
-                    continue;
-                };
+        let output = run_with_deadline(command, limit, |line| {
+            if let Ok(message) = serde_json::from_str::<Message>(line) {
                 self.take_message(message, &mut found, &mut first_diagnostic);
             }
+        })
+        .map_err(BuildError::DoesNotCompile)?;
+        if output.timed_out {
+            return Err(BuildError::TooLong(format!(
+                "the build took longer than {} s: stopped",
+                limit.unwrap_or_default().as_secs()
+            )));
         }
-        let status = child.wait();
-        let stderr = errors.join().unwrap_or_default();
-        match status {
-            Ok(status) if status.success() => Ok(found),
-            _ => Err(BuildError::DoesNotCompile(
-                first_diagnostic.unwrap_or_else(|| first_error(&stderr)),
-            )),
+        if output.success {
+            Ok(found)
+        } else {
+            Err(BuildError::DoesNotCompile(
+                first_diagnostic.unwrap_or_else(|| first_error(&output.stderr)),
+            ))
         }
     }
 
@@ -293,6 +343,77 @@ impl Workspace {
             _ => {}
         }
     }
+}
+
+/// What a cargo run left.
+struct CargoOutput {
+    success: bool,
+    timed_out: bool,
+    stdout: Vec<u8>,
+    stderr: String,
+}
+
+/// Runs `command` (cargo, stdout and stderr piped), handing each line of
+/// its stdout to `each_line`. With a `limit`, the command must have a
+/// process group of its own: past the limit the whole group (cargo and
+/// its compilers) is killed.
+fn run_with_deadline(
+    mut command: Command,
+    limit: Option<std::time::Duration>,
+    mut each_line: impl FnMut(&str),
+) -> Result<CargoOutput, String> {
+    let mut child = command
+        .spawn()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    let (finished, done) = std::sync::mpsc::channel::<()>();
+    let timed_out = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let group = child.id() as i32;
+    let watchdog = limit.map(|limit| {
+        let timed_out = std::sync::Arc::clone(&timed_out);
+        std::thread::spawn(move || {
+            if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = done.recv_timeout(limit) {
+                timed_out.store(true, std::sync::atomic::Ordering::SeqCst);
+                // cargo is not reaped yet (we wait for this thread first),
+                // so its group id cannot have been reused.
+                let _ = nix::sys::signal::killpg(
+                    nix::unistd::Pid::from_raw(group),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+        })
+    });
+    // stderr is read on a thread of its own: a pipe that nobody drains
+    // fills up, and cargo would block writing to it for ever.
+    let stderr = child.stderr.take();
+    let errors = std::thread::spawn(move || {
+        let mut text = Vec::new();
+        if let Some(mut pipe) = stderr {
+            let _ = std::io::Read::read_to_end(&mut pipe, &mut text);
+        }
+        String::from_utf8_lossy(&text).into_owned()
+    });
+    let mut stdout = Vec::new();
+    if let Some(pipe) = child.stdout.take() {
+        let mut reader = std::io::BufReader::new(pipe);
+        let mut line = Vec::new();
+        while let Ok(1..) = reader.read_until(b'\n', &mut line) {
+            each_line(&String::from_utf8_lossy(&line));
+            stdout.extend_from_slice(&line);
+            line.clear();
+        }
+    }
+    drop(finished);
+    if let Some(watchdog) = watchdog {
+        let _ = watchdog.join();
+    }
+    let status = child.wait();
+    let stderr = errors.join().unwrap_or_default();
+    Ok(CargoOutput {
+        success: status.is_ok_and(|s| s.success()),
+        timed_out: timed_out.load(std::sync::atomic::Ordering::SeqCst),
+        stdout,
+        stderr,
+    })
 }
 
 /// The package name in a package id: `path+file:///…/ex1#ex1_x@0.1.0` or

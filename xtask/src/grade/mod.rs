@@ -38,6 +38,8 @@ pub struct Options {
     /// Build and grade the steps of another checkout (a student's).
     pub workspace: Option<PathBuf>,
     pub sandbox: SandboxMode,
+    /// How long a submission's build may take.
+    pub build_time_limit: Duration,
 }
 
 /// How much isolation `grade` insists on.
@@ -60,6 +62,8 @@ enum StepState {
     /// The graded tree has no such package.
     Missing(String),
     DoesNotCompile(String),
+    /// Its build went past the time limit.
+    TooLong(String),
     BrokenCases(String),
     Graded(Vec<Graded>),
 }
@@ -94,7 +98,9 @@ pub fn run(options: &Options) -> Result<bool, String> {
     // before cargo reads anything of it (see `sandbox`).
     let workspace = if options.workspace.is_some() {
         sandbox::check_submission(&workspace_dir)?;
-        build::Workspace::open(&workspace_dir)?.jailed()
+        // Registry packages: only those the workbook itself uses.
+        let allowed = sandbox::locked_registry_packages(&root.join("Cargo.lock"));
+        build::Workspace::open_submission(&workspace_dir, options.build_time_limit, &allowed)?
     } else {
         build::Workspace::open(&workspace_dir)?
     };
@@ -162,6 +168,7 @@ pub fn run(options: &Options) -> Result<bool, String> {
         let state = match (build, cases) {
             (Err(build::BuildError::Missing(why)), _) => StepState::Missing(why),
             (Err(build::BuildError::DoesNotCompile(error)), _) => StepState::DoesNotCompile(error),
+            (Err(build::BuildError::TooLong(why)), _) => StepState::TooLong(why),
             (Ok(_), Err(error)) => StepState::BrokenCases(error),
             (Ok(binaries), Ok(cases)) => {
                 for (name, path) in &binaries {
@@ -219,6 +226,11 @@ pub fn run(options: &Options) -> Result<bool, String> {
                 all_passed = false;
                 println!("{step}: {} ({zero})", style.bad("does not compile"));
                 println!("  {error}");
+            }
+            StepState::TooLong(why) => {
+                all_passed = false;
+                println!("{step}: {} ({zero})", style.bad("not built"));
+                println!("  {why}");
             }
             StepState::BrokenCases(error) => {
                 all_passed = false;

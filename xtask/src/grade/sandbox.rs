@@ -80,6 +80,7 @@
 //! seccomp, see `supervisor`), judging the verdict's; neither depends on
 //! this module beyond the [`Confinement`] a launch carries.
 
+use std::collections::BTreeSet;
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
@@ -735,18 +736,41 @@ pub fn probe_command() -> Result<(), String> {
 // ---------------------------------------------------------------------------
 // Building a submission.
 //
-// Compiling runs no code of the submission only if it has no build script,
-// no procedural macro and no cargo configuration (a `rustc-wrapper`, a
-// `linker` or a `runner` is a program cargo starts). Those are refused
-// before cargo even reads the workspace. What is left, rustc reading
-// files (`include_str!`, `#[path]`), is confined by a Landlock domain:
-// the checkout, the toolchain and the registry only; writes only to the
-// target directory and cargo's home; no network.
+// Compiling runs no code of the submission only if no package of it has a
+// build script or is a procedural macro, and if cargo starts no program
+// of its choosing (a `rustc-wrapper`, a `linker` or a `runner` in a cargo
+// setting). Two layers decide:
+//
+// - before cargo reads anything ([`check_submission`]): no symbolic link
+//   anywhere (walked without following), no cargo setting but
+//   `build.target-dir`, no toolchain file, and the obvious spellings of a
+//   build script or proc macro, for a clear message;
+// - then cargo's own view ([`check_packages`], from a jailed `cargo
+//   metadata`): no package of the checkout with a `custom-build` or
+//   `proc-macro` target, however it was spelled, none outside the
+//   checkout, and registry packages only among those the workbook itself
+//   uses.
+//
+// Cargo then runs in a jail ([`BuildJail`]): an environment built from
+// nothing (so `include_bytes!("/proc/self/environ")` learns nothing), no
+// network, no System V IPC of the host, no capability, a time limit and a
+// memory limit, and a Landlock domain: reads only the checkout, the
+// toolchain, cargo's home (read only: nothing the build writes is ever
+// read by the grader's own cargo) and the system's libraries; writes only
+// to a target directory the grader owns outside the checkout (so a
+// `target/` shipped with the submission, or a link, is never used) and to
+// the checkout's `Cargo.lock`; signals and abstract sockets stay inside.
 // ---------------------------------------------------------------------------
 
+/// How long a submission's build may take, by default.
+pub const BUILD_TIME_LIMIT: std::time::Duration = std::time::Duration::from_secs(120);
+/// Memory of each process of the build (`RLIMIT_DATA`).
+pub const BUILD_MEMORY_LIMIT: u64 = 4 << 30;
+
 /// Refuses a submission that could run code of its own while it is built,
-/// with a message naming what to remove. Looks at every manifest and cargo
-/// setting in the checkout (its `target/` and `.git/` aside).
+/// or make the grader read through a link, with a message naming what to
+/// remove. Looks at every entry in the checkout, `target/` and `.git/`
+/// included, without following any link.
 pub fn check_submission(checkout: &Path) -> Result<(), String> {
     let refuse = |path: &Path, why: &str| {
         Err(format!(
@@ -755,22 +779,55 @@ pub fn check_submission(checkout: &Path) -> Result<(), String> {
             path.strip_prefix(checkout).unwrap_or(path).display()
         ))
     };
+    match std::fs::symlink_metadata(checkout) {
+        Ok(meta) if meta.file_type().is_symlink() => {
+            return Err(format!(
+                "refusing to build {}: it is a symbolic link; name the directory itself",
+                checkout.display()
+            ))
+        }
+        Err(e) => return Err(format!("{}: {e}", checkout.display())),
+        Ok(_) => {}
+    }
     let mut stack = vec![checkout.to_path_buf()];
     while let Some(dir) = stack.pop() {
         let Ok(entries) = std::fs::read_dir(&dir) else {
             continue;
         };
-        let has_manifest = dir.join("Cargo.toml").is_file();
+        let mut names = Vec::new();
         for entry in entries.flatten() {
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
             let path = entry.path();
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
-            if is_dir && (name == "target" || name == ".git") {
+            // A link could make the build (or the grader, reading a
+            // manifest) use a file outside the submission.
+            if kind.is_symlink() {
+                return refuse(
+                    &path,
+                    "is a symbolic link: a submission holds none; replace it with the file itself",
+                );
+            }
+            names.push((entry.file_name().to_string_lossy().into_owned(), path, kind));
+        }
+        let has_manifest = names
+            .iter()
+            .any(|(n, _, k)| n == "Cargo.toml" && k.is_file());
+        for (name, path, kind) in names {
+            if kind.is_dir() {
+                if name == ".cargo" {
+                    check_cargo_settings(checkout, &path)?;
+                }
+                stack.push(path);
                 continue;
             }
-            if is_dir && name == ".cargo" {
-                check_cargo_settings(checkout, &path)?;
-                continue;
+            let skipped = path
+                .strip_prefix(checkout)
+                .ok()
+                .and_then(|p| p.components().next())
+                .is_some_and(|first| first.as_os_str() == "target" || first.as_os_str() == ".git");
+            if skipped {
+                continue; // walked only for links: never built from
             }
             if name.starts_with("rust-toolchain") {
                 return refuse(&path, "picks another toolchain: remove it");
@@ -780,9 +837,6 @@ pub fn check_submission(checkout: &Path) -> Result<(), String> {
             }
             if name == "Cargo.toml" {
                 check_manifest(checkout, &path)?;
-            }
-            if is_dir {
-                stack.push(path);
             }
         }
     }
@@ -818,27 +872,38 @@ fn check_cargo_settings(checkout: &Path, dir: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// The spellings cargo reads, for a clear message before cargo runs; the
+/// decision rests on [`check_packages`].
 fn check_manifest(checkout: &Path, path: &Path) -> Result<(), String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let manifest: toml::Table = toml::from_str(&text)
         .map_err(|e| format!("{}: not a valid Cargo.toml: {e}", path.display()))?;
     let refuse = |why: String| Err(format!("refusing to build {}: {why}", path.display()));
-    let build = manifest
-        .get("package")
-        .and_then(|p| p.get("build"))
-        .filter(|b| b.as_bool() != Some(false));
-    if build.is_some() {
-        return refuse("its [package] names a build script".into());
+    for section in ["package", "project"] {
+        let build = manifest
+            .get(section)
+            .and_then(|p| p.get("build"))
+            .filter(|b| b.as_bool() != Some(false));
+        if build.is_some() {
+            return refuse(format!("its [{section}] names a build script"));
+        }
     }
-    if manifest
-        .get("lib")
-        .and_then(|l| l.get("proc-macro"))
-        .and_then(|v| v.as_bool())
-        == Some(true)
-    {
+    let lib = manifest.get("lib");
+    let proc_macro = ["proc-macro", "proc_macro"]
+        .iter()
+        .any(|key| lib.and_then(|l| l.get(*key)).and_then(|v| v.as_bool()) == Some(true))
+        || lib
+            .and_then(|l| l.get("crate-type").or_else(|| l.get("crate_type")))
+            .is_some_and(|t| t.to_string().contains("proc-macro"));
+    if proc_macro {
         return refuse("it is a proc-macro crate, which runs inside the compiler".into());
     }
-    for section in ["patch", "replace", "build-dependencies"] {
+    for section in [
+        "patch",
+        "replace",
+        "build-dependencies",
+        "build_dependencies",
+    ] {
         if manifest.contains_key(section) {
             return refuse(format!("it has a [{section}] section"));
         }
@@ -852,13 +917,15 @@ fn check_manifest(checkout: &Path, path: &Path) -> Result<(), String> {
     // Every dependency comes from the registry or from inside the checkout.
     let dir = path.parent().unwrap_or(checkout);
     let mut tables: Vec<&toml::Value> = Vec::new();
-    for key in ["dependencies", "dev-dependencies"] {
+    for key in ["dependencies", "dev-dependencies", "dev_dependencies"] {
         tables.extend(manifest.get(key));
         tables.extend(manifest.get("workspace").and_then(|w| w.get(key)));
     }
     if let Some(targets) = manifest.get("target").and_then(|t| t.as_table()) {
         for target in targets.values() {
-            if target.get("build-dependencies").is_some() {
+            if target.get("build-dependencies").is_some()
+                || target.get("build_dependencies").is_some()
+            {
                 return refuse("it has build-dependencies".into());
             }
             tables.extend(target.get("dependencies"));
@@ -882,6 +949,111 @@ fn check_manifest(checkout: &Path, path: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// A package as `cargo metadata` describes it (what [`check_packages`]
+/// needs of it).
+#[derive(Debug, Deserialize)]
+pub struct CargoPackage {
+    pub name: String,
+    pub version: String,
+    #[serde(default)]
+    pub source: Option<String>,
+    pub manifest_path: PathBuf,
+    #[serde(default)]
+    pub targets: Vec<CargoTarget>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CargoTarget {
+    pub name: String,
+    #[serde(default)]
+    pub kind: Vec<String>,
+    #[serde(default)]
+    pub crate_types: Vec<String>,
+    #[serde(default)]
+    pub src_path: PathBuf,
+}
+
+/// Cargo's own view decides: refuses any package of the submission with a
+/// build script or a proc-macro target (however the manifest spelled it),
+/// any path package outside the checkout, and any package from elsewhere
+/// than crates.io at a version the workbook itself uses (`allowed`: name,
+/// version).
+pub fn check_packages(
+    checkout: &Path,
+    packages: &[&CargoPackage],
+    allowed: &BTreeSet<(String, String)>,
+) -> Result<(), String> {
+    let refuse = |why: String| Err(format!("refusing to build {}: {why}", checkout.display()));
+    for package in packages {
+        let name = &package.name;
+        match package.source.as_deref() {
+            None => {
+                if !package.manifest_path.starts_with(checkout) {
+                    return refuse(format!(
+                        "package {name} lies outside the submission ({})",
+                        package.manifest_path.display()
+                    ));
+                }
+                for target in &package.targets {
+                    let shown = target
+                        .src_path
+                        .strip_prefix(checkout)
+                        .unwrap_or(&target.src_path)
+                        .display();
+                    if target.kind.iter().any(|k| k == "custom-build") {
+                        return refuse(format!(
+                            "package {name} has a build script ({shown}): it would run on the grader's machine while building; remove it"
+                        ));
+                    }
+                    if target
+                        .kind
+                        .iter()
+                        .chain(&target.crate_types)
+                        .any(|k| k == "proc-macro")
+                    {
+                        return refuse(format!(
+                            "package {name} is a proc-macro crate ({shown}), which runs inside the compiler; remove it"
+                        ));
+                    }
+                }
+            }
+            Some(source) => {
+                let crates_io = source == "registry+https://github.com/rust-lang/crates.io-index"
+                    || source == "sparse+https://index.crates.io/";
+                if !crates_io || !allowed.contains(&(name.clone(), package.version.clone())) {
+                    return refuse(format!(
+                        "dependency {name} {} ({source}) is not one the workbook uses; only those are built",
+                        package.version
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The registry packages (name, version) of a `Cargo.lock`: the workbook's
+/// own, which a submission may use.
+pub fn locked_registry_packages(lock: &Path) -> BTreeSet<(String, String)> {
+    let text = std::fs::read_to_string(lock).unwrap_or_default();
+    let table: toml::Table = toml::from_str(&text).unwrap_or_default();
+    let mut found = BTreeSet::new();
+    for package in table
+        .get("package")
+        .and_then(|p| p.as_array())
+        .into_iter()
+        .flatten()
+    {
+        let field = |key: &str| package.get(key).and_then(|v| v.as_str());
+        if let (Some(name), Some(version), Some(_)) =
+            (field("name"), field("version"), field("source"))
+        {
+            found.insert((name.to_string(), version.to_string()));
+        }
+    }
+    found
+}
+
 /// `a/b/../c` as `a/c`, without touching the file system.
 fn normalise(path: &Path) -> PathBuf {
     let mut out = PathBuf::new();
@@ -897,22 +1069,29 @@ fn normalise(path: &Path) -> PathBuf {
     out
 }
 
-/// The jail `cargo build` runs in for a submission: no network, reads only
-/// the checkout, the toolchain and the system, writes only the target
-/// directory and cargo's home.
+/// The jail `cargo` runs in for a submission: see the section's comment.
+/// Owns the private directory the build writes into; removed when dropped.
 pub struct BuildJail {
     ruleset: Option<OwnedFd>,
     /// As an ordinary user, the maps of the user namespace that brings the
-    /// network namespace with it.
+    /// network and IPC namespaces with it.
     user_maps: Option<Arc<[CString; 5]>>,
+    /// As root: drop every capability before exec.
+    drop_capabilities: bool,
     pub isolation: String,
-    tmp: PathBuf,
+    /// The whole environment cargo gets.
+    env: Vec<(String, PathBuf)>,
+    /// The grader's private directory: `target/` and `tmp/` of the build.
+    private: PathBuf,
+    pub target: PathBuf,
+    pub time_limit: std::time::Duration,
 }
 
 impl BuildJail {
     #[cfg(target_os = "linux")]
-    pub fn new(checkout: &Path, target: &Path) -> Self {
+    pub fn new(checkout: &Path, time_limit: std::time::Duration) -> Result<Self, String> {
         use nix::unistd::{getegid, geteuid};
+        use std::os::unix::fs::DirBuilderExt;
         let home = std::env::var_os("HOME").map(PathBuf::from);
         let from_env = |key: &str, fallback: &str| {
             std::env::var_os(key)
@@ -921,19 +1100,31 @@ impl BuildJail {
         };
         let cargo_home = from_env("CARGO_HOME", ".cargo");
         let rustup_home = from_env("RUSTUP_HOME", ".rustup");
-        // The toolchain cargo came from (…/toolchains/NAME/bin/cargo).
+        // The toolchain cargo came from (…/toolchains/NAME/bin/cargo): its
+        // programs are called directly, never through rustup's proxies.
         let toolchain = std::env::var_os("CARGO")
             .map(PathBuf::from)
-            .and_then(|c| c.parent()?.parent().map(Path::to_path_buf));
-        let tmp = target.join("tmp");
-        let _ = std::fs::create_dir_all(&tmp);
+            .and_then(|c| c.parent()?.parent().map(Path::to_path_buf))
+            .or_else(sysroot);
+        let private = std::env::temp_dir().join(format!("xtask-build-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&private);
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&private)
+            .map_err(|e| format!("cannot create {}: {e}", private.display()))?;
+        let target = private.join("target");
+        let tmp = private.join("tmp");
+        let _ = std::fs::create_dir(&target);
+        let _ = std::fs::create_dir(&tmp);
+
         let mut readable = vec![checkout.to_path_buf(), PathBuf::from("/sys")];
-        readable.extend(rustup_home);
-        readable.extend(toolchain);
-        let mut writable = vec![target.to_path_buf()];
-        writable.extend(cargo_home);
+        readable.extend(rustup_home.clone());
+        readable.extend(toolchain.clone());
+        readable.extend(cargo_home.clone());
+        let mut writable = vec![private.clone()];
         // Cargo records the versions it resolved in the checkout's
-        // Cargo.lock: that one file may be written (made now if missing).
+        // Cargo.lock: that one file may be written (made now if missing;
+        // no link can be in the way, see `check_submission`).
         let lock = checkout.join("Cargo.lock");
         if !lock.exists() {
             let _ = std::fs::write(&lock, "");
@@ -956,26 +1147,82 @@ impl BuildJail {
                 c(format!("{gid} {gid} 1")),
             ])
         });
+
+        let mut path = String::new();
+        if let Some(bin) = toolchain.as_ref().map(|t| t.join("bin")) {
+            path.push_str(&format!("{}:", bin.display()));
+        }
+        path.push_str("/usr/local/bin:/usr/bin:/bin");
+        let mut env: Vec<(String, PathBuf)> = vec![
+            ("PATH".into(), path.into()),
+            ("HOME".into(), private.clone()),
+            ("TMPDIR".into(), tmp),
+            ("LANG".into(), "C.UTF-8".into()),
+            ("CARGO_TERM_COLOR".into(), "never".into()),
+        ];
+        env.extend(cargo_home.map(|h| ("CARGO_HOME".to_string(), h)));
+        env.extend(rustup_home.map(|h| ("RUSTUP_HOME".to_string(), h)));
+        if let Some(toolchain) = &toolchain {
+            if let Some(name) = toolchain.file_name() {
+                env.push(("RUSTUP_TOOLCHAIN".into(), name.into()));
+            }
+            let rustc = toolchain.join("bin/rustc");
+            if rustc.is_file() {
+                env.push(("RUSTC".into(), rustc));
+            }
+        }
+        let parts = format!(
+            "{}net+ipc namespaces, {}empty environment, {} s limit",
+            if root { "" } else { "user+" },
+            if root { "no capabilities, " } else { "" },
+            time_limit.as_secs()
+        );
         let isolation = match &ruleset {
-            Some(_) => "build sandbox: net namespace, landlock (reads: checkout and toolchain; writes: target)".to_string(),
-            None => "build sandbox: net namespace only (no landlock: the compiler can read whatever you can)".to_string(),
+            Some(_) => format!("build sandbox: {parts}, landlock (reads: checkout, toolchain, cargo home; writes: a private target directory)"),
+            None => format!("build sandbox: {parts}; missing: landlock, so the compiler can read whatever you can"),
         };
-        Self {
+        Ok(Self {
             ruleset,
             user_maps,
+            drop_capabilities: root,
             isolation,
-            tmp,
-        }
+            env,
+            private,
+            target,
+            time_limit,
+        })
+    }
+
+    /// The cargo to run: the toolchain's own, found before the
+    /// environment is cleared.
+    pub fn cargo(&self) -> std::process::Command {
+        let toolchain_cargo = self
+            .env
+            .iter()
+            .find(|(k, _)| k == "RUSTC")
+            .map(|(_, rustc)| rustc.with_file_name("cargo"))
+            .filter(|cargo| cargo.is_file());
+        let cargo = toolchain_cargo
+            .map(Into::into)
+            .or_else(|| std::env::var_os("CARGO"))
+            .unwrap_or_else(|| "cargo".into());
+        std::process::Command::new(cargo)
     }
 
     #[cfg(not(target_os = "linux"))]
-    pub fn new(_checkout: &Path, target: &Path) -> Self {
-        Self {
+    pub fn new(_checkout: &Path, time_limit: std::time::Duration) -> Result<Self, String> {
+        let private = std::env::temp_dir().join(format!("xtask-build-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&private);
+        Ok(Self {
             ruleset: None,
             user_maps: None,
+            drop_capabilities: false,
             isolation: "build sandbox: none (only Linux has one)".into(),
-            tmp: target.join("tmp"),
-        }
+            env: Vec::new(),
+            target: private.join("target"),
+            private,
+            time_limit,
+        })
     }
 
     /// Makes `command` (cargo) enter the jail between fork and exec.
@@ -983,27 +1230,34 @@ impl BuildJail {
     pub fn apply(&self, command: &mut std::process::Command) {
         use nix::libc;
         use std::os::unix::process::CommandExt;
-        command.env("TMPDIR", &self.tmp).arg("--offline");
+        command
+            .env_clear()
+            .envs(self.env.iter().map(|(k, v)| (k, v)));
+        command.arg("--offline");
+        // A group of its own, so that the time limit kills the compilers too.
+        command.process_group(0);
         let ruleset = self.ruleset.as_ref().map(|fd| fd.as_raw_fd());
         let maps = self.user_maps.clone();
+        let drop_capabilities = self.drop_capabilities;
         // SAFETY: the closure runs in the forked child before exec and
         // makes only system calls (close_range or fcntl, unshare, open,
-        // write, close, prctl, landlock_restrict_self) on memory prepared
-        // before the fork.
+        // write, close, setrlimit, prctl, landlock_restrict_self) on memory
+        // prepared before the fork.
         unsafe {
             command.pre_exec(move || {
                 let fail = || Err(std::io::Error::last_os_error());
                 // Cargo (and the compiler) get no descriptor the grader
                 // inherited: only the pipes Command set up as 0, 1 and 2.
                 close_on_exec_from(3);
+                let namespaces = libc::CLONE_NEWNET | libc::CLONE_NEWIPC;
                 match &maps {
                     None => {
-                        if libc::unshare(libc::CLONE_NEWNET) != 0 {
+                        if libc::unshare(namespaces) != 0 {
                             return fail();
                         }
                     }
                     Some(maps) => {
-                        if libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNET) != 0 {
+                        if libc::unshare(libc::CLONE_NEWUSER | namespaces) != 0 {
                             return fail();
                         }
                         for (path, text) in [
@@ -1021,6 +1275,31 @@ impl BuildJail {
                         }
                     }
                 }
+                let memory = libc::rlimit {
+                    rlim_cur: BUILD_MEMORY_LIMIT,
+                    rlim_max: BUILD_MEMORY_LIMIT,
+                };
+                libc::setrlimit(libc::RLIMIT_DATA, &memory);
+                let no_core = libc::rlimit {
+                    rlim_cur: 0,
+                    rlim_max: 0,
+                };
+                libc::setrlimit(libc::RLIMIT_CORE, &no_core);
+                if drop_capabilities {
+                    // Root keeps its uid (the toolchain may lie under a
+                    // home only root can enter) but no capability: the
+                    // bounding set emptied, exec grants none back.
+                    for cap in 0..64 {
+                        libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0);
+                    }
+                    libc::prctl(
+                        libc::PR_CAP_AMBIENT,
+                        libc::PR_CAP_AMBIENT_CLEAR_ALL,
+                        0,
+                        0,
+                        0,
+                    );
+                }
                 if let Some(ruleset) = ruleset {
                     if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
                         || libc::syscall(libc::SYS_landlock_restrict_self, ruleset, 0) != 0
@@ -1035,25 +1314,58 @@ impl BuildJail {
 
     #[cfg(not(target_os = "linux"))]
     pub fn apply(&self, command: &mut std::process::Command) {
-        command.env("TMPDIR", &self.tmp).arg("--offline");
+        command.arg("--offline");
     }
+}
+
+impl Drop for BuildJail {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.private);
+    }
+}
+
+/// The active toolchain's directory, as rustc says (when cargo did not
+/// tell us through `CARGO`).
+fn sysroot() -> Option<PathBuf> {
+    let output = std::process::Command::new("rustc")
+        .args(["--print", "sysroot"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&output.stdout).trim().to_string();
+    (output.status.success() && !text.is_empty()).then(|| PathBuf::from(text))
 }
 
 #[cfg(target_os = "linux")]
 fn build_ruleset(readable: &[PathBuf], writable: &[PathBuf]) -> Option<OwnedFd> {
     use landlock::{
         Access, AccessFs, AccessNet, PathBeneath, PathFd, Ruleset, RulesetAttr, RulesetCreatedAttr,
-        ABI,
+        Scope, ABI,
     };
     let abi = ABI::V6;
     let read = AccessFs::from_read(abi);
+    // Of /etc, only what the dynamic loader and the `cc` link need: never
+    // the password files.
     let mut rules: Vec<(PathBuf, landlock::BitFlags<AccessFs>)> = [
-        "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/proc",
+        "/usr",
+        "/bin",
+        "/sbin",
+        "/lib",
+        "/lib32",
+        "/lib64",
+        "/libx32",
+        "/proc",
+        "/etc/ld.so.cache",
+        "/etc/ld.so.preload",
+        "/etc/ld.so.conf",
+        "/etc/ld.so.conf.d",
+        "/etc/alternatives",
     ]
     .iter()
     .map(|p| (PathBuf::from(p), read))
     .collect();
     rules.push(("/dev/null".into(), AccessFs::ReadFile | AccessFs::WriteFile));
+    rules.push(("/dev/urandom".into(), AccessFs::ReadFile.into()));
     rules.extend(readable.iter().map(|p| (p.clone(), read)));
     rules.extend(
         writable
@@ -1064,6 +1376,8 @@ fn build_ruleset(readable: &[PathBuf], writable: &[PathBuf]) -> Option<OwnedFd> 
         .handle_access(AccessFs::from_all(abi))
         .ok()?
         .handle_access(AccessNet::BindTcp | AccessNet::ConnectTcp)
+        .ok()?
+        .scope(Scope::Signal | Scope::AbstractUnixSocket)
         .ok()?
         .create()
         .ok()?;
