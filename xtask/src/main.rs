@@ -165,7 +165,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
-            eprintln!("xtask: {message}");
+            eprintln!("xtask: {}", grade::printable(&message));
             ExitCode::from(1)
         }
     }

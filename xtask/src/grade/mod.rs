@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use crate::project;
 use case::Case;
+pub use report::printable;
 use report::{print_case, Graded, Style};
 use runner::CaseRun;
 use verdict::{judge, Problem, Verdict};
@@ -207,7 +208,7 @@ pub fn run(options: &Options) -> Result<bool, String> {
         _ => None,
     });
     if let Some(why) = untraced {
-        println!("{} {why}\n", style.bad("note:"));
+        println!("{} {}\n", style.bad("note:"), printable(&why));
     }
     let mut all_passed = true;
     let (mut total, mut earned) = (0, 0);
@@ -220,30 +221,31 @@ pub fn run(options: &Options) -> Result<bool, String> {
             StepState::Missing(why) => {
                 all_passed = false;
                 println!("{step}: {} ({zero})", style.bad("missing"));
-                println!("  {why}");
+                println!("  {}", printable(why));
             }
             StepState::DoesNotCompile(error) => {
                 all_passed = false;
                 println!("{step}: {} ({zero})", style.bad("does not compile"));
-                println!("  {error}");
+                println!("  {}", printable(error));
             }
             StepState::TooLong(why) => {
                 all_passed = false;
                 println!("{step}: {} ({zero})", style.bad("not built"));
-                println!("  {why}");
+                println!("  {}", printable(why));
             }
             StepState::BrokenCases(error) => {
                 all_passed = false;
                 println!("{step}: {}", style.bad("the cases cannot be used"));
-                println!("  {error}");
+                println!("  {}", printable(error));
             }
             StepState::Graded(list) => {
                 list.sort_by(|a, b| a.case.file.cmp(&b.case.file));
                 if let Some(todo) = not_started(list) {
                     all_passed = false;
                     println!(
-                        "{step}: {} ({zero}, stopped at {todo})",
-                        style.bad("not started")
+                        "{step}: {} ({zero}, stopped at {})",
+                        style.bad("not started"),
+                        printable(&todo)
                     );
                     continue;
                 }

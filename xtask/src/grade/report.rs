@@ -39,6 +39,19 @@ impl Style {
     }
 }
 
+/// `text` with every control character but newline and tab escaped
+/// (`\u{1b}`): what a program printed must never drive the terminal of
+/// whoever reads the report.
+pub fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            '\n' | '\t' => c.to_string(),
+            c if c.is_control() => c.escape_default().to_string(),
+            c => c.to_string(),
+        })
+        .collect()
+}
+
 /// One case, graded.
 pub struct Graded {
     pub case: Case,
@@ -54,6 +67,7 @@ pub fn print_case(style: &Style, graded: &Graded, verbose: bool) {
     } else {
         case.description.clone()
     };
+    let label = printable(&label);
     if graded.verdict.passed() {
         if verbose {
             println!("  {} {label} ({seconds:.2} s)", style.good("ok  "));
@@ -61,7 +75,11 @@ pub fn print_case(style: &Style, graded: &Graded, verbose: bool) {
         return;
     }
     if let Some(todo) = &graded.verdict.not_started {
-        println!("  {} {label}: stopped at {todo}", style.bad("TODO"));
+        println!(
+            "  {} {label}: stopped at {}",
+            style.bad("TODO"),
+            printable(todo)
+        );
         return;
     }
     println!("  {} {label} ({seconds:.2} s)", style.bad("FAIL"));
@@ -76,26 +94,32 @@ pub fn print_case(style: &Style, graded: &Graded, verbose: bool) {
                 (_, Some(signal)) => format!("killed by {signal}"),
                 _ => "did not run".to_string(),
             };
-            println!("       {}: {} -> {ending}", process.name, process.command);
+            println!(
+                "       {}: {} -> {ending}",
+                printable(&process.name),
+                printable(&process.command)
+            );
         }
     }
     for problem in &graded.verdict.problems {
-        println!("       - {}", problem.headline);
+        println!("       - {}", printable(&problem.headline));
         for detail in &problem.details {
             match detail {
-                Detail::Plain(text) => println!("           {text}"),
-                Detail::Mismatch(text) => println!("           {}", style.bad(text)),
+                Detail::Plain(text) => println!("           {}", printable(text)),
+                Detail::Mismatch(text) => {
+                    println!("           {}", style.bad(&printable(text)))
+                }
             }
         }
     }
     if let Some(run) = graded.run.as_ref().filter(|r| r.killed_because.is_some()) {
         for process in &run.processes {
-            println!("       last output of {}:", process.name);
+            println!("       last output of {}:", printable(&process.name));
             for line in tail(&process.stdout, 10) {
-                println!("           | {line}");
+                println!("           | {}", printable(&line));
             }
             for line in tail(&process.stderr, 5) {
-                println!("           ! {line}");
+                println!("           ! {}", printable(&line));
             }
         }
     }

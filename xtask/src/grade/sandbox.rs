@@ -105,6 +105,13 @@ pub struct Isolation {
     pub user_ns: bool,
     pub mount_ns: bool,
     pub net_ns: bool,
+    /// System V IPC of its own (shared memory, semaphores, queues).
+    #[serde(default)]
+    pub ipc_ns: bool,
+    /// Empty file systems over /tmp, /run, /home... (no unix socket of the
+    /// host can be reached by its path).
+    #[serde(default)]
+    pub hidden_dirs: bool,
     pub scratch_tmpfs: bool,
     /// Landlock ABI version, 0 if none.
     pub landlock: i32,
@@ -145,6 +152,7 @@ impl Isolation {
             (self.user_ns, "user"),
             (self.mount_ns, "mount"),
             (self.net_ns, "net"),
+            (self.ipc_ns, "ipc"),
         ]
         .iter()
         .filter(|(on, _)| *on)
@@ -155,6 +163,9 @@ impl Isolation {
         }
         if self.scratch_tmpfs {
             parts.push(format!("{} MiB scratch tmpfs", SCRATCH_LIMIT >> 20));
+        }
+        if self.hidden_dirs {
+            parts.push("/tmp, /run, /home... emptied".into());
         }
         if self.landlock > 0 {
             parts.push(format!("landlock v{}", self.landlock));
@@ -176,6 +187,14 @@ impl Isolation {
         let mut missing = Vec::new();
         if !self.mount_ns {
             missing.push("no mount namespace, so scratch is not size-limited".to_string());
+        } else if !self.hidden_dirs {
+            missing.push(
+                "the host's /tmp and /run stay visible: programs can connect to unix sockets there"
+                    .to_string(),
+            );
+        }
+        if !self.ipc_ns {
+            missing.push("no IPC namespace: programs share System V IPC with the host".to_string());
         }
         if !self.net_ns && self.landlock < 4 {
             missing.push("no network namespace: programs can reach the network".into());
@@ -389,6 +408,9 @@ impl Jail {
             if unshare(CloneFlags::CLONE_NEWNET).is_ok() {
                 isolation.net_ns = true;
             }
+            if unshare(CloneFlags::CLONE_NEWIPC).is_ok() {
+                isolation.ipc_ns = true;
+            }
         } else {
             let all =
                 CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWNET;
@@ -399,6 +421,8 @@ impl Jail {
                 isolation.user_ns = mapped;
                 isolation.mount_ns = mapped;
                 isolation.net_ns = mapped;
+                // Owned by our user namespace: allowed once we are in it.
+                isolation.ipc_ns = mapped && unshare(CloneFlags::CLONE_NEWIPC).is_ok();
             }
         }
         // No process of our uid may open our /proc files or ptrace us
@@ -407,6 +431,9 @@ impl Jail {
         let case_uid = root.then_some(CASE_UID_BASE + pid);
         if isolation.mount_ns {
             isolation.scratch_tmpfs = mount_scratch(&scratch, case_uid);
+            let mut keep = vec![scratch.clone()];
+            keep.extend(readable.iter().cloned());
+            isolation.hidden_dirs = hide_host_dirs(&keep);
         }
         if let Some(case_uid) = case_uid {
             isolation.own_uid = true;
@@ -615,6 +642,79 @@ fn mount_scratch(scratch: &Path, owner: Option<u32>) -> bool {
         Some(options.as_str()),
     )
     .is_ok()
+}
+
+/// Where sockets, other users' files and other runs' scratch live: each
+/// gets an empty tmpfs in the keeper's mount namespace.
+const HIDDEN_DIRS: [&str; 9] = [
+    "/tmp", "/var/tmp", "/run", "/var/run", "/dev/shm", "/home", "/root", "/mnt", "/media",
+];
+
+/// Mounts an empty tmpfs over each of [`HIDDEN_DIRS`] (in the keeper's
+/// private mount namespace: the host sees no change), then binds `keep`
+/// (scratch, the binaries) back at their own paths. Landlock does not
+/// cover `connect()` to a unix socket by path: a socket that is not there
+/// cannot be reached. True if every present directory was covered.
+#[cfg(target_os = "linux")]
+fn hide_host_dirs(keep: &[PathBuf]) -> bool {
+    use nix::mount::{mount, MsFlags};
+    use std::os::unix::fs::OpenOptionsExt;
+    // Held open (O_PATH) across the mounts that hide them.
+    let kept: Vec<(PathBuf, std::fs::File)> = keep
+        .iter()
+        .filter_map(|path| {
+            let file = std::fs::File::options()
+                .read(true)
+                .custom_flags(nix::libc::O_PATH | nix::libc::O_DIRECTORY)
+                .open(path)
+                .ok()?;
+            Some((path.clone(), file))
+        })
+        .collect();
+    let mut all = true;
+    for dir in HIDDEN_DIRS {
+        let Ok(meta) = std::fs::symlink_metadata(dir) else {
+            continue; // not on this system
+        };
+        if !meta.is_dir() {
+            continue; // a link (/var/run -> /run) is covered by its target
+        }
+        let mode = if dir == "/tmp" || dir == "/var/tmp" || dir == "/dev/shm" {
+            "mode=1777"
+        } else {
+            "mode=0755"
+        };
+        let options = format!("size=1m,nr_inodes=4096,{mode}");
+        all &= mount(
+            Some("xtask-hidden"),
+            dir,
+            Some("tmpfs"),
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+            Some(options.as_str()),
+        )
+        .is_ok();
+    }
+    for (path, file) in &kept {
+        if !HIDDEN_DIRS.iter().any(|d| path.starts_with(d)) {
+            continue;
+        }
+        let source = format!("/proc/self/fd/{}", file.as_raw_fd());
+        all &= std::fs::create_dir_all(path).is_ok()
+            && mount(
+                Some(source.as_str()),
+                path,
+                None::<&str>,
+                MsFlags::MS_BIND | MsFlags::MS_REC,
+                None::<&str>,
+            )
+            .is_ok();
+    }
+    all
+}
+
+#[cfg(not(target_os = "linux"))]
+fn hide_host_dirs(_keep: &[PathBuf]) -> bool {
+    false
 }
 
 /// A cgroup v1 of the case's own under the keeper's, with `settings`.
