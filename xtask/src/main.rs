@@ -72,16 +72,19 @@ enum Command {
         build_time_limit: u64,
     },
     /// Run one case and print what happened, as TOML (used by `grade`).
+    /// Without a case file, the request (case, binaries, ...) is read as
+    /// TOML from stdin: the grader's way, so that no path shows on the
+    /// command line, which every process may read.
     #[command(hide = true)]
     GradeCase {
-        case: PathBuf,
-        #[arg(long)]
-        bins: PathBuf,
-        #[arg(long)]
-        probe: PathBuf,
+        case: Option<PathBuf>,
+        #[arg(long, requires = "case")]
+        bins: Option<PathBuf>,
+        #[arg(long, requires = "case")]
+        probe: Option<PathBuf>,
         #[arg(long, default_value = "")]
         suffix: String,
-        #[arg(long)]
+        #[arg(long, default_value = "")]
         step: String,
         #[arg(long)]
         no_trace: bool,
@@ -154,7 +157,22 @@ fn main() -> ExitCode {
             suffix,
             step,
             no_trace,
-        } => grade::run_case_command(&case, &bins, &probe, &suffix, &step, !no_trace),
+        } => match (case, bins, probe) {
+            (Some(case), Some(bins), Some(probe)) => {
+                let request = grade::CaseRequest {
+                    case,
+                    bins,
+                    probe,
+                    suffix,
+                    step,
+                    trace: !no_trace,
+                };
+                grade::run_case_command(&request)
+            }
+            (None, None, None) => grade::CaseRequest::from_stdin()
+                .and_then(|request| grade::run_case_command(&request)),
+            _ => Err("grade-case: give a case file, --bins and --probe, or none of them (request on stdin)".into()),
+        },
         Command::SandboxProbe => grade::sandbox::probe_command(),
         Command::Hint { step, level, all } => {
             hint::run(&step, if all { usize::MAX } else { level })

@@ -415,27 +415,31 @@ fn grade_one(case: Case, places: &Places, step: &str, trace: bool) -> Graded {
 /// past it the helper is killed and the case fails.
 fn run_in_helper(case: &Case, places: &Places, step: &str, trace: bool) -> Result<CaseRun, String> {
     let me = std::env::current_exe().map_err(|e| e.to_string())?;
+    let request = CaseRequest {
+        case: case.file.clone(),
+        bins: places.bins.to_path_buf(),
+        probe: places.probe.to_path_buf(),
+        suffix: places.suffix.to_string(),
+        step: step.to_string(),
+        trace,
+    };
+    let request = toml::to_string(&request).map_err(|e| format!("cannot encode a case: {e}"))?;
     let mut child = Command::new(me)
         .arg("grade-case")
-        .args((!trace).then_some("--no-trace"))
-        .arg(&case.file)
-        .arg("--bins")
-        .arg(places.bins)
-        .arg("--probe")
-        .arg(places.probe)
-        .arg("--suffix")
-        .arg(places.suffix)
-        .arg("--step")
-        .arg(step)
         .env(
             sandbox::OFF_VARIABLE,
             if places.sandbox_off { "off" } else { "" },
         )
-        .stdin(Stdio::null())
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| format!("cannot start the case helper: {e}"))?;
+    // The request is small (far below a pipe's capacity): written at once,
+    // then our end closed so that the helper reads to its end.
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = std::io::Write::write_all(&mut stdin, request.as_bytes());
+    }
     let child_id = child.id();
     let stdout = read_all(child.stdout.take());
     let stderr = read_all(child.stderr.take());
@@ -515,18 +519,41 @@ impl Drained {
     }
 }
 
+/// What the grader asks of a case helper: sent as TOML on the helper's
+/// stdin, never on its command line (`/proc/<pid>/cmdline` is readable by
+/// every process, and would name a private case).
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct CaseRequest {
+    pub case: PathBuf,
+    pub bins: PathBuf,
+    pub probe: PathBuf,
+    pub suffix: String,
+    pub step: String,
+    pub trace: bool,
+}
+
+impl CaseRequest {
+    pub fn from_stdin() -> Result<Self, String> {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+            .map_err(|e| format!("cannot read the case request: {e}"))?;
+        toml::from_str(&text).map_err(|e| format!("cannot read the case request: {e}"))
+    }
+}
+
 /// The helper's side: run one case and print the facts as TOML.
-pub fn run_case_command(
-    file: &Path,
-    bins: &Path,
-    probe: &Path,
-    suffix: &str,
-    step: &str,
-    trace: bool,
-) -> Result<(), String> {
-    let case = case::load(file)?;
-    let bins = std::fs::canonicalize(bins).map_err(|e| format!("{}: {e}", bins.display()))?;
-    let run = runner::run_case(&case, &bins, probe, suffix, step, trace);
+pub fn run_case_command(request: &CaseRequest) -> Result<(), String> {
+    let case = case::load(&request.case)?;
+    let bins = std::fs::canonicalize(&request.bins)
+        .map_err(|e| format!("{}: {e}", request.bins.display()))?;
+    let run = runner::run_case(
+        &case,
+        &bins,
+        &request.probe,
+        &request.suffix,
+        &request.step,
+        request.trace,
+    );
     let text = toml::to_string(&run).map_err(|e| format!("cannot encode the report: {e}"))?;
     print!("{text}");
     Ok(())

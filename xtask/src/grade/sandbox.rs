@@ -15,8 +15,9 @@
 //! - the **inside programs**: the student's binaries (and the grader's own
 //!   probe worker), and everything they start.
 //!
-//! Channels: grader → keeper: the command line (case file, binaries
-//! directory). Keeper → grader: the report pipe (keeper's stdout) and its
+//! Channels: grader → keeper: a TOML request on the keeper's stdin (case
+//! file, binaries directory), never its command line, which any process
+//! may read. Keeper → grader: the report pipe (keeper's stdout) and its
 //! exit status. Keeper ↔ programs: each program's stdin/stdout/stderr pipes,
 //! ptrace, signals the keeper sends, the scratch directory. Nothing else:
 //! no program holds a descriptor of the grader or of the report pipe, and
@@ -64,7 +65,7 @@
 //! | reads only system files and its own binary | Landlock; binaries are copied by the grader into a read-only directory, so `target/` is never reachable |
 //! | no signal, ptrace or `/proc/<pid>/fd` outside the case | Landlock scoping and ptrace rule; case uid (root); non-dumpable keeper |
 //! | process limit at any depth | pids cgroup (root); else `RLIMIT_NPROC` under the case uid or a user namespace of the program's own |
-//! | memory limit | memory cgroup (root); else `RLIMIT_DATA` |
+//! | memory limit | memory cgroup (root); else `RLIMIT_DATA` and `RLIMIT_AS` (shared mappings too) |
 //! | no network | network namespace; Landlock TCP rules |
 //! | minimal environment | the runner builds it from nothing |
 //! | trusted verdict | the report pipe is the keeper's stdout, which no program inherits and none can open through `/proc`; the grader's deadline does not depend on any descriptor |
@@ -92,6 +93,10 @@ use serde::{Deserialize, Serialize};
 pub const MAX_PROCESSES: u64 = 64;
 /// Memory of the case (cgroup) or of each process (`RLIMIT_DATA`).
 pub const MEMORY_LIMIT: u64 = 512 << 20;
+/// Address space of each process when no memory cgroup is writable: room
+/// for thread stacks and allocator arenas, none for a shared mapping past
+/// the memory limit.
+pub const ADDRESS_SPACE_LIMIT: u64 = 2 * MEMORY_LIMIT;
 /// Size of the scratch tmpfs, and the largest file a program may write.
 pub const SCRATCH_LIMIT: u64 = 64 << 20;
 /// Case uids, as root: this plus the keeper's PID (PIDs stay below 2^22).
@@ -112,6 +117,10 @@ pub struct Isolation {
     /// host can be reached by its path).
     #[serde(default)]
     pub hidden_dirs: bool,
+    /// A /proc of its own where a program sees only its own uid's
+    /// processes (root only: the case has a uid of its own).
+    #[serde(default)]
+    pub hidepid: bool,
     pub scratch_tmpfs: bool,
     /// Landlock ABI version, 0 if none.
     pub landlock: i32,
@@ -166,6 +175,9 @@ impl Isolation {
         }
         if self.hidden_dirs {
             parts.push("/tmp, /run, /home... emptied".into());
+        }
+        if self.hidepid {
+            parts.push("/proc hidepid".into());
         }
         if self.landlock > 0 {
             parts.push(format!("landlock v{}", self.landlock));
@@ -240,6 +252,9 @@ pub struct Confinement {
     /// As an ordinary user: the maps for a user namespace of its own.
     user_ns: Option<(CString, CString, CString, CString, CString)>,
     landlock: Option<RawFd>,
+    /// `RLIMIT_AS`, when no memory cgroup holds the case: `RLIMIT_DATA`
+    /// alone misses shared mappings.
+    address_space: Option<u64>,
 }
 
 impl Confinement {
@@ -250,6 +265,7 @@ impl Confinement {
             uid: None,
             user_ns: None,
             landlock: None,
+            address_space: None,
         })
     }
 
@@ -282,6 +298,13 @@ impl Confinement {
                 rlim_max: limit,
             };
             libc::setrlimit(resource, &value);
+        }
+        if let Some(limit) = self.address_space {
+            let value = libc::rlimit {
+                rlim_cur: limit,
+                rlim_max: limit,
+            };
+            libc::setrlimit(libc::RLIMIT_AS, &value);
         }
         if let Some(uid) = self.uid {
             // Raw calls: glibc's wrappers would try to tell other threads.
@@ -434,6 +457,9 @@ impl Jail {
             let mut keep = vec![scratch.clone()];
             keep.extend(readable.iter().cloned());
             isolation.hidden_dirs = hide_host_dirs(&keep);
+            // Other processes' command lines (the grader's --tests, its
+            // helpers') are out of the case uid's sight.
+            isolation.hidepid = root && mount_private_proc();
         }
         if let Some(case_uid) = case_uid {
             isolation.own_uid = true;
@@ -494,6 +520,7 @@ impl Jail {
                 )
             }),
             landlock: ruleset.as_ref().map(|fd| fd.as_raw_fd()),
+            address_space: (!isolation.memory_cgroup).then_some(ADDRESS_SPACE_LIMIT),
         };
         Self {
             scratch,
@@ -710,6 +737,16 @@ fn hide_host_dirs(keep: &[PathBuf]) -> bool {
             .is_ok();
     }
     all
+}
+
+/// A fresh /proc with `hidepid=invisible`, in the keeper's mount namespace.
+#[cfg(target_os = "linux")]
+fn mount_private_proc() -> bool {
+    use nix::mount::{mount, MsFlags};
+    let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    ["hidepid=invisible", "hidepid=2"]
+        .iter()
+        .any(|options| mount(Some("proc"), "/proc", Some("proc"), flags, Some(*options)).is_ok())
 }
 
 #[cfg(not(target_os = "linux"))]
