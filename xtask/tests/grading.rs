@@ -670,6 +670,7 @@ fn hostile_fixtures_are_contained_for_an_ordinary_user() {
         "ex1_redteam_signal_everyone",
         "ex1_redteam_raise_limits",
         "ex1_redteam_unreadable_name",
+        "ex1_redteam_case_names",
     ];
     for name in hostile {
         let checkout = scratch.join(name);
@@ -695,19 +696,30 @@ fn hostile_fixtures_are_contained_for_an_ordinary_user() {
             .args(["-R", "a+rX"])
             .arg(&scratch)
             .status();
-        let output = Command::new("setpriv")
+        // The request on stdin, as the grader sends it: no case file
+        // named on a command line.
+        let request = format!(
+            "case = {:?}\nbins = {:?}\nprobe = {:?}\nsuffix = \"\"\nstep = \"ex1_fibonacci_child\"\ntrace = true\n",
+            root().join("tests/ex1_fibonacci_child/fib_10.toml"),
+            bins,
+            bins.join("spin_probe"),
+        );
+        let mut keeper = Command::new("setpriv")
             .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
             .arg(env!("CARGO_BIN_EXE_xtask"))
             .arg("grade-case")
-            .arg(root().join("tests/ex1_fibonacci_child/fib_10.toml"))
-            .arg("--bins")
-            .arg(&bins)
-            .arg("--probe")
-            .arg(bins.join("spin_probe"))
-            .args(["--step", "ex1_fibonacci_child"])
             .current_dir("/")
-            .output()
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
             .unwrap();
+        {
+            use std::io::Write;
+            let mut stdin = keeper.stdin.take().unwrap();
+            stdin.write_all(request.as_bytes()).unwrap();
+        }
+        let output = keeper.wait_with_output().unwrap();
         let report = String::from_utf8_lossy(&output.stdout);
         if !output.status.success() || !report.contains("user_ns = true") {
             failures.push(format!("{name}: no sandboxed report\n{}", show(&output)));

@@ -307,6 +307,9 @@ impl Confinement {
             libc::setrlimit(libc::RLIMIT_AS, &value);
         }
         if let Some(uid) = self.uid {
+            // System V IPC of this program (and its children) alone: no
+            // note left by an earlier run of the case (while root can).
+            libc::unshare(libc::CLONE_NEWIPC);
             // Raw calls: glibc's wrappers would try to tell other threads.
             let id = uid as libc::c_long;
             if libc::syscall(libc::SYS_setgroups, 0, std::ptr::null::<libc::gid_t>()) != 0
@@ -336,6 +339,8 @@ impl Confinement {
                 }
                 libc::close(fd);
             }
+            // As above: IPC of its own (allowed in its own user namespace).
+            libc::unshare(libc::CLONE_NEWIPC);
         }
         if let Some(ruleset) = self.landlock {
             if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
