@@ -851,10 +851,19 @@ pub fn probe() -> Isolation {
     let Ok(me) = std::env::current_exe() else {
         return Isolation::default();
     };
-    let output = std::process::Command::new(me)
+    let child = std::process::Command::new(me)
         .arg("sandbox-probe")
         .stdin(std::process::Stdio::null())
-        .output();
+        .stdout(std::process::Stdio::piped())
+        .spawn();
+    let output = child.and_then(|child| {
+        let pid = child.id();
+        let output = child.wait_with_output();
+        // Its scratch directory, hidden from it under its own /tmp, is
+        // ours to remove.
+        let _ = std::fs::remove_dir_all(std::env::temp_dir().join(format!("xtask-grade-{pid}")));
+        output
+    });
     match output {
         Ok(output) if output.status.success() => {
             toml::from_str(&String::from_utf8_lossy(&output.stdout)).unwrap_or_default()
