@@ -3,7 +3,7 @@
 //! - `cargo xtask hint STEP [LEVEL]` prints a step's hints, gentlest first.
 //! - `cargo xtask grade [STEP]` builds the students' steps (or, with
 //!   `--solutions`, the reference ones), runs the cases in `tests/` and
-//!   prints a score.
+//!   reports a score (`--format human|json|gradescope|junit`).
 //! - `cargo xtask bench` builds the reference solutions in release mode and
 //!   measures them beside baselines taken in the same run.
 //! - `cargo xtask check` checks the workbook's own conventions (skeletons
@@ -70,6 +70,21 @@ enum Command {
         /// seconds, before it is stopped.
         #[arg(long, value_name = "SECONDS", default_value_t = grade::sandbox::BUILD_TIME_LIMIT.as_secs())]
         build_time_limit: u64,
+        /// Grade one student's submission: the steps' sources only
+        /// (`ex1_fibonacci_child/src/main.rs`...), placed over a fresh copy
+        /// of `exercises/` in a checkout of its own beside the workbook (`WORKBOOK.submission`),
+        /// built in the sandbox. Anything else in DIR refuses it whole, and
+        /// every case scores 0. One at a time per workbook.
+        #[arg(long, value_name = "DIR", conflicts_with_all = ["workspace", "solutions"])]
+        submission: Option<PathBuf>,
+        /// The report's format: `human` (for people), `json` (this
+        /// workbook's schema, versioned), `gradescope` (an autograder's
+        /// results.json) or `junit` (JUnit XML, for CI).
+        #[arg(long, value_enum, default_value = "human")]
+        format: grade::report::Format,
+        /// Write the report to FILE (stdout then gets the human report).
+        #[arg(long, short, value_name = "FILE")]
+        output: Option<PathBuf>,
     },
     /// Run one case and print what happened, as TOML (used by `grade`).
     /// Without a case file, the request (case, binaries, ...) is read as
@@ -132,6 +147,9 @@ fn main() -> ExitCode {
             workspace,
             sandbox,
             build_time_limit,
+            submission,
+            format,
+            output,
         } => {
             let options = grade::Options {
                 step,
@@ -143,6 +161,9 @@ fn main() -> ExitCode {
                 workspace,
                 sandbox,
                 build_time_limit: std::time::Duration::from_secs(build_time_limit),
+                submission,
+                format,
+                output,
             };
             match grade::run(&options) {
                 Ok(true) => Ok(()),

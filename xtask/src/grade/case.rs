@@ -6,6 +6,9 @@
 //! timeout = "10s"            # default 10 s
 //! files = { "s.toml" = "..." }  # written into the scratch directory first
 //! hidden = false             # hidden cases count, but their details are not shown
+//! visibility = "after_published"  # Gradescope: when students see this case
+//!                            # (visible, hidden, after_due_date, after_published);
+//!                            # default "visible", or "after_published" if hidden
 //!
 //! [[process]]                # one or more; started in this order
 //! name = "main"              # default "main" (the first) or "p2", "p3"...
@@ -71,6 +74,9 @@ pub struct Case {
     pub points: u32,
     #[serde(default)]
     pub hidden: bool,
+    /// When Gradescope shows the case to students; see [`VISIBILITIES`].
+    #[serde(default)]
+    pub visibility: Option<String>,
     #[serde(default = "default_timeout")]
     pub timeout: String,
     /// Files written into the scratch directory before the case starts
@@ -199,6 +205,9 @@ pub struct Requirement {
     pub up: Vec<String>,
 }
 
+/// Gradescope's test visibilities.
+pub const VISIBILITIES: [&str; 4] = ["visible", "hidden", "after_due_date", "after_published"];
+
 pub const REQUIREMENTS: [&str; 13] = [
     "fork",
     "written_by_child",
@@ -270,6 +279,16 @@ impl Case {
         parse_duration(&self.timeout).unwrap_or(Duration::from_secs(10))
     }
 
+    /// Whether the case exercises the step's real work: it has a script,
+    /// or expects output. Cases where the program must only refuse bad
+    /// input do not: a skeleton's ready-made argument parsing may pass them.
+    pub fn real_work(&self) -> bool {
+        !self.step.is_empty()
+            || self.process.iter().any(|p| {
+                p.stdout.as_ref().is_some_and(|s| !s.is_empty()) || !p.stdout_contains.is_empty()
+            })
+    }
+
     pub fn name(&self) -> String {
         self.file
             .file_stem()
@@ -281,6 +300,17 @@ impl Case {
     /// that a broken case is reported as such, not as a failing student.
     fn validate(&mut self) -> Result<(), String> {
         parse_duration(&self.timeout).map_err(|e| format!("timeout: {e}"))?;
+        if let Some(visibility) = &self.visibility {
+            if !VISIBILITIES.contains(&visibility.as_str()) {
+                return Err(format!(
+                    "visibility {visibility:?}: use one of {}",
+                    VISIBILITIES.join(", ")
+                ));
+            }
+            if self.hidden && visibility == "visible" {
+                return Err("a hidden case cannot be \"visible\"".into());
+            }
+        }
         if self.process.is_empty() {
             return Err("a case needs at least one [[process]]".into());
         }

@@ -1,17 +1,21 @@
-//! `cargo xtask grade`: build each step, run its cases, print a score.
+//! `cargo xtask grade`: build each step, run its cases, report a score.
 //!
 //! Each case runs in a helper process of its own (`xtask grade-case`, see
 //! `runner`), several at once. A step that does not compile, or whose
 //! program stops at a `todo!()` in every case, is reported as such without
-//! stopping the other steps. The exit status is 0 only when every selected
-//! case passed.
+//! stopping the other steps. Grading produces an [`outcome::Outcome`] (every
+//! case, its points and status); the reports in `report` only print it, in
+//! the format asked for. The exit status is 0 only when every selected case
+//! passed.
 
 pub mod build;
 pub mod case;
-mod report;
+pub mod outcome;
+pub mod report;
 mod requirements;
 pub mod runner;
 pub mod sandbox;
+pub mod submission;
 mod supervisor;
 pub mod verdict;
 
@@ -23,8 +27,9 @@ use std::time::{Duration, Instant};
 
 use crate::project;
 use case::Case;
-pub use report::printable;
-use report::{print_case, Graded, Style};
+use outcome::{CaseOutcome, Isolation, Outcome, Status, StepOutcome, StepState};
+pub use report::human::printable;
+use report::Format;
 use runner::CaseRun;
 use verdict::{judge, Problem, Verdict};
 
@@ -41,6 +46,11 @@ pub struct Options {
     pub sandbox: SandboxMode,
     /// How long a submission's build may take.
     pub build_time_limit: Duration,
+    /// Grade one student's submission (see `submission`).
+    pub submission: Option<PathBuf>,
+    pub format: Format,
+    /// Where the report in `format` goes (stdout then gets the human one).
+    pub output: Option<PathBuf>,
 }
 
 /// How much isolation `grade` insists on.
@@ -58,26 +68,38 @@ pub enum SandboxMode {
 /// killing and sweeping) before the grader gives up on it.
 const HELPER_MARGIN: Duration = Duration::from_secs(4);
 
-/// What happened to one step as a whole.
-enum StepState {
-    /// The graded tree has no such package.
-    Missing(String),
-    DoesNotCompile(String),
-    /// Its build went past the time limit.
-    TooLong(String),
-    BrokenCases(String),
-    Graded(Vec<Graded>),
-}
-
-/// A step's cases and what became of them.
-struct StepResult {
-    step: &'static str,
-    /// Every point the step's cases are worth, whatever happened.
-    points: u32,
-    state: StepState,
-}
-
+/// Grades, then reports. Ok(true) only at full marks.
 pub fn run(options: &Options) -> Result<bool, String> {
+    let outcome = grade(options)?;
+    publish(&outcome, options)?;
+    Ok(outcome.all_passed())
+}
+
+/// Writes the report where it was asked for. With `--output`, stdout gets
+/// the human report as well, for whoever reads the log.
+fn publish(outcome: &Outcome, options: &Options) -> Result<(), String> {
+    let human = || report::human::render(outcome, &report::human::Style::detect(), options.verbose);
+    match &options.output {
+        None if options.format == Format::Human => print!("{}", human()),
+        None => print!(
+            "{}",
+            report::render(outcome, options.format, options.verbose)?
+        ),
+        Some(file) => {
+            let text = report::render(outcome, options.format, options.verbose)?;
+            if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            }
+            std::fs::write(file, text).map_err(|e| format!("{}: {e}", file.display()))?;
+            print!("{}", human());
+        }
+    }
+    Ok(())
+}
+
+/// Builds every selected step, runs its cases, and says what became of
+/// each: the whole grade, as data.
+pub fn grade(options: &Options) -> Result<Outcome, String> {
     let steps: Vec<&'static str> = match &options.step {
         Some(wanted) => vec![project::find_step(wanted)?],
         None => project::STEPS.to_vec(),
@@ -88,17 +110,30 @@ pub fn run(options: &Options) -> Result<bool, String> {
     if !tests.is_dir() {
         return Err(format!("--tests {}: no such directory", tests.display()));
     }
-    let workspace_dir = options.workspace.clone().unwrap_or_else(|| root.clone());
-    if options.workspace.is_some() && !workspace_dir.is_dir() {
-        return Err(format!(
-            "--workspace {}: no such directory",
-            workspace_dir.display()
-        ));
-    }
+    let started = Instant::now();
+    let workspace_dir = match (&options.submission, &options.workspace) {
+        (Some(_), Some(_)) => return Err("give --submission or --workspace, not both".into()),
+        (Some(_), None) if options.solutions => {
+            return Err("--submission grades a student's steps, not --solutions".into())
+        }
+        (Some(dir), None) => match submission::check(dir) {
+            Ok(placements) => submission::checkout(&root, &placements)?,
+            Err(refusal) => return Ok(refused(&steps, &tests, refusal, started)),
+        },
+        (None, Some(dir)) if !dir.is_dir() => {
+            return Err(format!("--workspace {}: no such directory", dir.display()))
+        }
+        (None, Some(dir)) => dir.clone(),
+        (None, None) => root.clone(),
+    };
     // A submission's own code must not run while it is built: refused
-    // before cargo reads anything of it (see `sandbox`).
-    let workspace = if options.workspace.is_some() {
-        sandbox::check_submission(&workspace_dir)?;
+    // before cargo reads anything of it (see `sandbox`). A refusal is a
+    // grade (every case at 0), so that a report is still written.
+    let jailed = options.workspace.is_some() || options.submission.is_some();
+    let workspace = if jailed {
+        if let Err(refusal) = sandbox::check_submission(&workspace_dir) {
+            return Ok(refused(&steps, &tests, refusal, started));
+        }
         // Registry packages: only those the workbook itself uses.
         let allowed = sandbox::locked_registry_packages(&root.join("Cargo.lock"));
         build::Workspace::open_submission(&workspace_dir, options.build_time_limit, &allowed)?
@@ -106,40 +141,34 @@ pub fn run(options: &Options) -> Result<bool, String> {
         build::Workspace::open(&workspace_dir)?
     };
     let grader = build::Workspace::open(&root)?;
-    let style = Style::detect();
-    let started = Instant::now();
     // Should a case helper die, the processes it was watching come back to
     // us, and are swept up at the end.
     #[cfg(any(target_os = "linux", target_os = "android"))]
     let _ = nix::sys::prctl::set_child_subreaper(true);
-    let mut notes: Vec<&String> = [&workspace.target_note, &grader.target_note]
+    let mut notes: Vec<String> = [&workspace.target_note, &grader.target_note]
         .into_iter()
         .flatten()
+        .cloned()
         .collect();
+    // One note when the grader's tree and the graded one are the same.
     notes.dedup();
-    for note in notes {
-        println!("{} {note}", style.bad("note:"));
-    }
     // No process of our uid may read our memory or descriptors.
     #[cfg(any(target_os = "linux", target_os = "android"))]
     let _ = nix::sys::prctl::set_dumpable(false);
 
-    let isolation = match options.sandbox {
+    let sandbox = match options.sandbox {
         SandboxMode::Off => sandbox::Isolation::off(),
         _ => sandbox::probe(),
     };
-    println!("{}", isolation.line());
-    if let Some(line) = workspace.jail_line() {
-        println!("{line}");
-    }
     if options.sandbox == SandboxMode::Require
-        && (!isolation.supported || !isolation.missing.is_empty())
+        && (!sandbox.supported || !sandbox.missing.is_empty())
     {
-        return Err(
-            "--sandbox=require: this machine cannot give every case the full sandbox (see above)"
-                .to_string(),
-        );
+        return Err(format!(
+            "--sandbox=require: this machine cannot give every case the full sandbox ({})",
+            sandbox.line()
+        ));
     }
+    let build_jail = workspace.jail_line().map(str::to_string);
 
     let packages: Vec<String> = steps.iter().map(|s| format!("{s}{suffix}")).collect();
     let built = workspace.build(&packages, false);
@@ -158,19 +187,28 @@ pub fn run(options: &Options) -> Result<bool, String> {
             .ok_or("the grader's probe worker was not built")?,
     )?;
 
-    // Every case of every step that built, into one queue.
-    let mut results: Vec<StepResult> = Vec::new();
+    // Every case of every step that built, into one queue; the others'
+    // cases are recorded at once, with 0 points and the step's status.
+    let mut results: Vec<StepOutcome> = Vec::new();
     let mut queue = VecDeque::new();
     for (index, (step, build)) in steps.iter().zip(built).enumerate() {
-        let cases = case::load_step(&tests.join(step));
-        let points = cases
-            .as_ref()
-            .map_or(0, |cases| cases.iter().map(|c| c.points).sum());
-        let state = match (build, cases) {
-            (Err(build::BuildError::Missing(why)), _) => StepState::Missing(why),
-            (Err(build::BuildError::DoesNotCompile(error)), _) => StepState::DoesNotCompile(error),
-            (Err(build::BuildError::TooLong(why)), _) => StepState::TooLong(why),
-            (Ok(_), Err(error)) => StepState::BrokenCases(error),
+        let (state, cases) = match (build, case::load_step(&tests.join(step))) {
+            (_, Err(error)) => (
+                StepState::CasesBroken(error.clone()),
+                unusable_cases(&tests.join(step), &error),
+            ),
+            (Err(build::BuildError::Missing(why)), Ok(cases)) => {
+                let cases = not_run(cases, Status::Missing, &why);
+                (StepState::Missing(why), cases)
+            }
+            (Err(build::BuildError::DoesNotCompile(error)), Ok(cases)) => {
+                let cases = not_run(cases, Status::DoesNotCompile, &error);
+                (StepState::DoesNotCompile(error), cases)
+            }
+            (Err(build::BuildError::TooLong(why)), Ok(cases)) => {
+                let cases = not_run(cases, Status::DoesNotCompile, &why);
+                (StepState::TooLong(why), cases)
+            }
             (Ok(binaries), Ok(cases)) => {
                 for (name, path) in &binaries {
                     snapshot.add(name, path)?;
@@ -178,14 +216,10 @@ pub fn run(options: &Options) -> Result<bool, String> {
                 for case in cases {
                     queue.push_back((index, case));
                 }
-                StepState::Graded(Vec::new())
+                (StepState::Graded, Vec::new())
             }
         };
-        results.push(StepResult {
-            step,
-            points,
-            state,
-        });
+        results.push(StepOutcome { step, state, cases });
     }
     let jobs = options.jobs.unwrap_or_else(default_jobs).max(1);
     let places = Places {
@@ -198,86 +232,118 @@ pub fn run(options: &Options) -> Result<bool, String> {
     let graded = run_queue(queue, jobs, &places, !options.no_trace);
     runner::sweep(&[], true);
     for (index, graded) in graded {
-        if let StepState::Graded(list) = &mut results[index].state {
-            list.push(graded);
+        results[index].cases.push(graded);
+    }
+    for result in &mut results {
+        result.cases.sort_by(|a, b| a.file.cmp(&b.file));
+        if result.state != StepState::Graded {
+            continue;
+        }
+        if let Some(todo) = not_started(&result.cases) {
+            // Every case of a step not started scores 0, even one a
+            // skeleton's ready-made argument parsing passes.
+            for case in &mut result.cases {
+                case.status = Status::NotStarted;
+                case.earned = 0;
+                if case
+                    .verdict
+                    .as_ref()
+                    .is_some_and(|v| v.not_started.is_none())
+                {
+                    case.not_run_because = Some(format!(
+                        "the step stops at {todo} in every case of its real work"
+                    ));
+                }
+            }
+            result.state = StepState::NotStarted(todo);
         }
     }
 
-    let untraced = results.iter().find_map(|result| match &result.state {
-        StepState::Graded(list) => list.iter().find_map(|g| g.run.as_ref()?.untraced.clone()),
-        _ => None,
-    });
-    if let Some(why) = untraced {
-        println!("{} {}\n", style.bad("note:"), printable(&why));
+    let untraced = options
+        .no_trace
+        .then(|| "--no-trace was given".to_string())
+        .or_else(|| {
+            results
+                .iter()
+                .flat_map(|r| &r.cases)
+                .find_map(|c| c.run.as_ref()?.untraced.clone())
+        });
+    if let Some(why) = &untraced {
+        notes.push(why.clone());
     }
-    let mut all_passed = true;
-    let (mut total, mut earned) = (0, 0);
-    for result in &mut results {
-        let (step, points) = (style.strong(result.step), result.points);
-        // Every point counts in the total, whatever became of the step.
-        total += points;
-        let zero = format!("0/{points} points");
-        match &mut result.state {
-            StepState::Missing(why) => {
-                all_passed = false;
-                println!("{step}: {} ({zero})", style.bad("missing"));
-                println!("  {}", printable(why));
-            }
-            StepState::DoesNotCompile(error) => {
-                all_passed = false;
-                println!("{step}: {} ({zero})", style.bad("does not compile"));
-                println!("  {}", printable(error));
-            }
-            StepState::TooLong(why) => {
-                all_passed = false;
-                println!("{step}: {} ({zero})", style.bad("not built"));
-                println!("  {}", printable(why));
-            }
-            StepState::BrokenCases(error) => {
-                all_passed = false;
-                println!("{step}: {}", style.bad("the cases cannot be used"));
-                println!("  {}", printable(error));
-            }
-            StepState::Graded(list) => {
-                list.sort_by(|a, b| a.case.file.cmp(&b.case.file));
-                if let Some(todo) = not_started(list) {
-                    all_passed = false;
-                    println!(
-                        "{step}: {} ({zero}, stopped at {})",
-                        style.bad("not started"),
-                        printable(&todo)
-                    );
-                    continue;
-                }
-                let got: u32 = list
-                    .iter()
-                    .filter(|g| g.verdict.passed())
-                    .map(|g| g.case.points)
-                    .sum();
-                let passed = list.iter().filter(|g| g.verdict.passed()).count();
-                earned += got;
-                all_passed &= passed == list.len();
-                let summary = if passed == list.len() {
-                    style.good(&format!("{got}/{points} points, all {passed} cases passed"))
-                } else {
-                    style.bad(&format!(
-                        "{got}/{points} points, {passed} of {} cases passed",
-                        list.len()
-                    ))
-                };
-                println!("{step}: {summary}");
-                for graded in list.iter() {
-                    print_case(&style, graded, options.verbose);
-                }
-            }
-        }
+    Ok(Outcome {
+        steps: results,
+        duration: started.elapsed(),
+        notes,
+        isolation: Isolation {
+            traced: untraced.is_none(),
+            untraced_because: untraced,
+            sandbox: Some(sandbox),
+            build_jail,
+        },
+    })
+}
+
+/// A refused submission: nothing was built or run, and every case of every
+/// selected step scores 0.
+fn refused(steps: &[&'static str], tests: &Path, why: String, started: Instant) -> Outcome {
+    let steps = steps
+        .iter()
+        .map(|step| {
+            let (state, cases) = match case::load_step(&tests.join(step)) {
+                Ok(cases) => (
+                    StepState::Refused(why.clone()),
+                    not_run(cases, Status::Refused, &why),
+                ),
+                Err(error) => (
+                    StepState::CasesBroken(error.clone()),
+                    unusable_cases(&tests.join(step), &error),
+                ),
+            };
+            StepOutcome { step, state, cases }
+        })
+        .collect();
+    Outcome {
+        steps,
+        duration: started.elapsed(),
+        notes: Vec::new(),
+        isolation: Isolation {
+            traced: false,
+            untraced_because: Some("nothing ran: the submission was refused".into()),
+            sandbox: None,
+            build_jail: None,
+        },
     }
-    println!(
-        "\n{} {earned}/{total} points in {:.1} s",
-        style.strong("total:"),
-        started.elapsed().as_secs_f64()
-    );
-    Ok(all_passed)
+}
+
+fn not_run(cases: Vec<Case>, status: Status, why: &str) -> Vec<CaseOutcome> {
+    cases
+        .into_iter()
+        .map(|case| CaseOutcome::not_run(case, status, why))
+        .collect()
+}
+
+/// A step whose cases cannot all be used: each case file that loads still
+/// counts its points (all 0 earned), one that does not counts none.
+fn unusable_cases(dir: &Path, error: &str) -> Vec<CaseOutcome> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    files.sort();
+    files
+        .into_iter()
+        .map(|file| match case::load(&file) {
+            Ok(case) => CaseOutcome::not_run(
+                case,
+                Status::CaseError,
+                &format!("not run: a case of this step cannot be used: {error}"),
+            ),
+            Err(own) => CaseOutcome::unusable(file, own),
+        })
+        .collect()
 }
 
 /// For `cargo xtask check`: every untouched skeleton must grade as "not
@@ -341,18 +407,12 @@ struct Places<'a> {
 /// stopped at a `todo!()`. Cases where the program must only refuse bad
 /// input (no output expected) do not count: a skeleton's ready-made
 /// argument parsing may pass them. Returns the first `todo!()` message.
-fn not_started(list: &[Graded]) -> Option<String> {
-    let works = |g: &&Graded| {
-        !g.case.step.is_empty()
-            || g.case.process.iter().any(|p| {
-                p.stdout.as_ref().is_some_and(|s| !s.is_empty()) || !p.stdout_contains.is_empty()
-            })
-    };
-    let mut work = list.iter().filter(works).peekable();
+fn not_started(list: &[CaseOutcome]) -> Option<String> {
+    let mut work = list.iter().filter(|c| c.real_work).peekable();
     work.peek()?;
     let mut first = None;
     for graded in work {
-        let todo = graded.verdict.not_started.as_ref()?;
+        let todo = graded.verdict.as_ref()?.not_started.as_ref()?;
         first.get_or_insert_with(|| todo.clone());
     }
     first
@@ -364,7 +424,7 @@ fn run_queue(
     jobs: usize,
     places: &Places,
     trace: bool,
-) -> Vec<(usize, Graded)> {
+) -> Vec<(usize, CaseOutcome)> {
     let queue = Arc::new(Mutex::new(queue));
     let results = Arc::new(Mutex::new(Vec::new()));
     std::thread::scope(|scope| {
@@ -385,27 +445,23 @@ fn run_queue(
         .unwrap_or_default()
 }
 
-fn grade_one(case: Case, places: &Places, step: &str, trace: bool) -> Graded {
+fn grade_one(case: Case, places: &Places, step: &str, trace: bool) -> CaseOutcome {
     match run_in_helper(&case, places, step, trace) {
         Ok(run) => {
             let verdict = judge(&case, &run);
-            Graded {
-                case,
-                run: Some(run),
-                verdict,
-            }
+            CaseOutcome::ran(case, Some(run), verdict)
         }
-        Err(error) => Graded {
+        Err(error) => CaseOutcome::ran(
             case,
-            run: None,
-            verdict: Verdict {
+            None,
+            Verdict {
                 problems: vec![Problem {
                     headline: error,
                     details: Vec::new(),
                 }],
                 not_started: None,
             },
-        },
+        ),
     }
 }
 

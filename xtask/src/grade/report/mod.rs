@@ -1,0 +1,36 @@
+//! Reports: one module per format, each a reader of the same
+//! [`Outcome`](super::outcome::Outcome). None of them decides a grade.
+//!
+//! - `human`: for people (the default);
+//! - `json`: the workbook's own schema, versioned (see `json`);
+//! - `gradescope`: Gradescope's autograder `results.json`;
+//! - `junit`: JUnit XML, which CI systems show natively.
+//!
+//! Hidden cases are hidden in every format: a report names them
+//! `hidden case NAME`, gives their points and status, and nothing else.
+
+pub mod gradescope;
+pub mod human;
+pub mod json;
+pub mod junit;
+
+use super::outcome::Outcome;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Human,
+    Json,
+    Gradescope,
+    Junit,
+}
+
+/// The report in `format`, uncoloured (colours are for a terminal, which
+/// the caller handles for the human format).
+pub fn render(outcome: &Outcome, format: Format, verbose: bool) -> Result<String, String> {
+    match format {
+        Format::Human => Ok(human::render(outcome, &human::Style::plain(), verbose)),
+        Format::Json => json::render(outcome),
+        Format::Gradescope => gradescope::render(outcome),
+        Format::Junit => junit::render(outcome),
+    }
+}

@@ -1,0 +1,209 @@
+//! One student's submission (`cargo xtask grade --submission DIR`), as an
+//! autograder receives it: placed over a fresh copy of the workbook's
+//! `exercises/` in a checkout of its own beside the workbook
+//! (`WORKBOOK.submission/`), which is then built in the sandbox like any
+//! student's checkout. Being outside the workbook, the build can read none
+//! of the instructor's files (cases included), nor is it under the
+//! workbook's cargo settings; being kept, its `target/` keeps the
+//! dependencies compiled from one submission to the next.
+//!
+//! A submission may contain the steps' sources only: regular files under
+//! `<step>/src/`, optionally under a leading `exercises/`
+//! (`ex1_fibonacci_child/src/main.rs`). Everything else is refused, with
+//! the list of what is not allowed: a manifest or `build.rs` would change
+//! what is built and how, a cargo configuration how cargo behaves, a
+//! symbolic link could point at the grader's own files, and tests or
+//! grader sources are the instructor's. macOS archive clutter
+//! (`__MACOSX/`, `.DS_Store`) is skipped silently. A step the submission
+//! leaves out keeps the skeleton, and grades as not started.
+
+use std::path::{Path, PathBuf};
+
+use crate::project::STEPS;
+
+/// Per file: a lab step's source is a few kilobytes.
+const MAX_FILE_BYTES: u64 = 1 << 20;
+const MAX_FILES: usize = 200;
+/// How many refused paths a message lists.
+const LISTED: usize = 10;
+
+/// A file to place: where it is, and where it goes under `exercises/`.
+pub struct Placement {
+    pub from: PathBuf,
+    pub to: PathBuf,
+}
+
+/// Checks a submission; Err is the reason it is refused, for the student.
+pub fn check(dir: &Path) -> Result<Vec<Placement>, String> {
+    if !dir.is_dir() {
+        return Err(format!("{}: no such directory", dir.display()));
+    }
+    let mut placements = Vec::new();
+    let mut refused = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(folder) = stack.pop() {
+        let entries =
+            std::fs::read_dir(&folder).map_err(|e| format!("{}: {e}", folder.display()))?;
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let relative = path.strip_prefix(dir).unwrap_or(&path).to_path_buf();
+            let shown = relative.display().to_string();
+            let name = entry.file_name();
+            if name == "__MACOSX" || name == ".DS_Store" {
+                continue;
+            }
+            // Never followed: a link could name any file of the grader's.
+            let Ok(meta) = std::fs::symlink_metadata(&path) else {
+                refused.push(format!("{shown} (unreadable)"));
+                continue;
+            };
+            if meta.is_dir() {
+                stack.push(path);
+            } else if !meta.is_file() {
+                refused.push(format!("{shown} (not a regular file)"));
+            } else if meta.len() > MAX_FILE_BYTES {
+                refused.push(format!("{shown} (larger than 1 MiB)"));
+            } else if let Some(to) = destination(&relative) {
+                placements.push(Placement { from: path, to });
+            } else {
+                refused.push(shown);
+            }
+        }
+    }
+    if placements.len() > MAX_FILES {
+        refused.push(format!("{} files (at most {MAX_FILES})", placements.len()));
+    }
+    if refused.is_empty() {
+        placements.sort_by(|a, b| a.to.cmp(&b.to));
+        return Ok(placements);
+    }
+    refused.sort();
+    let more = refused.len().saturating_sub(LISTED);
+    refused.truncate(LISTED);
+    let mut message = format!(
+        "submission refused: it may contain only the steps' sources, such as \
+         ex1_fibonacci_child/src/main.rs (optionally under exercises/); not allowed: {}",
+        refused.join(", ")
+    );
+    if more > 0 {
+        message.push_str(&format!(" and {more} more"));
+    }
+    Err(message)
+}
+
+/// `[exercises/]<step>/src/<rest>` becomes `<step>/src/<rest>`.
+fn destination(relative: &Path) -> Option<PathBuf> {
+    let relative = relative.strip_prefix("exercises").unwrap_or(relative);
+    let mut parts = relative.components();
+    let step = parts.next()?.as_os_str().to_str()?;
+    let src = parts.next()?.as_os_str();
+    let rest = parts.as_path();
+    let plain = rest
+        .components()
+        .all(|c| matches!(c, std::path::Component::Normal(_)));
+    (STEPS.contains(&step) && src == "src" && plain && !rest.as_os_str().is_empty())
+        .then(|| Path::new(step).join("src").join(rest))
+}
+
+/// Lays out the checkout a submission is graded in, beside the workbook
+/// (`WORKBOOK.submission/`): a workspace of the exercises alone (the workbook's manifest
+/// with `exercises/*` as its only members, and its lock file), a fresh copy
+/// of `exercises/`, and the submission over it.
+pub fn checkout(workbook: &Path, placements: &[Placement]) -> Result<PathBuf, String> {
+    let name = workbook.file_name().unwrap_or_default().to_string_lossy();
+    let dir = workbook.with_file_name(format!("{name}.submission"));
+    let io = |path: &Path, e: std::io::Error| format!("{}: {e}", path.display());
+    std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
+    let manifest = workbook.join("Cargo.toml");
+    let text = std::fs::read_to_string(&manifest).map_err(|e| io(&manifest, e))?;
+    let mut table: toml::Table =
+        toml::from_str(&text).map_err(|e| format!("{}: {e}", manifest.display()))?;
+    let workspace = table
+        .get_mut("workspace")
+        .and_then(|w| w.as_table_mut())
+        .ok_or(format!("{}: no [workspace]", manifest.display()))?;
+    workspace.insert(
+        "members".into(),
+        toml::Value::Array(vec!["exercises/*".into()]),
+    );
+    workspace.remove("default-members");
+    let text = format!(
+        "# Made by `cargo xtask grade --submission`: the exercises alone.\n{}",
+        toml::to_string(&table).map_err(|e| e.to_string())?
+    );
+    std::fs::write(dir.join("Cargo.toml"), text).map_err(|e| io(&dir, e))?;
+    let lock = workbook.join("Cargo.lock");
+    if lock.is_file() {
+        std::fs::copy(&lock, dir.join("Cargo.lock")).map_err(|e| io(&lock, e))?;
+    }
+    let exercises = dir.join("exercises");
+    if exercises.exists() {
+        std::fs::remove_dir_all(&exercises).map_err(|e| io(&exercises, e))?;
+    }
+    copy_sources(&workbook.join("exercises"), &exercises)?;
+    place(placements, &exercises)?;
+    Ok(dir)
+}
+
+/// Copies a tree's regular files, build output aside.
+fn copy_sources(from: &Path, into: &Path) -> Result<(), String> {
+    std::fs::create_dir_all(into).map_err(|e| format!("{}: {e}", into.display()))?;
+    let entries = std::fs::read_dir(from).map_err(|e| format!("{}: {e}", from.display()))?;
+    for entry in entries.flatten() {
+        let (path, name) = (entry.path(), entry.file_name());
+        let Ok(kind) = entry.file_type() else {
+            continue;
+        };
+        if kind.is_dir() && name != "target" {
+            copy_sources(&path, &into.join(&name))?;
+        } else if kind.is_file() {
+            std::fs::copy(&path, into.join(&name))
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// Copies a checked submission over `exercises`; returns how many files.
+fn place(placements: &[Placement], exercises: &Path) -> Result<usize, String> {
+    for placement in placements {
+        let to = exercises.join(&placement.to);
+        if let Some(parent) = to.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+        }
+        // Copied, never linked: the grader's copy must not change with the
+        // submission's folder.
+        std::fs::copy(&placement.from, &to)
+            .map_err(|e| format!("{} -> {}: {e}", placement.from.display(), to.display()))?;
+    }
+    Ok(placements.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_step_sources_are_placed() {
+        let ok = |p: &str| destination(Path::new(p)).map(|d| d.display().to_string());
+        assert_eq!(
+            ok("ex1_fibonacci_child/src/main.rs").as_deref(),
+            Some("ex1_fibonacci_child/src/main.rs")
+        );
+        assert_eq!(
+            ok("exercises/ex5_round_robin/src/bin/print_time.rs").as_deref(),
+            Some("ex5_round_robin/src/bin/print_time.rs")
+        );
+        for refused in [
+            "ex1_fibonacci_child/Cargo.toml",
+            "ex1_fibonacci_child/build.rs",
+            "ex1_fibonacci_child/src",
+            "tests/ex1_fibonacci_child/fib_10.toml",
+            ".cargo/config.toml",
+            "ex9/src/main.rs",
+            "Cargo.toml",
+        ] {
+            assert_eq!(ok(refused), None, "{refused}");
+        }
+    }
+}

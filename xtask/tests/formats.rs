@@ -1,0 +1,620 @@
+//! Every report format validates, and the Gradescope autograder grades a
+//! submission laid out as Gradescope lays it out (in a temporary root).
+//!
+//! - gradescope: `results.json` checked field by field;
+//! - junit: the XML parses (quick-junit's reader, and element by element
+//!   with quick-xml) with one testsuite per step, one testcase per case;
+//! - json: the schema's fields are there (`schema_version` 1);
+//! - a failing grade gives 0 to each failed case and exit status 1, a
+//!   hidden case's details appear in no format, and every case of a step
+//!   that is missing or does not compile counts at 0.
+//!
+//! Rule (as in `grading.rs`): one grading at a time in this test binary,
+//! and no more cases at once than there are CPUs (the grader's default).
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::{Mutex, MutexGuard};
+
+use serde_json::Value;
+
+fn root() -> PathBuf {
+    let manifest = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| std::env::current_dir().unwrap());
+    manifest.parent().unwrap().to_path_buf()
+}
+
+fn one_at_a_time() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn grade(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .current_dir(root())
+        .arg("grade")
+        .args(args)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run xtask grade")
+}
+
+fn show(output: &Output) -> String {
+    format!(
+        "status: {}\nstdout:\n{}\nstderr:\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+fn temp_dir(what: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("xtask-{what}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn copy_dir(from: &Path, into: &Path) {
+    std::fs::create_dir_all(into).unwrap();
+    for entry in std::fs::read_dir(from).unwrap().flatten() {
+        let path = entry.path();
+        let target = into.join(entry.file_name());
+        if path.is_dir() {
+            copy_dir(&path, &target);
+        } else {
+            std::fs::copy(&path, &target).unwrap();
+        }
+    }
+}
+
+const STEPS: [&str; 5] = [
+    "ex1_fibonacci_child",
+    "ex2_signal_exchange",
+    "ex3_pipe_reverser",
+    "ex4_named_pipe_chat",
+    "ex5_round_robin",
+];
+
+/// A step's cases, in file-name order: (name, points, description).
+fn cases_of(dir: &Path) -> Vec<(String, u64, String)> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    files.sort();
+    files
+        .iter()
+        .map(|file| {
+            let text = std::fs::read_to_string(file).unwrap();
+            let value = |key: &str| {
+                text.lines()
+                    .find_map(|l| l.strip_prefix(&format!("{key} = ")))
+                    .map(|v| v.trim().trim_matches('"').to_string())
+            };
+            (
+                file.file_stem().unwrap().to_string_lossy().into_owned(),
+                value("points").map_or(1, |p| p.parse().unwrap()),
+                value("description").unwrap(),
+            )
+        })
+        .collect()
+}
+
+fn json(text: &[u8]) -> Value {
+    serde_json::from_slice(text)
+        .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", String::from_utf8_lossy(text)))
+}
+
+fn keys(value: &Value) -> BTreeSet<&str> {
+    value
+        .as_object()
+        .expect("an object")
+        .keys()
+        .map(String::as_str)
+        .collect()
+}
+
+/// Checks a Gradescope results.json field by field; `passed(n)` says
+/// whether the case numbered n ("1.3") must have passed.
+fn check_gradescope(
+    report: &Value,
+    steps: &[&str],
+    cases_dir: &Path,
+    passed: impl Fn(&str) -> bool,
+) {
+    assert_eq!(
+        keys(report),
+        BTreeSet::from(["score", "max_score", "execution_time", "output", "tests"]),
+        "{report:#}"
+    );
+    assert!(report["execution_time"].is_u64(), "{report:#}");
+    assert!(report["output"].is_string());
+    let tests = report["tests"].as_array().unwrap();
+    let mut expected = Vec::new();
+    for (index, step) in steps.iter().enumerate() {
+        for (n, case) in cases_of(&cases_dir.join(step)).into_iter().enumerate() {
+            expected.push((format!("{}.{}", index + 1, n + 1), step, case));
+        }
+    }
+    assert_eq!(tests.len(), expected.len(), "one test per case");
+    let (mut score, mut max) = (0, 0);
+    for (test, (number, step, (name, points, _))) in tests.iter().zip(&expected) {
+        assert_eq!(
+            keys(test),
+            BTreeSet::from([
+                "name",
+                "number",
+                "score",
+                "max_score",
+                "status",
+                "output",
+                "visibility"
+            ]),
+            "{test:#}"
+        );
+        assert_eq!(test["number"], number.as_str(), "{test:#}");
+        assert!(
+            test["name"]
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("{step}: ")),
+            "{test:#}"
+        );
+        assert_eq!(test["max_score"], *points, "{name}: {test:#}");
+        let visibility = test["visibility"].as_str().unwrap();
+        assert!(
+            ["visible", "hidden", "after_due_date", "after_published"].contains(&visibility),
+            "{test:#}"
+        );
+        let output = test["output"].as_str().unwrap();
+        if passed(number) {
+            assert_eq!(test["status"], "passed", "{name}: {test:#}");
+            assert_eq!(test["score"], *points, "{name}: {test:#}");
+        } else {
+            assert_eq!(test["status"], "failed", "{name}: {test:#}");
+            assert_eq!(test["score"], 0, "a failed case scores 0: {test:#}");
+            assert!(!output.is_empty(), "a failure says why: {test:#}");
+        }
+        score += test["score"].as_u64().unwrap();
+        max += points;
+    }
+    assert_eq!(report["score"], score);
+    assert_eq!(report["max_score"], max);
+}
+
+/// Parses JUnit XML twice: with quick-junit's reader, and element by
+/// element with quick-xml; returns (suites, testcases, failures) as
+/// counted by quick-xml, after checking that both readings agree.
+fn check_junit(xml: &str) -> (quick_junit::Report, usize, usize, usize) {
+    let report = quick_junit::Report::deserialize_from_str(xml)
+        .unwrap_or_else(|e| panic!("JUnit XML does not parse: {e}\n{xml}"));
+    let mut reader = quick_xml::Reader::from_str(xml);
+    let (mut suites, mut cases, mut failures) = (0, 0, 0);
+    loop {
+        match reader.read_event() {
+            Ok(quick_xml::events::Event::Eof) => break,
+            Ok(quick_xml::events::Event::Start(e) | quick_xml::events::Event::Empty(e)) => {
+                match e.name().as_ref() {
+                    b"testsuite" => suites += 1,
+                    b"testcase" => cases += 1,
+                    b"failure" => failures += 1,
+                    _ => {}
+                }
+            }
+            Ok(_) => {}
+            Err(e) => panic!("not well-formed XML: {e}\n{xml}"),
+        }
+    }
+    assert_eq!(report.test_suites.len(), suites);
+    assert_eq!(report.tests, cases);
+    assert_eq!(report.failures, failures);
+    (report, suites, cases, failures)
+}
+
+/// A student's wrong step 1, graded with a copy of the cases in which one
+/// case is hidden and one names its visibility: every format says 0 for
+/// every failed case, exit status 1, and nothing of the hidden case.
+#[test]
+fn a_failing_grade_in_every_format() {
+    let scratch = temp_dir("formats-failing");
+    let checkout = scratch.join("checkout");
+    copy_dir(
+        &root().join("xtask/tests/fixtures/ex1_wrong_numbers"),
+        &checkout,
+    );
+    let cases = scratch.join("cases");
+    copy_dir(&root().join("tests").join(STEPS[0]), &cases.join(STEPS[0]));
+    let prepend = |file: &str, line: &str| {
+        let path = cases.join(STEPS[0]).join(file);
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, format!("{line}\n{text}")).unwrap();
+    };
+    prepend("fib_10.toml", "hidden = true");
+    prepend("bad_input.toml", "visibility = \"after_due_date\"");
+    let list = cases_of(&cases.join(STEPS[0]));
+    let hidden_at = list.iter().position(|c| c.0 == "fib_10").unwrap();
+    let hidden_description = list[hidden_at].2.clone();
+    let hidden_number = format!("1.{}", hidden_at + 1);
+    let secret_numbers = "0 1 1 2 3 5 8 13 21 34 55";
+
+    let args = |format: &'static str| {
+        vec![
+            "ex1".to_string(),
+            "--workspace".into(),
+            checkout.display().to_string(),
+            "--tests".into(),
+            cases.display().to_string(),
+            "--format".into(),
+            format.into(),
+        ]
+    };
+    let run = |args: Vec<String>| {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let output = grade(&args);
+        assert_eq!(output.status.code(), Some(1), "{}", show(&output));
+        output
+    };
+    let _one = one_at_a_time();
+
+    // gradescope, to a file: stdout then carries the human report.
+    let results = scratch.join("results/results.json");
+    let mut with_output = args("gradescope");
+    with_output.extend(["--output".to_string(), results.display().to_string()]);
+    let output = run(with_output);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("ex1_fibonacci_child: 0/10 points, 0 of 8 cases passed"),
+        "{}",
+        show(&output)
+    );
+    let text = std::fs::read_to_string(&results).unwrap();
+    let report = json(text.as_bytes());
+    check_gradescope(&report, &STEPS[..1], &cases, |_| false);
+    let tests = report["tests"].as_array().unwrap();
+    assert_eq!(tests[0]["visibility"], "after_due_date", "{:#}", tests[0]);
+    let hidden = &tests[hidden_at];
+    assert_eq!(hidden["number"], hidden_number.as_str());
+    assert_eq!(hidden["visibility"], "after_published", "{hidden:#}");
+    assert_eq!(hidden["name"], "ex1_fibonacci_child: hidden case fib_10");
+    for other in tests
+        .iter()
+        .filter(|t| t["number"] != hidden_number.as_str())
+    {
+        assert_eq!(
+            other["visibility"],
+            if other["number"] == "1.1" {
+                "after_due_date"
+            } else {
+                "visible"
+            }
+        );
+    }
+    assert!(
+        !text.contains(&hidden_description) && !text.contains(secret_numbers),
+        "the hidden case leaks:\n{text}"
+    );
+
+    // junit, on stdout.
+    let output = run(args("junit"));
+    let xml = String::from_utf8(output.stdout.clone()).unwrap();
+    let (junit, suites, testcases, failures) = check_junit(&xml);
+    assert_eq!((suites, testcases, failures), (1, 8, 8), "{xml}");
+    let suite = &junit.test_suites[0];
+    assert_eq!(suite.name.as_str(), STEPS[0]);
+    for case in &suite.test_cases {
+        let quick_junit::TestCaseStatus::NonSuccess { kind, ty, .. } = &case.status else {
+            panic!("{:?} passed", case.name);
+        };
+        assert_eq!(*kind, quick_junit::NonSuccessKind::Failure);
+        assert_eq!(ty.as_ref().map(|t| t.as_str()), Some("failed"));
+        let score = case.properties.iter().find(|p| p.name.as_str() == "score");
+        assert_eq!(score.map(|p| p.value.as_str()), Some("0"));
+    }
+    assert!(
+        !xml.contains(&hidden_description) && !xml.contains(secret_numbers),
+        "the hidden case leaks:\n{xml}"
+    );
+
+    // json, on stdout.
+    let output = run(args("json"));
+    let report = json(&output.stdout);
+    assert_eq!(report["schema_version"], 1);
+    assert_eq!(report["score"], 0);
+    assert_eq!(report["max_score"], 10);
+    assert_eq!(report["full_marks"], false);
+    assert!(report["duration_s"].is_f64());
+    let isolation = &report["isolation"];
+    assert!(isolation["summary"].is_string(), "{isolation:#}");
+    assert!(isolation["traced"].is_boolean());
+    assert!(keys(isolation).contains("sandbox") && keys(isolation).contains("untraced_because"));
+    let step = &report["steps"][0];
+    assert_eq!(step["step"], STEPS[0]);
+    assert_eq!(step["status"], "graded");
+    let json_cases = step["cases"].as_array().unwrap();
+    assert_eq!(json_cases.len(), 8);
+    for case in json_cases {
+        for key in [
+            "case",
+            "number",
+            "description",
+            "hidden",
+            "score",
+            "max_score",
+            "status",
+            "duration_s",
+            "diagnosis",
+            "observed",
+        ] {
+            assert!(keys(case).contains(key), "{key} missing: {case:#}");
+        }
+        assert_eq!(case["score"], 0, "{case:#}");
+        assert_eq!(case["status"], "failed", "{case:#}");
+        assert!(case["duration_s"].is_f64());
+        if case["hidden"] == true {
+            assert!(case["observed"].is_null(), "{case:#}");
+        } else {
+            assert!(case["observed"]["event_count"].is_u64(), "{case:#}");
+            assert!(!case["diagnosis"].as_array().unwrap().is_empty());
+        }
+    }
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        !text.contains(&hidden_description) && !text.contains(secret_numbers),
+        "the hidden case leaks:\n{text}"
+    );
+    let _ = std::fs::remove_dir_all(&scratch);
+}
+
+/// The reference step 1: full marks, exit status 0, in every format.
+#[test]
+fn full_marks_in_every_format() {
+    let _one = one_at_a_time();
+    let output = grade(&["ex1", "--solutions", "--format", "gradescope"]);
+    assert!(output.status.success(), "{}", show(&output));
+    let report = json(&output.stdout);
+    check_gradescope(&report, &STEPS[..1], &root().join("tests"), |_| true);
+    assert_eq!(report["score"], report["max_score"]);
+
+    let output = grade(&["ex1", "--solutions", "--format", "junit"]);
+    assert!(output.status.success(), "{}", show(&output));
+    let xml = String::from_utf8(output.stdout).unwrap();
+    let (_, suites, testcases, failures) = check_junit(&xml);
+    let count = cases_of(&root().join("tests").join(STEPS[0])).len();
+    assert_eq!((suites, testcases, failures), (1, count, 0), "{xml}");
+
+    let output = grade(&["ex1", "--solutions", "--format", "json"]);
+    assert!(output.status.success(), "{}", show(&output));
+    let report = json(&output.stdout);
+    assert_eq!(report["full_marks"], true);
+    assert_eq!(report["score"], report["max_score"]);
+}
+
+/// Step 1 does not compile and the others are missing: every case of every
+/// step appears, at 0, with its step's status, and the totals count them.
+#[test]
+fn every_case_of_an_ungraded_step_counts() {
+    let scratch = temp_dir("formats-ungraded");
+    let checkout = scratch.join("checkout");
+    copy_dir(
+        &root().join("xtask/tests/fixtures/ex1_does_not_compile"),
+        &checkout,
+    );
+    let _one = one_at_a_time();
+    let output = grade(&[
+        "--workspace",
+        checkout.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    let _ = std::fs::remove_dir_all(&scratch);
+    assert_eq!(output.status.code(), Some(1), "{}", show(&output));
+    let report = json(&output.stdout);
+    let mut total = 0;
+    for (index, step) in STEPS.iter().enumerate() {
+        let wanted = if index == 0 {
+            "does_not_compile"
+        } else {
+            "missing"
+        };
+        let reported = &report["steps"][index];
+        assert_eq!(reported["step"], *step);
+        assert_eq!(reported["status"], wanted, "{reported:#}");
+        assert!(reported["diagnosis"].is_string(), "{reported:#}");
+        let cases = cases_of(&root().join("tests").join(step));
+        let listed = reported["cases"].as_array().unwrap();
+        assert_eq!(listed.len(), cases.len(), "{step}: every case listed");
+        for (case, (name, points, _)) in listed.iter().zip(&cases) {
+            assert_eq!(case["case"], name.as_str());
+            assert_eq!(case["status"], wanted, "{case:#}");
+            assert_eq!(case["score"], 0);
+            assert_eq!(case["max_score"], *points);
+            assert!(case["observed"].is_null());
+            total += points;
+        }
+    }
+    assert_eq!(report["score"], 0);
+    assert_eq!(report["max_score"], total);
+}
+
+/// A program that never ends: its case is "timed_out" (at 0), not merely
+/// "failed". One case only: it takes its whole time limit.
+#[test]
+fn a_case_past_its_time_limit_is_timed_out() {
+    let scratch = temp_dir("formats-timeout");
+    let checkout = scratch.join("checkout");
+    copy_dir(&root().join("xtask/tests/fixtures/ex1_hangs"), &checkout);
+    let cases = scratch.join("cases").join(STEPS[0]);
+    std::fs::create_dir_all(&cases).unwrap();
+    std::fs::copy(
+        root().join("tests").join(STEPS[0]).join("fib_10.toml"),
+        cases.join("fib_10.toml"),
+    )
+    .unwrap();
+    let _one = one_at_a_time();
+    let output = grade(&[
+        "ex1",
+        "--workspace",
+        checkout.to_str().unwrap(),
+        "--tests",
+        scratch.join("cases").to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    let _ = std::fs::remove_dir_all(&scratch);
+    assert_eq!(output.status.code(), Some(1), "{}", show(&output));
+    let report = json(&output.stdout);
+    let case = &report["steps"][0]["cases"][0];
+    assert_eq!(case["status"], "timed_out", "{case:#}");
+    assert_eq!(case["score"], 0);
+    assert!(
+        case["observed"]["killed_because"]
+            .as_str()
+            .is_some_and(|why| why.starts_with("timed out")),
+        "{case:#}"
+    );
+}
+
+/// The GitHub Classroom example: one test per step, run by the step's
+/// grading command (its exit status), worth every point of the step.
+#[test]
+fn the_classroom_example_matches_the_cases() {
+    let path = root().join("examples/github-classroom/autograding.json");
+    let example = json(&std::fs::read(&path).unwrap());
+    let tests = example["tests"].as_array().unwrap();
+    assert_eq!(tests.len(), STEPS.len());
+    for (index, (test, step)) in tests.iter().zip(STEPS).enumerate() {
+        let points: u64 = cases_of(&root().join("tests").join(step))
+            .iter()
+            .map(|c| c.1)
+            .sum();
+        assert_eq!(test["points"], points, "{step}: {test:#}");
+        assert_eq!(
+            test["run"],
+            format!("cargo xtask grade ex{}", index + 1).as_str()
+        );
+    }
+}
+
+/// Unpacks a zip with whichever tool the machine has.
+fn unzip(zip: &Path, into: &Path) {
+    let status = Command::new("unzip")
+        .arg("-q")
+        .arg(zip)
+        .arg("-d")
+        .arg(into)
+        .status()
+        .or_else(|_| {
+            Command::new("python3")
+                .args(["-m", "zipfile", "-e"])
+                .arg(zip)
+                .arg(into)
+                .status()
+        })
+        .expect("unzip or python3");
+    assert!(status.success());
+}
+
+fn run_autograder(root_dir: &Path) -> (Output, Value) {
+    let output = Command::new(root_dir.join("source/run_autograder"))
+        .env("AUTOGRADER_ROOT", root_dir)
+        .env("XTASK", env!("CARGO_BIN_EXE_xtask"))
+        .output()
+        .expect("run run_autograder");
+    assert!(output.status.success(), "{}", show(&output));
+    let results = std::fs::read(root_dir.join("results/results.json"))
+        .unwrap_or_else(|e| panic!("no results.json ({e})\n{}", show(&output)));
+    (output, json(&results))
+}
+
+/// The autograder as Gradescope runs it, in a temporary root: the zip that
+/// build_zip.sh makes, unpacked in source/; a refused submission, then the
+/// reference step 1 as a student would submit it.
+#[test]
+fn the_gradescope_autograder_grades_a_submission() {
+    let scratch = temp_dir("autograder");
+    let zip = scratch.join("autograder.zip");
+    let status = Command::new(root().join("autograder/build_zip.sh"))
+        .arg(&zip)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let source = scratch.join("source");
+    unzip(&zip, &source);
+    for file in ["setup.sh", "run_autograder", "Cargo.toml", "tests", "xtask"] {
+        assert!(source.join(file).exists(), "the zip lacks {file}");
+    }
+    assert!(
+        !source.join("solutions").exists(),
+        "the answer key is in the zip"
+    );
+    let _one = one_at_a_time();
+
+    // A manifest and a link to a grader's file: refused, nothing built.
+    let submission = scratch.join("submission");
+    std::fs::create_dir_all(submission.join("ex1_fibonacci_child/src")).unwrap();
+    std::fs::write(submission.join("ex1_fibonacci_child/Cargo.toml"), "").unwrap();
+    std::os::unix::fs::symlink(
+        source.join("tests/ex1_fibonacci_child/fib_10.toml"),
+        submission.join("ex1_fibonacci_child/src/main.rs"),
+    )
+    .unwrap();
+    let (output, report) = run_autograder(&scratch);
+    check_gradescope(&report, &STEPS, &source.join("tests"), |_| false);
+    let summary = report["output"].as_str().unwrap();
+    assert!(
+        summary.contains("refused") && summary.contains("ex1_fibonacci_child/Cargo.toml"),
+        "{}\n{report:#}",
+        show(&output)
+    );
+
+    // The reference step 1, under exercises/ as in a student's repository.
+    std::fs::remove_dir_all(&submission).unwrap();
+    let placed = submission.join("exercises/ex1_fibonacci_child/src");
+    std::fs::create_dir_all(&placed).unwrap();
+    std::fs::copy(
+        root().join("solutions/ex1_fibonacci_child/src/main.rs"),
+        placed.join("main.rs"),
+    )
+    .unwrap();
+    let skeleton = std::fs::read(source.join("exercises/ex1_fibonacci_child/src/main.rs")).unwrap();
+    let (output, report) = run_autograder(&scratch);
+    check_gradescope(&report, &STEPS, &source.join("tests"), |number| {
+        number.starts_with("1.")
+    });
+    assert_eq!(
+        std::fs::read(source.join("exercises/ex1_fibonacci_child/src/main.rs")).unwrap(),
+        skeleton,
+        "the submission was graded in a checkout of its own, not over the workbook's"
+    );
+    let ex1: u64 = cases_of(&source.join("tests").join(STEPS[0]))
+        .iter()
+        .map(|c| c.1)
+        .sum();
+    assert_eq!(report["score"], ex1, "{}", show(&output));
+
+    // A step that compiles the instructor's case into itself: its build,
+    // in the sandbox, cannot read the workbook (as ex1_hostile_include_str).
+    let case = source.join("tests/ex1_fibonacci_child/fib_10.toml");
+    std::fs::write(
+        placed.join("main.rs"),
+        format!(
+            "const CASE: &str = include_str!({:?});\nfn main() {{ print!(\"{{CASE}}\"); }}\n",
+            case.display().to_string()
+        ),
+    )
+    .unwrap();
+    let (output, report) = run_autograder(&scratch);
+    check_gradescope(&report, &STEPS, &source.join("tests"), |_| false);
+    let summary = report["output"].as_str().unwrap();
+    assert!(
+        summary.contains("ex1_fibonacci_child: does not compile"),
+        "{}\n{report:#}",
+        show(&output)
+    );
+    let _ = std::fs::remove_dir_all(&scratch);
+}
