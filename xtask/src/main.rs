@@ -77,6 +77,22 @@ enum Command {
         /// every case scores 0. One at a time per workbook.
         #[arg(long, value_name = "DIR", conflicts_with_all = ["workspace", "solutions"])]
         submission: Option<PathBuf>,
+        /// Grade a whole class: each subfolder of DIR is one student's
+        /// submission (as for `--submission`). Writes `grades.csv` and one
+        /// report per student (in `--format`) to `--output-dir`. `--jobs`
+        /// then says how many submissions are graded at once.
+        #[arg(long, value_name = "DIR", conflicts_with_all = ["workspace", "solutions", "submission", "output"])]
+        submissions: Option<PathBuf>,
+        /// With `--submissions`: where the gradebook and the reports go
+        /// [default: DIR-grades beside DIR].
+        #[arg(long, value_name = "DIR", requires = "submissions")]
+        output_dir: Option<PathBuf>,
+        /// Where `--submission` lays out its checkout (used by `--submissions`).
+        #[arg(long, value_name = "DIR", hide = true, requires = "submission")]
+        checkout: Option<PathBuf>,
+        /// Also write the json report to FILE (used by `--submissions`).
+        #[arg(long, value_name = "FILE", hide = true)]
+        outcome_json: Option<PathBuf>,
         /// The report's format: `human` (for people), `json` (this
         /// workbook's schema, versioned), `gradescope` (an autograder's
         /// results.json) or `junit` (JUnit XML, for CI).
@@ -148,9 +164,33 @@ fn main() -> ExitCode {
             sandbox,
             build_time_limit,
             submission,
+            submissions,
+            output_dir,
+            checkout,
+            outcome_json,
             format,
             output,
         } => {
+            if let Some(submissions) = submissions {
+                let options = grade::class::Options {
+                    submissions,
+                    output_dir,
+                    jobs,
+                    step,
+                    tests,
+                    no_trace,
+                    sandbox,
+                    format,
+                };
+                return match grade::class::run(&options) {
+                    Ok(true) => ExitCode::SUCCESS,
+                    Ok(false) => ExitCode::from(1),
+                    Err(e) => {
+                        eprintln!("xtask: {e}");
+                        ExitCode::from(1)
+                    }
+                };
+            }
             let options = grade::Options {
                 step,
                 solutions,
@@ -164,6 +204,8 @@ fn main() -> ExitCode {
                 submission,
                 format,
                 output,
+                checkout,
+                outcome_json,
             };
             match grade::run(&options) {
                 Ok(true) => Ok(()),

@@ -278,6 +278,9 @@ impl Workspace {
         }
         let mut limit = None;
         if let Some(jail) = &self.jail {
+            // A submission is built once: incremental compilation would
+            // only cost time and leave state behind in its target.
+            command.env("CARGO_INCREMENTAL", "0");
             jail.apply(&mut command);
             limit = Some(jail.time_limit);
         }

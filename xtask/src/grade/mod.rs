@@ -10,6 +10,7 @@
 
 pub mod build;
 pub mod case;
+pub mod class;
 pub mod outcome;
 pub mod report;
 mod requirements;
@@ -51,6 +52,11 @@ pub struct Options {
     pub format: Format,
     /// Where the report in `format` goes (stdout then gets the human one).
     pub output: Option<PathBuf>,
+    /// Where `submission` is laid out (default: beside the workbook); a
+    /// class's slot (see `class`).
+    pub checkout: Option<PathBuf>,
+    /// Also write the json report here (what `class` reads back).
+    pub outcome_json: Option<PathBuf>,
 }
 
 /// How much isolation `grade` insists on.
@@ -62,6 +68,17 @@ pub enum SandboxMode {
     Require,
     /// None: only to measure what the sandbox costs (`cargo xtask bench`).
     Off,
+}
+
+impl SandboxMode {
+    /// As given on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::Require => "require",
+            Self::Off => "off",
+        }
+    }
 }
 
 /// How long past a case's own time limit its helper may take (jail set-up,
@@ -78,6 +95,10 @@ pub fn run(options: &Options) -> Result<bool, String> {
 /// Writes the report where it was asked for. With `--output`, stdout gets
 /// the human report as well, for whoever reads the log.
 fn publish(outcome: &Outcome, options: &Options) -> Result<(), String> {
+    if let Some(file) = &options.outcome_json {
+        let text = report::render(outcome, Format::Json, false)?;
+        std::fs::write(file, text).map_err(|e| format!("{}: {e}", file.display()))?;
+    }
     let human = || report::human::render(outcome, &report::human::Style::detect(), options.verbose);
     match &options.output {
         None if options.format == Format::Human => print!("{}", human()),
@@ -116,8 +137,15 @@ pub fn grade(options: &Options) -> Result<Outcome, String> {
         (Some(_), None) if options.solutions => {
             return Err("--submission grades a student's steps, not --solutions".into())
         }
-        (Some(dir), None) => match submission::check(dir) {
-            Ok(placements) => submission::checkout(&root, &placements)?,
+        (Some(dir), None) => match submission::check(dir, &root) {
+            Ok(placements) => {
+                let checkout = options
+                    .checkout
+                    .clone()
+                    .unwrap_or_else(|| submission::default_checkout(&root));
+                submission::checkout(&root, &checkout, &placements)?;
+                checkout
+            }
             Err(refusal) => return Ok(refused(&steps, &tests, refusal, started)),
         },
         (None, Some(dir)) if !dir.is_dir() => {

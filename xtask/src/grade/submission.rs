@@ -16,6 +16,17 @@
 //! grader sources are the instructor's. macOS archive clutter
 //! (`__MACOSX/`, `.DS_Store`) is skipped silently. A step the submission
 //! leaves out keeps the skeleton, and grades as not started.
+//!
+//! A clone of the student's repository (a `Cargo.toml` and an `exercises/`
+//! at its top) is accepted too: its step sources are taken as above, its
+//! `.git/` and `target/` folders skipped, and the rest never used. What
+//! would change the build if it were used must still be the workbook's
+//! own, byte for byte, or the submission is refused: the top `Cargo.toml`,
+//! `.cargo/`, `rust-toolchain*`, and every file under `exercises/` outside
+//! the steps' `src/` (a changed manifest, a `build.rs`, a file the
+//! workbook does not have). The instructor's `tests/`, `xtask/`,
+//! `solutions/` and `support/` are the grader's own; the student's copies
+//! are ignored.
 
 use std::path::{Path, PathBuf};
 
@@ -33,11 +44,13 @@ pub struct Placement {
     pub to: PathBuf,
 }
 
-/// Checks a submission; Err is the reason it is refused, for the student.
-pub fn check(dir: &Path) -> Result<Vec<Placement>, String> {
+/// Checks a submission against the `workbook` it is a copy of; Err is the
+/// reason it is refused, for the student.
+pub fn check(dir: &Path, workbook: &Path) -> Result<Vec<Placement>, String> {
     if !dir.is_dir() {
         return Err(format!("{}: no such directory", dir.display()));
     }
+    let clone = dir.join("Cargo.toml").is_file() && dir.join("exercises").is_dir();
     let mut placements = Vec::new();
     let mut refused = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
@@ -52,6 +65,9 @@ pub fn check(dir: &Path) -> Result<Vec<Placement>, String> {
             if name == "__MACOSX" || name == ".DS_Store" {
                 continue;
             }
+            if clone && (name == ".git" || name == "target") {
+                continue;
+            }
             // Never followed: a link could name any file of the grader's.
             let Ok(meta) = std::fs::symlink_metadata(&path) else {
                 refused.push(format!("{shown} (unreadable)"));
@@ -63,10 +79,12 @@ pub fn check(dir: &Path) -> Result<Vec<Placement>, String> {
                 refused.push(format!("{shown} (not a regular file)"));
             } else if meta.len() > MAX_FILE_BYTES {
                 refused.push(format!("{shown} (larger than 1 MiB)"));
-            } else if let Some(to) = destination(&relative) {
+            } else if let Some(to) = destination(&relative, clone) {
                 placements.push(Placement { from: path, to });
-            } else {
+            } else if !clone {
                 refused.push(shown);
+            } else if let Some(why) = differs_from_workbook(&relative, &path, workbook) {
+                refused.push(format!("{shown} ({why})"));
             }
         }
     }
@@ -82,7 +100,12 @@ pub fn check(dir: &Path) -> Result<Vec<Placement>, String> {
     refused.truncate(LISTED);
     let mut message = format!(
         "submission refused: it may contain only the steps' sources, such as \
-         ex1_fibonacci_child/src/main.rs (optionally under exercises/); not allowed: {}",
+         ex1_fibonacci_child/src/main.rs (optionally under exercises/){}; not allowed: {}",
+        if clone {
+            ", and the workbook's own files unchanged"
+        } else {
+            ""
+        },
         refused.join(", ")
     );
     if more > 0 {
@@ -91,9 +114,33 @@ pub fn check(dir: &Path) -> Result<Vec<Placement>, String> {
     Err(message)
 }
 
-/// `[exercises/]<step>/src/<rest>` becomes `<step>/src/<rest>`.
-fn destination(relative: &Path) -> Option<PathBuf> {
-    let relative = relative.strip_prefix("exercises").unwrap_or(relative);
+/// In a clone, a file outside the steps' sources that would change the
+/// build if it were used: why, when it is not the workbook's own.
+fn differs_from_workbook(relative: &Path, path: &Path, workbook: &Path) -> Option<&'static str> {
+    let top = relative.components().next()?.as_os_str().to_string_lossy();
+    let matters = relative == Path::new("Cargo.toml")
+        || top == ".cargo"
+        || top.starts_with("rust-toolchain")
+        || top == "exercises";
+    if !matters {
+        return None;
+    }
+    let theirs = std::fs::read(path).ok();
+    match std::fs::read(workbook.join(relative)) {
+        Ok(ours) if Some(&ours) == theirs.as_ref() => None,
+        Ok(_) => Some("changed"),
+        Err(_) => Some("not in the workbook"),
+    }
+}
+
+/// `[exercises/]<step>/src/<rest>` becomes `<step>/src/<rest>` (in a
+/// clone, `exercises/` is required).
+fn destination(relative: &Path, clone: bool) -> Option<PathBuf> {
+    let relative = match relative.strip_prefix("exercises") {
+        Ok(inside) => inside,
+        Err(_) if clone => return None,
+        Err(_) => relative,
+    };
     let mut parts = relative.components();
     let step = parts.next()?.as_os_str().to_str()?;
     let src = parts.next()?.as_os_str();
@@ -105,13 +152,18 @@ fn destination(relative: &Path) -> Option<PathBuf> {
         .then(|| Path::new(step).join("src").join(rest))
 }
 
-/// Lays out the checkout a submission is graded in, beside the workbook
-/// (`WORKBOOK.submission/`): a workspace of the exercises alone (the workbook's manifest
+/// Where `--submission` lays out its checkout: beside the workbook.
+pub fn default_checkout(workbook: &Path) -> PathBuf {
+    let name = workbook.file_name().unwrap_or_default().to_string_lossy();
+    workbook.with_file_name(format!("{name}.submission"))
+}
+
+/// Lays out the checkout a submission is graded in, `dir` (outside the
+/// workbook): a workspace of the exercises alone (the workbook's manifest
 /// with `exercises/*` as its only members, and its lock file), a fresh copy
 /// of `exercises/`, and the submission over it.
-pub fn checkout(workbook: &Path, placements: &[Placement]) -> Result<PathBuf, String> {
-    let name = workbook.file_name().unwrap_or_default().to_string_lossy();
-    let dir = workbook.with_file_name(format!("{name}.submission"));
+pub fn checkout(workbook: &Path, dir: &Path, placements: &[Placement]) -> Result<(), String> {
+    let dir = dir.to_path_buf();
     let io = |path: &Path, e: std::io::Error| format!("{}: {e}", path.display());
     std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
     let manifest = workbook.join("Cargo.toml");
@@ -142,7 +194,7 @@ pub fn checkout(workbook: &Path, placements: &[Placement]) -> Result<PathBuf, St
     }
     copy_sources(&workbook.join("exercises"), &exercises)?;
     place(placements, &exercises)?;
-    Ok(dir)
+    Ok(())
 }
 
 /// Copies a tree's regular files, build output aside.
@@ -185,7 +237,7 @@ mod tests {
 
     #[test]
     fn only_step_sources_are_placed() {
-        let ok = |p: &str| destination(Path::new(p)).map(|d| d.display().to_string());
+        let ok = |p: &str| destination(Path::new(p), false).map(|d| d.display().to_string());
         assert_eq!(
             ok("ex1_fibonacci_child/src/main.rs").as_deref(),
             Some("ex1_fibonacci_child/src/main.rs")
@@ -205,5 +257,8 @@ mod tests {
         ] {
             assert_eq!(ok(refused), None, "{refused}");
         }
+        // In a clone, the sources are under exercises/ only.
+        assert!(destination(Path::new("ex1_fibonacci_child/src/main.rs"), true).is_none());
+        assert!(destination(Path::new("exercises/ex1_fibonacci_child/src/main.rs"), true).is_some());
     }
 }

@@ -24,6 +24,28 @@ pub enum Format {
     Junit,
 }
 
+impl Format {
+    /// As given on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Human => "human",
+            Self::Json => "json",
+            Self::Gradescope => "gradescope",
+            Self::Junit => "junit",
+        }
+    }
+
+    /// A report file's extension (`STUDENT.EXT` in a class's reports).
+    pub fn extension(self) -> &'static str {
+        match self {
+            Self::Human => "txt",
+            Self::Json => "json",
+            Self::Gradescope => "gradescope.json",
+            Self::Junit => "xml",
+        }
+    }
+}
+
 /// The report in `format`, uncoloured (colours are for a terminal, which
 /// the caller handles for the human format).
 pub fn render(outcome: &Outcome, format: Format, verbose: bool) -> Result<String, String> {
