@@ -174,7 +174,8 @@ pub fn grade(options: &Options) -> Result<Graded, String> {
     let mut rows = rows.into_inner().unwrap();
     rows.sort_by(|a, b| a.student.cmp(&b.student));
     let csv = output.join("grades.csv");
-    std::fs::write(&csv, gradebook(&steps, &rows)).map_err(|e| format!("{}: {e}", csv.display()))?;
+    std::fs::write(&csv, gradebook(&steps, &rows))
+        .map_err(|e| format!("{}: {e}", csv.display()))?;
     Ok(Graded {
         rows,
         csv,
@@ -184,8 +185,8 @@ pub fn grade(options: &Options) -> Result<Graded, String> {
 
 /// The subfolders of the class directory, by name (hidden ones aside).
 fn list_students(class: &Path) -> Result<Vec<String>, String> {
-    let entries = std::fs::read_dir(class)
-        .map_err(|e| format!("--submissions {}: {e}", class.display()))?;
+    let entries =
+        std::fs::read_dir(class).map_err(|e| format!("--submissions {}: {e}", class.display()))?;
     let mut students: Vec<String> = entries
         .flatten()
         .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
@@ -489,7 +490,11 @@ fn stamp(root: &Path) -> Result<String, String> {
         .output()
         .map_err(|e| format!("cannot run rustc: {e}"))?;
     text.push_str(&String::from_utf8_lossy(&version.stdout));
-    for key in ["RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "CARGO_BUILD_RUSTFLAGS"] {
+    for key in [
+        "RUSTFLAGS",
+        "CARGO_ENCODED_RUSTFLAGS",
+        "CARGO_BUILD_RUSTFLAGS",
+    ] {
         text.push_str(&format!("{key}={:?}\n", std::env::var_os(key)));
     }
     Ok(text)
@@ -501,7 +506,13 @@ fn stamp(root: &Path) -> Result<String, String> {
 fn strip_own_artefacts(checkout: &Path, target: &Path) -> Result<(), String> {
     let output = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
         .current_dir(checkout)
-        .args(["metadata", "--no-deps", "--format-version", "1", "--offline"])
+        .args([
+            "metadata",
+            "--no-deps",
+            "--format-version",
+            "1",
+            "--offline",
+        ])
         .stdin(Stdio::null())
         .output()
         .map_err(|e| format!("cannot run cargo: {e}"))?;
@@ -516,7 +527,10 @@ fn strip_own_artefacts(checkout: &Path, target: &Path) -> Result<(), String> {
     }
     let debug = target.join("debug");
     let io = |p: &Path, e: std::io::Error| format!("{}: {e}", p.display());
-    for entry in std::fs::read_dir(&debug).map_err(|e| io(&debug, e))?.flatten() {
+    for entry in std::fs::read_dir(&debug)
+        .map_err(|e| io(&debug, e))?
+        .flatten()
+    {
         let name = entry.file_name();
         if !["deps", "build", ".fingerprint"].contains(&name.to_string_lossy().as_ref()) {
             remove(&entry.path());

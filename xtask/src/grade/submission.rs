@@ -259,6 +259,8 @@ mod tests {
         }
         // In a clone, the sources are under exercises/ only.
         assert!(destination(Path::new("ex1_fibonacci_child/src/main.rs"), true).is_none());
-        assert!(destination(Path::new("exercises/ex1_fibonacci_child/src/main.rs"), true).is_some());
+        assert!(
+            destination(Path::new("exercises/ex1_fibonacci_child/src/main.rs"), true).is_some()
+        );
     }
 }
