@@ -142,7 +142,7 @@ enum Command {
     Check,
     /// Measure the steps with speed goals against same-run baselines.
     Bench {
-        /// Only this benchmark: `ex3`, `ex5` or `grade`.
+        /// Only this benchmark: `ex3`, `ex5`, `grade` or `class`.
         only: Option<String>,
         /// Fewer repetitions, for a quick look.
         #[arg(long)]
