@@ -70,8 +70,10 @@ fn measure(root: &Path, work: &Path, students: usize) -> Result<(), String> {
         }
     }
     let started = Instant::now();
+    let cpu_before = children_cpu();
     let graded = grade(&class_dir, "class-grades")?;
     let wall = started.elapsed();
+    let cpu = children_cpu().saturating_sub(cpu_before);
     let full = graded.rows.iter().filter(|r| r.total == r.max && r.max > 0).count();
     let per = wall.as_secs_f64() / students as f64;
     let after_first = (wall.saturating_sub(one)).as_secs_f64() / (students - 1) as f64;
@@ -92,6 +94,21 @@ fn measure(root: &Path, work: &Path, students: usize) -> Result<(), String> {
         "per submission after the first",
         seconds(Duration::from_secs_f64(after_first))
     );
+    // CPU time does not depend on what else the machine runs; on a
+    // machine shared with other work, wall time does.
+    println!(
+        "  {:<36} {:>12}",
+        "CPU time per submission (all cores)",
+        seconds(cpu / students as u32)
+    );
+    println!(
+        "  {:<36} {:>12}",
+        "load average when done",
+        std::fs::read_to_string("/proc/loadavg")
+            .ok()
+            .and_then(|l| l.split_whitespace().next().map(String::from))
+            .unwrap_or_default()
+    );
     println!(
         "  full marks: {full} of {students} (expected {})",
         students - broken
@@ -101,6 +118,17 @@ fn measure(root: &Path, work: &Path, students: usize) -> Result<(), String> {
         verdict(after_first < 3.0)
     );
     Ok(())
+}
+
+/// User and system time of every finished descendant.
+fn children_cpu() -> Duration {
+    use nix::sys::resource::{getrusage, UsageWho};
+    getrusage(UsageWho::RUSAGE_CHILDREN).map_or(Duration::ZERO, |u| {
+        let t = |tv: nix::sys::time::TimeVal| {
+            Duration::from_secs(tv.tv_sec() as u64) + Duration::from_micros(tv.tv_usec() as u64)
+        };
+        t(u.user_time()) + t(u.system_time())
+    })
 }
 
 fn graded_jobs(students: usize) -> usize {
