@@ -41,7 +41,10 @@ fn measure(root: &Path, work: &Path, students: usize) -> Result<(), String> {
     let first = grade(&alone, "alone-grades")?;
     let mut one = started.elapsed();
     if let Some(store) = first.store_built_in {
-        println!("class: the dependency store was built first ({})", seconds(store));
+        println!(
+            "class: the dependency store was built first ({})",
+            seconds(store)
+        );
         let started = Instant::now();
         grade(&alone, "alone-grades")?;
         one = started.elapsed();
@@ -74,7 +77,11 @@ fn measure(root: &Path, work: &Path, students: usize) -> Result<(), String> {
     let graded = grade(&class_dir, "class-grades")?;
     let wall = started.elapsed();
     let cpu = children_cpu().saturating_sub(cpu_before);
-    let full = graded.rows.iter().filter(|r| r.total == r.max && r.max > 0).count();
+    let full = graded
+        .rows
+        .iter()
+        .filter(|r| r.total == r.max && r.max > 0)
+        .count();
     let per = wall.as_secs_f64() / students as f64;
     let after_first = (wall.saturating_sub(one)).as_secs_f64() / (students - 1) as f64;
     println!(
