@@ -120,10 +120,15 @@ fn measure(root: &Path, work: &Path, students: usize) -> Result<(), String> {
         "  full marks: {full} of {students} (expected {})",
         students - broken
     );
-    println!(
-        "  goal: under 3 s per submission after the first: {} ({after_first:.2} s)\n",
-        verdict(after_first < 3.0)
-    );
+    let errors = graded.rows.iter().filter(|r| r.status == "error").count();
+    if errors > 0 {
+        println!("  goal: not measured: the grader failed on {errors} submission(s)\n");
+    } else {
+        println!(
+            "  goal: under 3 s per submission after the first: {} ({after_first:.2} s)\n",
+            verdict(after_first < 3.0)
+        );
+    }
     Ok(())
 }
 

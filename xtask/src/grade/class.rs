@@ -203,15 +203,16 @@ fn list_students(class: &Path) -> Result<Vec<String>, String> {
     Ok(students)
 }
 
-/// One class at a time per workbook: the slots are shared.
+/// One class at a time per workbook: the slots are shared. A second one
+/// waits for the first.
 fn lock(area: &Path) -> Result<nix::fcntl::Flock<std::fs::File>, String> {
+    use nix::fcntl::{Flock, FlockArg};
     let path = area.join("lock");
     let file = std::fs::File::create(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock).map_err(|_| {
-        format!(
-            "another class is being graded from this workbook ({} is locked)",
-            path.display()
-        )
+    Flock::lock(file, FlockArg::LockExclusiveNonblock).or_else(|(file, _)| {
+        eprintln!("waiting for another class graded from this workbook to finish...");
+        Flock::lock(file, FlockArg::LockExclusive)
+            .map_err(|(_, e)| format!("{}: cannot lock: {e}", path.display()))
     })
 }
 
