@@ -6,7 +6,7 @@
 use std::fmt::Write;
 use std::io::IsTerminal;
 
-use crate::grade::outcome::{CaseOutcome, Outcome, StepState};
+use crate::grade::outcome::{CaseOutcome, Outcome, Status, StepState};
 use crate::grade::verdict::{tail, Detail};
 
 pub struct Style {
@@ -120,6 +120,25 @@ pub fn render(outcome: &Outcome, style: &Style, verbose: bool) -> String {
         outcome.possible(),
         outcome.duration.as_secs_f64()
     );
+    // A step whose cases cannot be read has points nobody can count: say
+    // so, rather than let the total pass for a complete one.
+    let unusable: Vec<&str> = outcome
+        .steps
+        .iter()
+        .filter(|s| {
+            matches!(s.state, StepState::CasesBroken(_))
+                || s.cases.iter().any(|c| c.status == Status::CaseError)
+        })
+        .map(|s| s.step)
+        .collect();
+    if !unusable.is_empty() {
+        let _ = writeln!(
+            out,
+            "{} the total is incomplete: the cases of {} cannot be used",
+            style.bad("note:"),
+            unusable.join(", ")
+        );
+    }
     out
 }
 
