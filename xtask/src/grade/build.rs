@@ -172,16 +172,21 @@ impl Workspace {
     /// `sandbox::check_packages`): `allowed` are the registry packages it
     /// may use. Built into the jail's private target directory, never one
     /// of the checkout's choosing.
+    ///
+    /// `target` is for the grader's own checkouts (a class's slots, laid out
+    /// by the grader from a submission's sources alone, with the compiled
+    /// dependencies already there): never a directory a submission chose.
     pub fn open_submission(
         dir: &Path,
         time_limit: std::time::Duration,
         allowed: &BTreeSet<(String, String)>,
+        target: Option<&Path>,
     ) -> Result<Self, String> {
         let dir = std::fs::canonicalize(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         if !dir.join("Cargo.toml").is_file() {
             return Err(format!("{} holds no Cargo.toml", dir.display()));
         }
-        let jail = super::sandbox::BuildJail::new(&dir, time_limit)?;
+        let jail = super::sandbox::BuildJail::new(&dir, time_limit, target)?;
         let mut command = jail.cargo();
         command
             .current_dir(&dir)

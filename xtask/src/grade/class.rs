@@ -38,7 +38,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::report::Format;
-use super::{build, submission, SandboxMode};
+use super::{build, sandbox, submission, SandboxMode};
 use crate::project;
 
 pub struct Options {
@@ -434,7 +434,13 @@ impl Store {
             eprintln!("building the dependencies once for the class...");
             let _ = std::fs::remove_dir_all(&dir);
             submission::checkout(root, &dir, &[])?;
-            let workspace = build::Workspace::open(&dir)?.jailed();
+            let allowed = sandbox::locked_registry_packages(&root.join("Cargo.lock"));
+            let workspace = build::Workspace::open_submission(
+                &dir,
+                sandbox::BUILD_TIME_LIMIT * 5,
+                &allowed,
+                Some(&target),
+            )?;
             let packages: Vec<String> = project::STEPS.iter().map(|s| s.to_string()).collect();
             for (step, built) in project::STEPS.iter().zip(workspace.build(&packages, false)) {
                 built.map_err(|e| format!("the dependency store: {step} does not build: {e}"))?;

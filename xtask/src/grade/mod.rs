@@ -164,7 +164,20 @@ pub fn grade(options: &Options) -> Result<Outcome, String> {
         }
         // Registry packages: only those the workbook itself uses.
         let allowed = sandbox::locked_registry_packages(&root.join("Cargo.lock"));
-        build::Workspace::open_submission(&workspace_dir, options.build_time_limit, &allowed)?
+        // A checkout the grader laid out itself (`--submission` with a
+        // class slot) keeps its target, where the class's compiled
+        // dependencies wait; any other is built into a private one.
+        let target = options
+            .checkout
+            .as_ref()
+            .filter(|_| options.submission.is_some())
+            .map(|c| c.join("target"));
+        build::Workspace::open_submission(
+            &workspace_dir,
+            options.build_time_limit,
+            &allowed,
+            target.as_deref(),
+        )?
     } else {
         build::Workspace::open(&workspace_dir)?
     };

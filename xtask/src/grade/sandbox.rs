@@ -1239,8 +1239,15 @@ pub struct BuildJail {
 }
 
 impl BuildJail {
+    /// A jail building `checkout` into `target`, a directory the grader
+    /// made and owns (a class slot's, seeded with the compiled
+    /// dependencies), or into a private one of its own when `None`.
     #[cfg(target_os = "linux")]
-    pub fn new(checkout: &Path, time_limit: std::time::Duration) -> Result<Self, String> {
+    pub fn new(
+        checkout: &Path,
+        time_limit: std::time::Duration,
+        target: Option<&Path>,
+    ) -> Result<Self, String> {
         use nix::unistd::{getegid, geteuid};
         use std::os::unix::fs::DirBuilderExt;
         let home = std::env::var_os("HOME").map(PathBuf::from);
@@ -1263,7 +1270,14 @@ impl BuildJail {
             .mode(0o700)
             .create(&private)
             .map_err(|e| format!("cannot create {}: {e}", private.display()))?;
-        let target = private.join("target");
+        let target = match target {
+            // Never a link: what the build writes must land where we say.
+            Some(dir) if dir.is_symlink() => {
+                return Err(format!("{} is a symbolic link", dir.display()))
+            }
+            Some(dir) => dir.to_path_buf(),
+            None => private.join("target"),
+        };
         let tmp = private.join("tmp");
         let _ = std::fs::create_dir(&target);
         let _ = std::fs::create_dir(&tmp);
@@ -1272,7 +1286,7 @@ impl BuildJail {
         readable.extend(rustup_home.clone());
         readable.extend(toolchain.clone());
         readable.extend(cargo_home.clone());
-        let mut writable = vec![private.clone()];
+        let mut writable = vec![private.clone(), target.clone()];
         // Cargo records the versions it resolved in the checkout's
         // Cargo.lock: that one file may be written (made now if missing;
         // no link can be in the way, see `check_submission`).
@@ -1361,7 +1375,11 @@ impl BuildJail {
     }
 
     #[cfg(not(target_os = "linux"))]
-    pub fn new(_checkout: &Path, time_limit: std::time::Duration) -> Result<Self, String> {
+    pub fn new(
+        _checkout: &Path,
+        time_limit: std::time::Duration,
+        _target: Option<&Path>,
+    ) -> Result<Self, String> {
         let private = std::env::temp_dir().join(format!("xtask-build-{}", std::process::id()));
         let _ = std::fs::create_dir_all(&private);
         Ok(Self {
