@@ -632,6 +632,15 @@ fn a_learners_progress_never_breaks_the_suite() {
         "the copy's solved step 1\n{}",
         show(&output)
     );
+    // The instructor's way: the copy as a student's clone, graded from the
+    // workbook with --submission (step sources only, in the sandbox).
+    let output = grade(&["ex1", "--submission", copy.to_str().unwrap(), "--jobs", "1"]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains(&format!("ex1_fibonacci_child: {full}/{full} points, all")),
+        "the copy as a submission\n{}",
+        show(&output)
+    );
     let output = grade_in(&copy, &["ex2", "--jobs", "1"], &[]);
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(

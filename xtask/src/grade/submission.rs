@@ -68,6 +68,12 @@ pub fn check(dir: &Path, workbook: &Path) -> Result<Vec<Placement>, String> {
             if clone && (name == ".git" || name == "target") {
                 continue;
             }
+            // A clone's copies of the grader's own folders are never used,
+            // so never read either (the grader's fixtures hold links).
+            let grader_own = ["tests", "xtask", "solutions", "support"];
+            if clone && folder == dir && grader_own.iter().any(|g| name == *g) {
+                continue;
+            }
             // Never followed: a link could name any file of the grader's.
             let Ok(meta) = std::fs::symlink_metadata(&path) else {
                 refused.push(format!("{shown} (unreadable)"));
