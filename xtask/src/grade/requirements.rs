@@ -449,7 +449,10 @@ fn child_killed(c: &Context) -> Option<Problem> {
                 k.pid == c.process.pid
                     && Trace::reached(k).contains(&exit.pid)
                     && k.signal == exit.signal
-                    && k.at_ms <= exit.at_ms
+                    // Begun before the death: the kill is logged at its
+                    // exit, which a loaded tracer may see after the target's
+                    // own exit, though the signal came first.
+                    && k.start_ms.unwrap_or(k.at_ms) <= exit.at_ms
             })
     });
     (!killed).then(|| {
