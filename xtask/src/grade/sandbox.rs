@@ -788,10 +788,7 @@ fn make_cgroup(controller: &str, pid: u32, settings: &[(&str, String)]) -> Optio
 /// over the kernel's ABI: what the kernel lacks is left out.
 #[cfg(target_os = "linux")]
 fn landlock_ruleset(scratch: &Path, readable: &[PathBuf]) -> Option<OwnedFd> {
-    use landlock::{
-        Access, AccessFs, AccessNet, PathBeneath, PathFd, Ruleset, RulesetAttr, RulesetCreatedAttr,
-        Scope, ABI,
-    };
+    use landlock::{Access, AccessFs, ABI};
     let abi = ABI::V6;
     let read = AccessFs::from_read(abi);
     let device = AccessFs::ReadFile | AccessFs::WriteFile | AccessFs::IoctlDev;
@@ -816,6 +813,21 @@ fn landlock_ruleset(scratch: &Path, readable: &[PathBuf]) -> Option<OwnedFd> {
     rules.extend(readable.iter().map(|p| (p.clone(), read)));
     rules.push((scratch.to_path_buf(), AccessFs::from_all(abi)));
 
+    restricting_ruleset(abi, rules)
+}
+
+/// A Landlock ruleset handling every file right, TCP bind and connect, and
+/// signal and abstract-socket scoping, that grants `rules` and nothing else.
+/// Shared by the case jail and the build jail.
+#[cfg(target_os = "linux")]
+fn restricting_ruleset(
+    abi: landlock::ABI,
+    rules: Vec<(PathBuf, landlock::BitFlags<landlock::AccessFs>)>,
+) -> Option<OwnedFd> {
+    use landlock::{
+        Access, AccessFs, AccessNet, PathBeneath, PathFd, Ruleset, RulesetAttr, RulesetCreatedAttr,
+        Scope,
+    };
     let mut ruleset = Ruleset::default()
         .handle_access(AccessFs::from_all(abi))
         .ok()?
@@ -1507,10 +1519,7 @@ fn sysroot() -> Option<PathBuf> {
 
 #[cfg(target_os = "linux")]
 fn build_ruleset(readable: &[PathBuf], writable: &[PathBuf]) -> Option<OwnedFd> {
-    use landlock::{
-        Access, AccessFs, AccessNet, PathBeneath, PathFd, Ruleset, RulesetAttr, RulesetCreatedAttr,
-        Scope, ABI,
-    };
+    use landlock::{Access, AccessFs, ABI};
     let abi = ABI::V6;
     let read = AccessFs::from_read(abi);
     // Of /etc, only what the dynamic loader and the `cc` link need: never
@@ -1541,26 +1550,5 @@ fn build_ruleset(readable: &[PathBuf], writable: &[PathBuf]) -> Option<OwnedFd> 
             .iter()
             .map(|p| (p.clone(), AccessFs::from_all(abi))),
     );
-    let mut ruleset = Ruleset::default()
-        .handle_access(AccessFs::from_all(abi))
-        .ok()?
-        .handle_access(AccessNet::BindTcp | AccessNet::ConnectTcp)
-        .ok()?
-        .scope(Scope::Signal | Scope::AbstractUnixSocket)
-        .ok()?
-        .create()
-        .ok()?;
-    for (path, access) in rules {
-        let Ok(fd) = PathFd::new(&path) else {
-            continue;
-        };
-        let access = if path.is_dir() {
-            access
-        } else {
-            access & AccessFs::from_file(abi)
-        };
-        ruleset = ruleset.add_rule(PathBeneath::new(fd, access)).ok()?;
-    }
-    let fd: Option<OwnedFd> = ruleset.into();
-    fd
+    restricting_ruleset(abi, rules)
 }
