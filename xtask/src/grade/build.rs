@@ -223,6 +223,11 @@ impl Workspace {
         })
     }
 
+    /// What the build jail lacks here (empty: all of it, or no jail).
+    pub fn jail_missing(&self) -> &[String] {
+        self.jail.as_ref().map_or(&[], |j| j.missing.as_slice())
+    }
+
     pub fn jail_line(&self) -> Option<&str> {
         self.jail.as_ref().map(|j| j.isolation.as_str())
     }

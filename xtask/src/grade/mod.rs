@@ -210,6 +210,12 @@ pub fn grade(options: &Options) -> Result<Outcome, String> {
         ));
     }
     let build_jail = workspace.jail_line().map(str::to_string);
+    if options.sandbox == SandboxMode::Require && !workspace.jail_missing().is_empty() {
+        return Err(format!(
+            "--sandbox=require: this machine cannot give the build its full sandbox ({})",
+            build_jail.as_deref().unwrap_or_default()
+        ));
+    }
 
     let packages: Vec<String> = steps.iter().map(|s| format!("{s}{suffix}")).collect();
     let built = workspace.build(&packages, false);

@@ -77,6 +77,14 @@
 //! What cannot be had is named by [`Isolation::line`] and missing pieces are
 //! listed; `--sandbox=require` turns a missing piece into an error.
 //!
+//! In a container with the default capabilities (Docker's, Gradescope's:
+//! root without CAP_SYS_ADMIN or CAP_SYS_PTRACE, cgroups read-only) no
+//! namespace can be made. What remains holds: the case uid, Landlock,
+//! rlimits, and the trace. The tracer seizes each program while it still
+//! has the keeper's uid (the seizure outlives the uid change), and reads
+//! the case uid's `/proc` files with that uid as its file-system uid. The
+//! build jail likewise runs without its namespaces and says so.
+//!
 //! The jail only confines. Observing is the supervisor's job (ptrace and
 //! seccomp, see `supervisor`), judging the verdict's; neither depends on
 //! this module beyond the [`Confinement`] a launch carries.
@@ -267,6 +275,11 @@ impl Confinement {
             landlock: None,
             address_space: None,
         })
+    }
+
+    /// The uid the programs switch to (as root), if any.
+    pub fn uid(&self) -> Option<u32> {
+        self.uid
     }
 
     /// Confines the calling process. Called in the child between `fork`
@@ -1241,7 +1254,12 @@ pub struct BuildJail {
     user_maps: Option<Arc<[CString; 5]>>,
     /// As root: drop every capability before exec.
     drop_capabilities: bool,
+    /// Whether the network and IPC namespaces can be made here (not in a
+    /// container with the default capabilities).
+    namespaces: bool,
     pub isolation: String,
+    /// What a missing feature leaves open (empty: the full build jail).
+    pub missing: Vec<String>,
     /// The whole environment cargo gets.
     env: Vec<(String, PathBuf)>,
     /// The grader's private directory: `target/` and `tmp/` of the build.
@@ -1348,21 +1366,39 @@ impl BuildJail {
                 env.push(("RUSTC".into(), rustc));
             }
         }
+        let namespaces = build_namespaces_available(user_maps.as_deref());
         let parts = format!(
-            "{}net+ipc namespaces, {}empty environment, {} s limit",
-            if root { "" } else { "user+" },
+            "{}{}empty environment, {} s limit",
+            match (namespaces, root) {
+                (false, _) => "",
+                (true, true) => "net+ipc namespaces, ",
+                (true, false) => "user+net+ipc namespaces, ",
+            },
             if root { "no capabilities, " } else { "" },
             time_limit.as_secs()
         );
-        let isolation = match &ruleset {
-            Some(_) => format!("build sandbox: {parts}, landlock (reads: checkout, toolchain, cargo home; writes: a private target directory)"),
-            None => format!("build sandbox: {parts}; missing: landlock, so the compiler can read whatever you can"),
-        };
+        let mut missing = Vec::new();
+        if !namespaces {
+            missing.push(
+                "no network namespace (none can be made here): only TCP is refused (landlock)"
+                    .to_string(),
+            );
+        }
+        let mut isolation = format!("build sandbox: {parts}");
+        match &ruleset {
+            Some(_) => isolation.push_str(", landlock (reads: checkout, toolchain, cargo home; writes: a private target directory)"),
+            None => missing.push("no landlock, so the compiler can read whatever you can".into()),
+        }
+        if !missing.is_empty() {
+            isolation.push_str(&format!("; missing: {}", missing.join("; ")));
+        }
         Ok(Self {
             ruleset,
             user_maps,
             drop_capabilities: root,
+            namespaces,
             isolation,
+            missing,
             env,
             private,
             target,
@@ -1398,7 +1434,9 @@ impl BuildJail {
             ruleset: None,
             user_maps: None,
             drop_capabilities: false,
+            namespaces: false,
             isolation: "build sandbox: none (only Linux has one)".into(),
+            missing: vec!["no build sandbox outside Linux".into()],
             env: Vec::new(),
             target: private.join("target"),
             private,
@@ -1420,41 +1458,18 @@ impl BuildJail {
         let ruleset = self.ruleset.as_ref().map(|fd| fd.as_raw_fd());
         let maps = self.user_maps.clone();
         let drop_capabilities = self.drop_capabilities;
+        let namespaces = self.namespaces;
         // SAFETY: the closure runs in the forked child before exec and
         // makes only system calls (close_range or fcntl, unshare, open,
         // write, close, setrlimit, prctl, landlock_restrict_self) on memory
         // prepared before the fork.
         unsafe {
             command.pre_exec(move || {
-                let fail = || Err(std::io::Error::last_os_error());
                 // Cargo (and the compiler) get no descriptor the grader
                 // inherited: only the pipes Command set up as 0, 1 and 2.
                 close_on_exec_from(3);
-                let namespaces = libc::CLONE_NEWNET | libc::CLONE_NEWIPC;
-                match &maps {
-                    None => {
-                        if libc::unshare(namespaces) != 0 {
-                            return fail();
-                        }
-                    }
-                    Some(maps) => {
-                        if libc::unshare(libc::CLONE_NEWUSER | namespaces) != 0 {
-                            return fail();
-                        }
-                        for (path, text) in [
-                            (&maps[0], c"deny"),
-                            (&maps[1], maps[3].as_c_str()),
-                            (&maps[2], maps[4].as_c_str()),
-                        ] {
-                            let fd = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
-                            let len = text.count_bytes();
-                            if fd < 0 || libc::write(fd, text.as_ptr().cast(), len) != len as isize
-                            {
-                                return fail();
-                            }
-                            libc::close(fd);
-                        }
-                    }
+                if namespaces {
+                    enter_build_namespaces(maps.as_deref())?;
                 }
                 let memory = libc::rlimit {
                     rlim_cur: BUILD_MEMORY_LIMIT,
@@ -1485,7 +1500,7 @@ impl BuildJail {
                     if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
                         || libc::syscall(libc::SYS_landlock_restrict_self, ruleset, 0) != 0
                     {
-                        return fail();
+                        return Err(std::io::Error::last_os_error());
                     }
                 }
                 Ok(())
@@ -1497,6 +1512,63 @@ impl BuildJail {
     pub fn apply(&self, command: &mut std::process::Command) {
         command.arg("--offline");
     }
+}
+
+/// Unshares the build's network and IPC namespaces: as root directly, as
+/// an ordinary user with a user namespace mapping only its own ids
+/// (`maps`: the setgroups, uid_map and gid_map paths, then the two lines).
+///
+/// # Safety
+/// Only in a freshly forked child: system calls on memory prepared before
+/// the fork, nothing else.
+#[cfg(target_os = "linux")]
+unsafe fn enter_build_namespaces(maps: Option<&[CString; 5]>) -> std::io::Result<()> {
+    use nix::libc;
+    let fail = || Err(std::io::Error::last_os_error());
+    let namespaces = libc::CLONE_NEWNET | libc::CLONE_NEWIPC;
+    let Some(maps) = maps else {
+        return if libc::unshare(namespaces) != 0 {
+            fail()
+        } else {
+            Ok(())
+        };
+    };
+    if libc::unshare(libc::CLONE_NEWUSER | namespaces) != 0 {
+        return fail();
+    }
+    for (path, text) in [
+        (&maps[0], c"deny"),
+        (&maps[1], maps[3].as_c_str()),
+        (&maps[2], maps[4].as_c_str()),
+    ] {
+        let fd = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+        let len = text.count_bytes();
+        if fd < 0 || libc::write(fd, text.as_ptr().cast(), len) != len as isize {
+            return fail();
+        }
+        libc::close(fd);
+    }
+    Ok(())
+}
+
+/// Whether [`enter_build_namespaces`] works here, tried once in a child
+/// (`/bin/true`): a container with the default capabilities refuses it,
+/// and the build then runs with what remains, saying what is missing.
+#[cfg(target_os = "linux")]
+fn build_namespaces_available(maps: Option<&[CString; 5]>) -> bool {
+    use std::os::unix::process::CommandExt;
+    let maps = maps.cloned();
+    let mut probe = std::process::Command::new("/bin/true");
+    probe
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    // SAFETY: the closure only calls `enter_build_namespaces`, whose
+    // contract it meets: a fresh child about to exec.
+    unsafe {
+        probe.pre_exec(move || enter_build_namespaces(maps.as_ref()));
+    }
+    probe.status().is_ok_and(|status| status.success())
 }
 
 impl Drop for BuildJail {
