@@ -213,6 +213,11 @@ impl Isolation {
                     .to_string(),
             );
         }
+        if !self.hidepid {
+            missing.push(
+                "no private /proc: programs can read other processes' command lines".to_string(),
+            );
+        }
         if !self.ipc_ns {
             missing.push("no IPC namespace: programs share System V IPC with the host".to_string());
         }
