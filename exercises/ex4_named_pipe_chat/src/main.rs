@@ -21,8 +21,9 @@
 //! - Every message is one `write` of at most PIPE_BUF bytes; a longer line
 //!   is sent in several parts.
 //! - A stale inbox (a crashed member's FIFO) never blocks anyone; the next
-//!   member to join or leave removes it (`remove_stale_inboxes`, given),
-//!   and a new member may take over its name; a live name is refused.
+//!   member to join or leave removes it (`remove_stale_inboxes`, given in
+//!   `stale_inboxes.rs`), and a new member may take over its name; a live
+//!   name is refused.
 //! - `/quit`, end of input, Ctrl-C, SIGTERM and SIGHUP all leave cleanly:
 //!   announce it, unlink the inbox, exit 0.
 //! - An idle member uses no CPU: no busy polling.
@@ -35,6 +36,8 @@
 
 // TODO: delete this line when you are done; the warnings it hides will help.
 #![allow(unused)]
+
+mod stale_inboxes;
 
 use std::ffi::OsString;
 use std::fs::{File, OpenOptions};
@@ -260,37 +263,6 @@ impl RoomDir {
         // stale one fails: skip it), write the whole message in one `write`, and
         // report a full inbox (WouldBlock). Return the names reached.
         todo!("send to everyone else")
-    }
-
-    /// Removes the inboxes that nobody reads, and says so on behalf of
-    /// `who`. A member killed with `kill -9` leaves its FIFO behind, and
-    /// without this the room could never be removed. An inbox gets its
-    /// name only once its owner reads it (see `Inbox::create`) and loses
-    /// it before its owner stops reading, so ENXIO from a nonblocking open
-    /// for writing proves that its owner is gone.
-    fn remove_stale_inboxes(&self, who: &str) {
-        let mut removed = Vec::new();
-        // Every inbox, ours included: no name is empty.
-        for name in self.inbox_names("") {
-            let path = self.inbox_path(&name);
-            let Ok(before) = std::fs::symlink_metadata(&path) else {
-                continue;
-            };
-            let nobody_reads = open_inbox_for_writing(&path)
-                .is_err_and(|e| e.raw_os_error() == Some(nix::libc::ENXIO));
-            // Only the very FIFO found stale: a member may have claimed the
-            // name again since.
-            let same = std::fs::symlink_metadata(&path).is_ok_and(|now| now.ino() == before.ino());
-            if nobody_reads && same && std::fs::remove_file(&path).is_ok() {
-                removed.push(format!("{name}{INBOX_SUFFIX}"));
-            }
-        }
-        if !removed.is_empty() {
-            println!(
-                "{who}: removed stale inboxes nobody was reading: {}",
-                removed.join(", ")
-            );
-        }
     }
 
     /// The last member out tidies up; it fails harmlessly if anyone is left.
