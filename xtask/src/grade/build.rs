@@ -295,10 +295,11 @@ impl Workspace {
         }
         let mut limit = None;
         if let Some(jail) = &self.jail {
+            jail.apply(&mut command);
+            // After `apply`, which clears the environment.
             for (key, value) in JAILED_BUILD_SETTINGS {
                 command.env(key, value);
             }
-            jail.apply(&mut command);
             limit = Some(jail.time_limit);
         }
         let mut found: BTreeMap<String, Binaries> = BTreeMap::new();

@@ -497,6 +497,9 @@ fn stamp(root: &Path) -> Result<String, String> {
         .output()
         .map_err(|e| format!("cannot run rustc: {e}"))?;
     text.push_str(&String::from_utf8_lossy(&version.stdout));
+    for (key, value) in build::JAILED_BUILD_SETTINGS {
+        text.push_str(&format!("{key}={value}\n"));
+    }
     for key in [
         "RUSTFLAGS",
         "CARGO_ENCODED_RUSTFLAGS",
