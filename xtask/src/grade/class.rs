@@ -603,7 +603,10 @@ fn prune(dir: &Path, relative: &Path, keep: &BTreeSet<PathBuf>) -> Result<(), St
 }
 
 /// Copies a tree (the store into a slot). `std::fs::copy` shares the
-/// blocks where the file system can (copy_file_range, reflinks).
+/// blocks where the file system can (copy_file_range, reflinks). Each
+/// file keeps its modification time: cargo takes a dependency whose output
+/// is newer than its dependent's for rebuilt, and would compile again
+/// whatever happened to be copied first.
 fn copy_tree(from: &Path, into: &Path) -> Result<(), String> {
     std::fs::create_dir_all(into).map_err(|e| format!("{}: {e}", into.display()))?;
     for entry in std::fs::read_dir(from)
@@ -615,8 +618,14 @@ fn copy_tree(from: &Path, into: &Path) -> Result<(), String> {
         if kind.is_dir() {
             copy_tree(&entry.path(), &to)?;
         } else if kind.is_file() {
-            std::fs::copy(entry.path(), &to)
-                .map_err(|e| format!("{}: {e}", entry.path().display()))?;
+            let io = |e: std::io::Error| format!("{}: {e}", entry.path().display());
+            std::fs::copy(entry.path(), &to).map_err(io)?;
+            let modified = entry.metadata().and_then(|m| m.modified()).map_err(io)?;
+            std::fs::File::options()
+                .write(true)
+                .open(&to)
+                .and_then(|f| f.set_modified(modified))
+                .map_err(io)?;
         }
     }
     Ok(())
