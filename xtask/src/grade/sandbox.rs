@@ -1250,6 +1250,15 @@ fn normalise(path: &Path) -> PathBuf {
     out
 }
 
+/// A directory of its own for each jail: one grader may hold two at once
+/// (a submission's, and the dependency store's while it is built, see
+/// `class`), and the first one dropped removes its directory.
+fn private_dir() -> PathBuf {
+    static JAILS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = JAILS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    std::env::temp_dir().join(format!("xtask-build-{}-{n}", std::process::id()))
+}
+
 /// The jail `cargo` runs in for a submission: see the section's comment.
 /// Owns the private directory the build writes into; removed when dropped.
 pub struct BuildJail {
@@ -1299,7 +1308,7 @@ impl BuildJail {
             .map(PathBuf::from)
             .and_then(|c| c.parent()?.parent().map(Path::to_path_buf))
             .or_else(sysroot);
-        let private = std::env::temp_dir().join(format!("xtask-build-{}", std::process::id()));
+        let private = private_dir();
         let _ = std::fs::remove_dir_all(&private);
         std::fs::DirBuilder::new()
             .mode(0o700)
@@ -1433,7 +1442,7 @@ impl BuildJail {
         time_limit: std::time::Duration,
         _target: Option<&Path>,
     ) -> Result<Self, String> {
-        let private = std::env::temp_dir().join(format!("xtask-build-{}", std::process::id()));
+        let private = private_dir();
         let _ = std::fs::create_dir_all(&private);
         Ok(Self {
             ruleset: None,
