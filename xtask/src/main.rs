@@ -87,6 +87,12 @@ enum Command {
         /// [default: DIR-grades beside DIR].
         #[arg(long, value_name = "DIR", requires = "submissions")]
         output_dir: Option<PathBuf>,
+        /// With `--workspace` or `--submission`: start the build from the
+        /// dependencies compiled once into `WORKBOOK.class/store` (as
+        /// `--submissions` does), copied into this grading's own target
+        /// directory, instead of compiling them again.
+        #[arg(long, conflicts_with_all = ["submissions", "solutions"])]
+        prebuilt_dependencies: bool,
         /// Where `--submission` lays out its checkout (used by `--submissions`).
         #[arg(long, value_name = "DIR", hide = true, requires = "submission")]
         checkout: Option<PathBuf>,
@@ -168,6 +174,7 @@ fn main() -> ExitCode {
             output_dir,
             checkout,
             outcome_json,
+            prebuilt_dependencies,
             format,
             output,
         } => {
@@ -206,6 +213,7 @@ fn main() -> ExitCode {
                 output,
                 checkout,
                 outcome_json,
+                prebuilt_dependencies,
             };
             match grade::run(&options) {
                 Ok(true) => Ok(()),

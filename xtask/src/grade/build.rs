@@ -53,6 +53,8 @@ pub struct Workspace {
     pub target_note: Option<String>,
     /// --- sandbox: the jail cargo runs in, for a submission.
     jail: Option<super::sandbox::BuildJail>,
+    /// Whether any package comes from a registry (known for a submission).
+    uses_registry: bool,
 }
 
 #[derive(Deserialize)]
@@ -164,6 +166,7 @@ impl Workspace {
             target_dir,
             target_note,
             jail: None,
+            uses_registry: false,
         })
     }
 
@@ -220,6 +223,7 @@ impl Workspace {
             target_dir: jail.target.clone(),
             target_note: None,
             jail: Some(jail),
+            uses_registry: all.iter().any(|p| p.source.is_some()),
         })
     }
 
@@ -230,6 +234,11 @@ impl Workspace {
 
     pub fn jail_line(&self) -> Option<&str> {
         self.jail.as_ref().map(|j| j.isolation.as_str())
+    }
+
+    /// Whether the submission depends on any registry package (nix...).
+    pub fn uses_registry(&self) -> bool {
+        self.uses_registry
     }
 
     pub fn has_package(&self, name: &str) -> bool {

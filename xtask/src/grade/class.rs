@@ -25,6 +25,9 @@
 //!   student's build left is removed), and `exercises/` is laid out anew:
 //!   a build reads no classmate's sources or binaries, and compiles only
 //!   the five steps. The store itself is never in a jail's reach.
+//! - Outside a class, `grade --workspace` or `--submission` with
+//!   `--prebuilt-dependencies` copies the store into a target directory of
+//!   its own for its one build ([`SeededTarget`]).
 //!
 //! Output: `grades.csv` (one row per student: points per step, total,
 //! status, reason) and `reports/STUDENT.EXT`, the student's report in the
@@ -115,9 +118,7 @@ pub fn grade(options: &Options) -> Result<Graded, String> {
     let output = output.canonicalize().map_err(|e| e.to_string())?;
     let reports = output.join("reports");
 
-    let name = root.file_name().unwrap_or_default().to_string_lossy();
-    let area = root.with_file_name(format!("{name}.class"));
-    std::fs::create_dir_all(&area).map_err(|e| format!("{}: {e}", area.display()))?;
+    let area = area(&root)?;
     let _lock = lock(&area)?;
     let jobs = options
         .jobs
@@ -203,14 +204,26 @@ fn list_students(class: &Path) -> Result<Vec<String>, String> {
     Ok(students)
 }
 
+/// `WORKBOOK.class`, beside the workbook: the store and the slots.
+fn area(root: &Path) -> Result<PathBuf, String> {
+    let name = root.file_name().unwrap_or_default().to_string_lossy();
+    let area = root.with_file_name(format!("{name}.class"));
+    std::fs::create_dir_all(&area).map_err(|e| format!("{}: {e}", area.display()))?;
+    Ok(area)
+}
+
 /// One class at a time per workbook: the slots are shared. A second one
-/// waits for the first.
+/// waits for the first. A grading that copies the store ([`SeededTarget`])
+/// takes it too, so that it never reads a store being rebuilt.
 fn lock(area: &Path) -> Result<nix::fcntl::Flock<std::fs::File>, String> {
     use nix::fcntl::{Flock, FlockArg};
     let path = area.join("lock");
     let file = std::fs::File::create(&path).map_err(|e| format!("{}: {e}", path.display()))?;
     Flock::lock(file, FlockArg::LockExclusiveNonblock).or_else(|(file, _)| {
-        eprintln!("waiting for another class graded from this workbook to finish...");
+        eprintln!(
+            "waiting for another grading that uses {} to finish...",
+            area.display()
+        );
         Flock::lock(file, FlockArg::LockExclusive)
             .map_err(|(_, e)| format!("{}: cannot lock: {e}", path.display()))
     })
@@ -431,7 +444,7 @@ impl Store {
         let mut built_in = None;
         if std::fs::read_to_string(&stamp_file).ok().as_deref() != Some(stamp.as_str()) {
             let started = Instant::now();
-            eprintln!("building the dependencies once for the class...");
+            eprintln!("building the dependencies once, into {}...", dir.display());
             let _ = std::fs::remove_dir_all(&dir);
             submission::checkout(root, &dir, &[])?;
             let allowed = sandbox::locked_registry_packages(&root.join("Cargo.lock"));
@@ -476,6 +489,49 @@ impl Store {
     /// the previous student's build leaves nothing behind.
     fn reset(&self, slot: &Path) -> Result<(), String> {
         prune(&slot.join("target"), Path::new(""), &self.files)
+    }
+}
+
+/// The target directory of one jailed build outside a class
+/// (`grade --workspace` or `--submission` with `--prebuilt-dependencies`),
+/// private to this grader and removed when dropped; [`fill`](Self::fill)
+/// copies the class's dependency store into it (built first if it is not
+/// ready). Like a slot, it then holds no binary of any checkout, only
+/// compiled dependencies: everything graded is built from the submission
+/// in this very grading.
+pub struct SeededTarget {
+    dir: PathBuf,
+}
+
+impl SeededTarget {
+    /// An empty one, for now.
+    pub fn new() -> Result<Self, String> {
+        use std::os::unix::fs::DirBuilderExt;
+        let dir = std::env::temp_dir().join(format!("xtask-deps-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        Ok(Self { dir })
+    }
+
+    pub fn target(&self) -> PathBuf {
+        self.dir.join("target")
+    }
+
+    /// Copies in the store of the workbook at `root`.
+    pub fn fill(&self, root: &Path) -> Result<(), String> {
+        let area = area(root)?;
+        let _lock = lock(&area)?;
+        let store = Store::ready(root, &area)?;
+        copy_tree(&store.target, &self.target())
+    }
+}
+
+impl Drop for SeededTarget {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 

@@ -57,6 +57,9 @@ pub struct Options {
     pub checkout: Option<PathBuf>,
     /// Also write the json report here (what `class` reads back).
     pub outcome_json: Option<PathBuf>,
+    /// Start a jailed build from the class's compiled dependencies (see
+    /// `class::SeededTarget`).
+    pub prebuilt_dependencies: bool,
 }
 
 /// How much isolation `grade` insists on.
@@ -158,6 +161,11 @@ pub fn grade(options: &Options) -> Result<Outcome, String> {
     // before cargo reads anything of it (see `sandbox`). A refusal is a
     // grade (every case at 0), so that a report is still written.
     let jailed = options.workspace.is_some() || options.submission.is_some();
+    if options.prebuilt_dependencies && !jailed {
+        return Err("--prebuilt-dependencies is for --workspace and --submission".into());
+    }
+    // Lives until the grading ends: the build's target directory.
+    let mut seeded = None;
     let workspace = if jailed {
         if let Err(refusal) = sandbox::check_submission(&workspace_dir) {
             return Ok(refused(&steps, &tests, refusal, started));
@@ -166,18 +174,29 @@ pub fn grade(options: &Options) -> Result<Outcome, String> {
         let allowed = sandbox::locked_registry_packages(&root.join("Cargo.lock"));
         // A checkout the grader laid out itself (`--submission` with a
         // class slot) keeps its target, where the class's compiled
-        // dependencies wait; any other is built into a private one.
-        let target = options
+        // dependencies wait; with --prebuilt-dependencies, a private target
+        // gets a copy of them; any other is built into a private one, from
+        // nothing.
+        let slot_target = options
             .checkout
             .as_ref()
             .filter(|_| options.submission.is_some())
             .map(|c| c.join("target"));
-        build::Workspace::open_submission(
+        if slot_target.is_none() && options.prebuilt_dependencies {
+            seeded = Some(class::SeededTarget::new()?);
+        }
+        let target = slot_target.or_else(|| seeded.as_ref().map(class::SeededTarget::target));
+        let workspace = build::Workspace::open_submission(
             &workspace_dir,
             options.build_time_limit,
             &allowed,
             target.as_deref(),
-        )?
+        )?;
+        // Copied only where used: the store is tens of megabytes.
+        if let Some(seeded) = seeded.as_ref().filter(|_| workspace.uses_registry()) {
+            seeded.fill(&root)?;
+        }
+        workspace
     } else {
         build::Workspace::open(&workspace_dir)?
     };

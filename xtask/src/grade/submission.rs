@@ -4,8 +4,9 @@
 //! (`WORKBOOK.submission/`), which is then built in the sandbox like any
 //! student's checkout. Being outside the workbook, the build can read none
 //! of the instructor's files (cases included), nor is it under the
-//! workbook's cargo settings; being kept, its `target/` keeps the
-//! dependencies compiled from one submission to the next.
+//! workbook's cargo settings. It is built into a target directory of the
+//! grader's own: an empty one, or with `--prebuilt-dependencies` a copy of
+//! the dependencies compiled once (see `class::SeededTarget`).
 //!
 //! A submission may contain the steps' sources only: regular files under
 //! `<step>/src/`, optionally under a leading `exercises/`
