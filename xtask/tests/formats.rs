@@ -9,101 +9,19 @@
 //!   hidden case's details appear in no format, and every case of a step
 //!   that is missing or does not compile counts at 0.
 //!
-//! Rule (as in `grading.rs`): one grading at a time in this test binary,
-//! and no more cases at once than there are CPUs (the grader's default).
+//! Rule: every test here that grades holds the one-grading-at-a-time lock
+//! (`common::one_at_a_time`, which holds across test processes), and no
+//! more cases run at once than there are CPUs (the grader's default).
+
+mod common;
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::sync::{Mutex, MutexGuard};
+use std::path::Path;
+use std::process::Command;
 
 use serde_json::Value;
 
-fn root() -> PathBuf {
-    let manifest = std::env::var_os("CARGO_MANIFEST_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| std::env::current_dir().unwrap());
-    manifest.parent().unwrap().to_path_buf()
-}
-
-fn one_at_a_time() -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn grade(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .current_dir(root())
-        .arg("grade")
-        .args(args)
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("run xtask grade")
-}
-
-fn show(output: &Output) -> String {
-    format!(
-        "status: {}\nstdout:\n{}\nstderr:\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
-fn temp_dir(what: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("xtask-{what}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn copy_dir(from: &Path, into: &Path) {
-    std::fs::create_dir_all(into).unwrap();
-    for entry in std::fs::read_dir(from).unwrap().flatten() {
-        let path = entry.path();
-        let target = into.join(entry.file_name());
-        if path.is_dir() {
-            copy_dir(&path, &target);
-        } else {
-            std::fs::copy(&path, &target).unwrap();
-        }
-    }
-}
-
-const STEPS: [&str; 5] = [
-    "ex1_fibonacci_child",
-    "ex2_signal_exchange",
-    "ex3_pipe_reverser",
-    "ex4_named_pipe_chat",
-    "ex5_round_robin",
-];
-
-/// A step's cases, in file-name order: (name, points, description).
-fn cases_of(dir: &Path) -> Vec<(String, u64, String)> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
-        .collect();
-    files.sort();
-    files
-        .iter()
-        .map(|file| {
-            let text = std::fs::read_to_string(file).unwrap();
-            let value = |key: &str| {
-                text.lines()
-                    .find_map(|l| l.strip_prefix(&format!("{key} = ")))
-                    .map(|v| v.trim().trim_matches('"').to_string())
-            };
-            (
-                file.file_stem().unwrap().to_string_lossy().into_owned(),
-                value("points").map_or(1, |p| p.parse().unwrap()),
-                value("description").unwrap(),
-            )
-        })
-        .collect()
-}
+use common::{cases_of, copy_tree, grade, one_at_a_time, root, Run, Scratch, STEPS};
 
 fn json(text: &[u8]) -> Value {
     serde_json::from_slice(text)
@@ -221,14 +139,15 @@ fn check_junit(xml: &str) -> (quick_junit::Report, usize, usize, usize) {
 /// every failed case, exit status 1, and nothing of the hidden case.
 #[test]
 fn a_failing_grade_in_every_format() {
-    let scratch = temp_dir("formats-failing");
+    let _one = one_at_a_time();
+    let scratch = Scratch::new("formats-failing");
     let checkout = scratch.join("checkout");
-    copy_dir(
+    copy_tree(
         &root().join("xtask/tests/fixtures/ex1_wrong_numbers"),
         &checkout,
     );
     let cases = scratch.join("cases");
-    copy_dir(&root().join("tests").join(STEPS[0]), &cases.join(STEPS[0]));
+    copy_tree(&root().join("tests").join(STEPS[0]), &cases.join(STEPS[0]));
     let prepend = |file: &str, line: &str| {
         let path = cases.join(STEPS[0]).join(file);
         let text = std::fs::read_to_string(&path).unwrap();
@@ -255,23 +174,16 @@ fn a_failing_grade_in_every_format() {
     };
     let run = |args: Vec<String>| {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let output = grade(&args);
-        assert_eq!(output.status.code(), Some(1), "{}", show(&output));
-        output
+        let run = grade(&args);
+        run.assert_code(1);
+        run
     };
-    let _one = one_at_a_time();
 
     // gradescope, to a file: stdout then carries the human report.
     let results = scratch.join("results/results.json");
     let mut with_output = args("gradescope");
     with_output.extend(["--output".to_string(), results.display().to_string()]);
-    let output = run(with_output);
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        stdout.contains("ex1_fibonacci_child: 0/10 points, 0 of 8 cases passed"),
-        "{}",
-        show(&output)
-    );
+    run(with_output).assert_stdout_has("ex1_fibonacci_child: 0/10 points, 0 of 8 cases passed");
     let text = std::fs::read_to_string(&results).unwrap();
     let report = json(text.as_bytes());
     check_gradescope(&report, &STEPS[..1], &cases, |_| false);
@@ -362,12 +274,11 @@ fn a_failing_grade_in_every_format() {
             assert!(!case["diagnosis"].as_array().unwrap().is_empty());
         }
     }
-    let text = String::from_utf8_lossy(&output.stdout);
+    let text = output.stdout();
     assert!(
         !text.contains(&hidden_description) && !text.contains(secret_numbers),
         "the hidden case leaks:\n{text}"
     );
-    let _ = std::fs::remove_dir_all(&scratch);
 }
 
 /// The reference step 1: full marks, exit status 0, in every format.
@@ -375,20 +286,20 @@ fn a_failing_grade_in_every_format() {
 fn full_marks_in_every_format() {
     let _one = one_at_a_time();
     let output = grade(&["ex1", "--solutions", "--format", "gradescope"]);
-    assert!(output.status.success(), "{}", show(&output));
+    output.assert_code(0);
     let report = json(&output.stdout);
     check_gradescope(&report, &STEPS[..1], &root().join("tests"), |_| true);
     assert_eq!(report["score"], report["max_score"]);
 
     let output = grade(&["ex1", "--solutions", "--format", "junit"]);
-    assert!(output.status.success(), "{}", show(&output));
-    let xml = String::from_utf8(output.stdout).unwrap();
+    output.assert_code(0);
+    let xml = output.stdout();
     let (_, suites, testcases, failures) = check_junit(&xml);
     let count = cases_of(&root().join("tests").join(STEPS[0])).len();
     assert_eq!((suites, testcases, failures), (1, count, 0), "{xml}");
 
     let output = grade(&["ex1", "--solutions", "--format", "json"]);
-    assert!(output.status.success(), "{}", show(&output));
+    output.assert_code(0);
     let report = json(&output.stdout);
     assert_eq!(report["full_marks"], true);
     assert_eq!(report["score"], report["max_score"]);
@@ -398,21 +309,20 @@ fn full_marks_in_every_format() {
 /// step appears, at 0, with its step's status, and the totals count them.
 #[test]
 fn every_case_of_an_ungraded_step_counts() {
-    let scratch = temp_dir("formats-ungraded");
+    let _one = one_at_a_time();
+    let scratch = Scratch::new("formats-ungraded");
     let checkout = scratch.join("checkout");
-    copy_dir(
+    copy_tree(
         &root().join("xtask/tests/fixtures/ex1_does_not_compile"),
         &checkout,
     );
-    let _one = one_at_a_time();
     let output = grade(&[
         "--workspace",
         checkout.to_str().unwrap(),
         "--format",
         "json",
     ]);
-    let _ = std::fs::remove_dir_all(&scratch);
-    assert_eq!(output.status.code(), Some(1), "{}", show(&output));
+    output.assert_code(1);
     let report = json(&output.stdout);
     let mut total = 0;
     for (index, step) in STEPS.iter().enumerate() {
@@ -445,9 +355,10 @@ fn every_case_of_an_ungraded_step_counts() {
 /// "failed". One case only: it takes its whole time limit.
 #[test]
 fn a_case_past_its_time_limit_is_timed_out() {
-    let scratch = temp_dir("formats-timeout");
+    let _one = one_at_a_time();
+    let scratch = Scratch::new("formats-timeout");
     let checkout = scratch.join("checkout");
-    copy_dir(&root().join("xtask/tests/fixtures/ex1_hangs"), &checkout);
+    copy_tree(&root().join("xtask/tests/fixtures/ex1_hangs"), &checkout);
     let cases = scratch.join("cases").join(STEPS[0]);
     std::fs::create_dir_all(&cases).unwrap();
     std::fs::copy(
@@ -455,7 +366,6 @@ fn a_case_past_its_time_limit_is_timed_out() {
         cases.join("fib_10.toml"),
     )
     .unwrap();
-    let _one = one_at_a_time();
     let output = grade(&[
         "ex1",
         "--workspace",
@@ -465,8 +375,7 @@ fn a_case_past_its_time_limit_is_timed_out() {
         "--format",
         "json",
     ]);
-    let _ = std::fs::remove_dir_all(&scratch);
-    assert_eq!(output.status.code(), Some(1), "{}", show(&output));
+    output.assert_code(1);
     let report = json(&output.stdout);
     let case = &report["steps"][0]["cases"][0];
     assert_eq!(case["status"], "timed_out", "{case:#}");
@@ -519,15 +428,15 @@ fn unzip(zip: &Path, into: &Path) {
     assert!(status.success());
 }
 
-fn run_autograder(root_dir: &Path) -> (Output, Value) {
-    let output = Command::new(root_dir.join("source/run_autograder"))
-        .env("AUTOGRADER_ROOT", root_dir)
-        .env("XTASK", env!("CARGO_BIN_EXE_xtask"))
-        .output()
-        .expect("run run_autograder");
-    assert!(output.status.success(), "{}", show(&output));
+fn run_autograder(root_dir: &Path) -> (Run, Value) {
+    let output = Run::of(
+        Command::new(root_dir.join("source/run_autograder"))
+            .env("AUTOGRADER_ROOT", root_dir)
+            .env("XTASK", env!("CARGO_BIN_EXE_xtask")),
+    );
+    output.assert_code(0);
     let results = std::fs::read(root_dir.join("results/results.json"))
-        .unwrap_or_else(|e| panic!("no results.json ({e})\n{}", show(&output)));
+        .unwrap_or_else(|e| panic!("no results.json ({e}){output}"));
     (output, json(&results))
 }
 
@@ -536,7 +445,8 @@ fn run_autograder(root_dir: &Path) -> (Output, Value) {
 /// reference step 1 as a student would submit it.
 #[test]
 fn the_gradescope_autograder_grades_a_submission() {
-    let scratch = temp_dir("autograder");
+    let _one = one_at_a_time();
+    let scratch = Scratch::new("autograder");
     let zip = scratch.join("autograder.zip");
     let status = Command::new(root().join("autograder/build_zip.sh"))
         .arg(&zip)
@@ -552,7 +462,6 @@ fn the_gradescope_autograder_grades_a_submission() {
         !source.join("solutions").exists(),
         "the answer key is in the zip"
     );
-    let _one = one_at_a_time();
 
     // A manifest and a link to a grader's file: refused, nothing built.
     let submission = scratch.join("submission");
@@ -568,8 +477,7 @@ fn the_gradescope_autograder_grades_a_submission() {
     let summary = report["output"].as_str().unwrap();
     assert!(
         summary.contains("refused") && summary.contains("ex1_fibonacci_child/Cargo.toml"),
-        "{}\n{report:#}",
-        show(&output)
+        "{output}\n{report:#}"
     );
 
     // The reference step 1, under exercises/ as in a student's repository.
@@ -595,7 +503,7 @@ fn the_gradescope_autograder_grades_a_submission() {
         .iter()
         .map(|c| c.1)
         .sum();
-    assert_eq!(report["score"], ex1, "{}", show(&output));
+    assert_eq!(report["score"], ex1, "{output}");
 
     // A step that compiles the instructor's case into itself: its build,
     // in the sandbox, cannot read the workbook (as ex1_hostile_include_str).
@@ -613,8 +521,6 @@ fn the_gradescope_autograder_grades_a_submission() {
     let summary = report["output"].as_str().unwrap();
     assert!(
         summary.contains("ex1_fibonacci_child: does not compile"),
-        "{}\n{report:#}",
-        show(&output)
+        "{output}\n{report:#}"
     );
-    let _ = std::fs::remove_dir_all(&scratch);
 }

@@ -8,46 +8,19 @@
 //! workbook as shipped (`cargo xtask check`), not a test: a learner's
 //! progress must never make the test suite fail.
 //!
-//! Rule: one grading at a time in this test binary ([`one_at_a_time`]), and
-//! no more cases at once than there are CPUs, so that no verdict depends on
-//! how busy the machine is.
+//! Rule: every test here that grades holds the one-grading-at-a-time lock
+//! (`common::one_at_a_time`, which holds across test processes), and no
+//! more cases run at once than there are CPUs, so that no verdict depends
+//! on how busy the tests make the machine.
+
+mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::sync::{Mutex, MutexGuard};
+use std::process::Command;
 
-/// The workbook's root, found at run time: the parent of this package.
-fn root() -> PathBuf {
-    let manifest = std::env::var_os("CARGO_MANIFEST_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| std::env::current_dir().unwrap());
-    manifest.parent().unwrap().to_path_buf()
-}
-
-/// Held while a test grades: the tests of one binary run on parallel
-/// threads, and two gradings at once would oversubscribe the CPUs.
-fn one_at_a_time() -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn grade(args: &[&str]) -> Output {
-    grade_in(&root(), args, &[])
-}
-
-/// Runs the grader from `dir` (which decides the workbook it works on).
-fn grade_in(dir: &Path, args: &[&str], env: &[(&str, &Path)]) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_xtask"));
-    command
-        .current_dir(dir)
-        .arg("grade")
-        .args(args)
-        .env("NO_COLOR", "1");
-    for (key, value) in env {
-        command.env(key, value);
-    }
-    command.output().expect("run xtask grade")
-}
+use common::{
+    copy_tree, copy_workbook, grade, grader, one_at_a_time, points_of, root, Run, Scratch, STEPS,
+};
 
 /// The grader's output, and its PID (which names its staged binaries).
 ///
@@ -55,19 +28,16 @@ fn grade_in(dir: &Path, args: &[&str], env: &[(&str, &Path)]) -> Output {
 /// in a process group of its own: should it never finish (a build that
 /// never ends), the group is killed after [`GRADING_DEADLINE`] and the
 /// grading fails instead of hanging the suite.
-fn grade_with_pid(args: &[&str]) -> (Output, u32) {
+fn grade_with_pid(args: &[&str]) -> (Run, u32) {
     use std::os::unix::process::CommandExt;
-    let child = Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .current_dir(root())
-        .arg("grade")
-        .args(args)
-        .env("NO_COLOR", "1")
+    let mut command = grader(&root(), args);
+    command
         .env("XTASK_TEST_CANARY", "the-graders-secret")
         .process_group(0)
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("run xtask grade");
+        .stderr(std::process::Stdio::piped());
+    let shown = common::command_line(&command);
+    let child = command.spawn().expect("run xtask grade");
     let pid = child.id();
     let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let watchdog = {
@@ -90,80 +60,65 @@ fn grade_with_pid(args: &[&str]) -> (Output, u32) {
     let output = child.wait_with_output().expect("run xtask grade");
     done.store(true, std::sync::atomic::Ordering::SeqCst);
     let _ = watchdog.join();
-    (output, pid)
+    (
+        Run {
+            command: shown,
+            output,
+        },
+        pid,
+    )
 }
 
 /// Far longer than any honest grading of one step takes, even under load.
 const GRADING_DEADLINE: std::time::Duration = std::time::Duration::from_secs(300);
 
-fn show(output: &Output) -> String {
-    format!(
-        "status: {}\nstdout:\n{}\nstderr:\n{}",
-        output.status,
-        printable(&String::from_utf8_lossy(&output.stdout)),
-        printable(&String::from_utf8_lossy(&output.stderr))
-    )
-}
-
-/// `text` with its control characters (but newlines and tabs) escaped, so
-/// that a hostile fixture's output cannot drive the terminal of whoever
-/// reads a test failure.
-fn printable(text: &str) -> String {
-    text.chars()
-        .map(|c| match c {
-            '\n' | '\t' => c.to_string(),
-            c if c.is_control() => c.escape_default().to_string(),
-            c => c.to_string(),
-        })
-        .collect()
+/// The lock of `common::one_at_a_time` holds between threads of one
+/// process (as `cargo test` runs tests) and between processes (as `cargo
+/// nextest` does): while a test holds it, neither can take it.
+#[test]
+fn the_grading_lock_holds_across_threads_and_processes() {
+    use nix::fcntl::{Flock, FlockArg};
+    let _one = one_at_a_time();
+    let file = std::fs::File::open(common::LOCK_FILE).unwrap();
+    let taken =
+        std::thread::spawn(move || Flock::lock(file, FlockArg::LockExclusiveNonblock).is_ok())
+            .join()
+            .unwrap();
+    assert!(!taken, "another thread took the lock");
+    let other = Command::new("flock")
+        .args([
+            "--nonblock",
+            "--conflict-exit-code",
+            "75",
+            common::LOCK_FILE,
+            "true",
+        ])
+        .status();
+    match other {
+        Ok(status) => assert_eq!(status.code(), Some(75), "another process: {status}"),
+        Err(e) => eprintln!("skipped the other process: cannot run flock(1): {e}"),
+    }
 }
 
 #[test]
 fn reference_solutions_pass_every_case() {
     let _one = one_at_a_time();
-    let output = grade(&["--solutions"]);
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{}", show(&output));
-    for step in ["ex1", "ex2", "ex3", "ex4", "ex5"] {
+    let run = grade(&["--solutions"]);
+    run.assert_code(0);
+    let stdout = run.stdout();
+    for step in STEPS {
         assert!(
             stdout
                 .lines()
                 .any(|l| l.starts_with(step) && l.contains("cases passed") && l.contains("all")),
-            "{step} did not pass\n{}",
-            show(&output)
+            "{}",
+            run.differs(
+                "a step did not pass",
+                &format!("{step}: N/N points, all N cases passed"),
+                &stdout
+            )
         );
     }
-}
-
-/// Copies a fixture to a fresh directory, so that its build stays out of
-/// the source tree.
-/// Symbolic links are copied as links (hostile fixtures use them).
-fn copy_fixture(fixture: &Path, into: &Path) {
-    for entry in walk(fixture) {
-        let relative = entry.strip_prefix(fixture).unwrap();
-        let target = into.join(relative);
-        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
-        match std::fs::read_link(&entry) {
-            Ok(link) => std::os::unix::fs::symlink(link, &target).unwrap(),
-            Err(_) => {
-                std::fs::copy(&entry, &target).unwrap();
-            }
-        }
-    }
-}
-
-/// Every file and link under `dir`; links are not followed.
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap().flatten() {
-        let path = entry.path();
-        if entry.file_type().is_ok_and(|t| t.is_dir()) {
-            files.extend(walk(&path));
-        } else {
-            files.push(path);
-        }
-    }
-    files
 }
 
 /// Bait an instructor's machine offers: a unix socket anyone may connect
@@ -187,10 +142,10 @@ fn fixtures_are_judged_as_expected() {
         .collect();
     names.sort();
     assert!(names.len() >= 8, "fixtures missing");
-    let scratch = std::env::temp_dir().join(format!("xtask-fixtures-{}", std::process::id()));
+    let _one = one_at_a_time();
+    let scratch = Scratch::new("fixtures");
     // A private case beside the submissions, as an instructor's would be:
     // no submission may read it, not even while it is compiled.
-    std::fs::create_dir_all(&scratch).unwrap();
     std::fs::write(
         scratch.join("hidden-case.toml"),
         "description = \"hidden\"\n",
@@ -205,7 +160,6 @@ fn fixtures_are_judged_as_expected() {
     )
     .unwrap();
     let _socket = instructor_socket(&scratch);
-    let _one = one_at_a_time();
     // One fixture per CPU, each graded one case at a time: the verdicts
     // must not depend on the load, so the tests never oversubscribe.
     let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
@@ -224,7 +178,6 @@ fn fixtures_are_judged_as_expected() {
     });
     let failures = failures.into_inner().unwrap();
     drop(leaked);
-    let _ = std::fs::remove_dir_all(&scratch);
     assert!(failures.is_empty(), "\n{}", failures.join("\n\n"));
 }
 
@@ -251,7 +204,7 @@ fn grade_fixture(fixture: &Path, scratch: &Path) -> Vec<String> {
         lines.next();
     }
     let checkout = scratch.join(&name);
-    copy_fixture(fixture, &checkout);
+    copy_tree(fixture, &checkout);
     // The workbook's lock file: a fixture with dependencies then builds
     // from the local registry cache, offline.
     if !checkout.join("Cargo.lock").exists() {
@@ -274,41 +227,35 @@ fn grade_fixture(fixture: &Path, scratch: &Path) -> Vec<String> {
         args.extend(["--sandbox", "off"]);
     }
     args.extend(extra);
-    let (output, grader) = grade_with_pid(&args);
+    let (run, grader) = grade_with_pid(&args);
     // The report, and any refusal to build (an error, on stderr).
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned()
-        + &String::from_utf8_lossy(&output.stderr);
-    let expected_status = if must_pass { 0 } else { 1 };
-    if output.status.code() != Some(expected_status) {
-        failures.push(format!(
-            "{name}: expected exit status {expected_status}\n{}",
-            show(&output)
-        ));
+    let said = run.stdout() + &run.stderr();
+    let mut failed = |report: String| failures.push(format!("{name}: {report}"));
+    if let Err(report) = run.check_code(if must_pass { 0 } else { 1 }) {
+        failed(report);
     }
-    if must_pass && !stdout.contains("cases passed") {
-        failures.push(format!("{name}: no case passed\n{}", show(&output)));
+    if must_pass && !said.contains("cases passed") {
+        failed(run.differs("no case passed", "N/N points, all N cases passed", &said));
     }
     // A hostile fixture says so when an attack was not stopped.
-    if stdout.contains("GOT THROUGH") {
-        failures.push(format!("{name}: an attack got through\n{}", show(&output)));
+    if said.contains("GOT THROUGH") {
+        failed(run.differs("an attack got through", "no GOT THROUGH", &said));
     }
     // Without colours (NO_COLOR), the report holds no control character: a
     // program's output must not reach the reader's terminal as it came.
-    if stdout
+    if said
         .chars()
         .any(|c| c.is_control() && c != '\n' && c != '\t')
     {
-        failures.push(format!(
-            "{name}: raw control characters in the report\n{}",
-            show(&output)
+        failed(run.differs(
+            "raw control characters in the report",
+            "no control character but newlines and tabs",
+            &said,
         ));
     }
     for wanted in lines.filter(|l| !["PASS", "SANDBOX_OFF"].contains(l)) {
-        if !stdout.contains(wanted) {
-            failures.push(format!(
-                "{name}: the report lacks {wanted:?}\n{}",
-                show(&output)
-            ));
+        if let Err(report) = run.check_has(&said, wanted) {
+            failed(report);
         }
     }
     // Nothing the fixture started may survive its grading.
@@ -346,45 +293,18 @@ fn labcheck_leftovers(checkout: &Path) -> Vec<String> {
     found
 }
 
-/// Every point of a step, from its cases (a case without `points` is
-/// worth one).
-fn points_of(step: &str) -> u32 {
-    let mut points = 0;
-    for entry in std::fs::read_dir(root().join("tests").join(step))
-        .unwrap()
-        .flatten()
-    {
-        let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
-        points += text
-            .lines()
-            .find_map(|l| l.strip_prefix("points = "))
-            .map_or(1, |n| n.trim().parse::<u32>().unwrap());
-    }
-    points
-}
-
-const STEPS: [&str; 5] = [
-    "ex1_fibonacci_child",
-    "ex2_signal_exchange",
-    "ex3_pipe_reverser",
-    "ex4_named_pipe_chat",
-    "ex5_round_robin",
-];
-
 #[test]
 fn every_point_counts_in_the_total() {
-    let scratch = temp_dir("totals");
+    let _one = one_at_a_time();
+    let scratch = Scratch::new("totals");
     let checkout = scratch.join("ex1_does_not_compile");
-    copy_fixture(
+    copy_tree(
         &root().join("xtask/tests/fixtures/ex1_does_not_compile"),
         &checkout,
     );
-    let _one = one_at_a_time();
-    let output = grade(&["--workspace", checkout.to_str().unwrap()]);
-    let _ = std::fs::remove_dir_all(&scratch);
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert_eq!(output.status.code(), Some(1), "{}", show(&output));
-    let total: u32 = STEPS.iter().map(|s| points_of(s)).sum();
+    let run = grade(&["--workspace", checkout.to_str().unwrap()]);
+    run.assert_code(1);
+    let total: u64 = STEPS.iter().map(|s| points_of(s)).sum();
     let mut wanted = vec![
         format!(
             "ex1_fibonacci_child: does not compile (0/{} points)",
@@ -396,15 +316,15 @@ fn every_point_counts_in_the_total() {
         wanted.push(format!("{step}: missing (0/{} points)", points_of(step)));
     }
     for line in wanted {
-        assert!(stdout.contains(&line), "lacks {line:?}\n{}", show(&output));
+        run.assert_stdout_has(&line);
     }
 }
 
 #[test]
 fn a_target_dir_setting_never_grades_a_stale_binary() {
-    let scratch = temp_dir("target-dir");
-    let reference = reference_ex1();
     let _one = one_at_a_time();
+    let scratch = Scratch::new("target-dir");
+    let reference = reference_ex1();
     let failing = format!("0/{} points, 0 of", points_of(STEPS[0]));
     for (fixture, setting, wanted) in [
         // A target directory outside the tree (maybe another checkout's).
@@ -413,7 +333,7 @@ fn a_target_dir_setting_never_grades_a_stale_binary() {
         ("ex1_wrong_numbers", "config", failing.as_str()),
     ] {
         let checkout = scratch.join(fixture);
-        copy_fixture(
+        copy_tree(
             &root().join("xtask/tests/fixtures").join(fixture),
             &checkout,
         );
@@ -423,18 +343,7 @@ fn a_target_dir_setting_never_grades_a_stale_binary() {
             std::fs::copy(&reference, checkout.join(dir).join("ex1_fibonacci_child")).unwrap();
         }
         let shared = scratch.join("shared-target");
-        let env: Vec<(&str, &Path)> = if setting == "env" {
-            vec![("CARGO_TARGET_DIR", &shared)]
-        } else {
-            std::fs::create_dir_all(checkout.join(".cargo")).unwrap();
-            std::fs::write(
-                checkout.join(".cargo/config.toml"),
-                "[build]\ntarget-dir = \"elsewhere\"\n",
-            )
-            .unwrap();
-            vec![]
-        };
-        let output = grade_in(
+        let mut command = grader(
             &root(),
             &[
                 "ex1",
@@ -443,22 +352,21 @@ fn a_target_dir_setting_never_grades_a_stale_binary() {
                 "--jobs",
                 "1",
             ],
-            &env,
         );
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        assert_eq!(
-            output.status.code(),
-            Some(1),
-            "{fixture}\n{}",
-            show(&output)
-        );
-        assert!(
-            stdout.contains(&format!("ex1_fibonacci_child: {wanted}")),
-            "{fixture} with a target-dir {setting} setting\n{}",
-            show(&output)
-        );
+        if setting == "env" {
+            command.env("CARGO_TARGET_DIR", &shared);
+        } else {
+            std::fs::create_dir_all(checkout.join(".cargo")).unwrap();
+            std::fs::write(
+                checkout.join(".cargo/config.toml"),
+                "[build]\ntarget-dir = \"elsewhere\"\n",
+            )
+            .unwrap();
+        }
+        let run = Run::of(&mut command);
+        run.assert_code(1);
+        run.assert_stdout_has(&format!("ex1_fibonacci_child: {wanted}"));
     }
-    let _ = std::fs::remove_dir_all(&scratch);
 }
 
 /// A submission ships its own `target/`: a build of the reference solution,
@@ -468,7 +376,8 @@ fn a_target_dir_setting_never_grades_a_stale_binary() {
 /// binary it did not build.
 #[test]
 fn a_binary_shipped_in_target_is_never_graded() {
-    let scratch = temp_dir("shipped-target");
+    let _one = one_at_a_time();
+    let scratch = Scratch::new("shipped-target");
     let checkout = scratch.join("submission");
     std::fs::create_dir_all(checkout.join("src")).unwrap();
     std::fs::write(
@@ -512,21 +421,15 @@ fn a_binary_shipped_in_target_is_never_graded() {
             .unwrap();
         file.set_modified(long_ago).unwrap();
     }
-    let _one = one_at_a_time();
-    let (output, _) = grade_with_pid(&[
+    let (run, _) = grade_with_pid(&[
         "ex1",
         "--workspace",
         checkout.to_str().unwrap(),
         "--jobs",
         "1",
     ]);
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let _ = std::fs::remove_dir_all(&scratch);
-    assert!(
-        stdout.contains("ex1_fibonacci_child: not started"),
-        "the skeleton must grade as not started, whatever its target/ holds\n{}",
-        show(&output)
-    );
+    // The skeleton, whatever its target/ holds.
+    run.assert_stdout_has("ex1_fibonacci_child: not started");
 }
 
 /// The reference ex1, built by cargo: its path is cargo's to say.
@@ -548,40 +451,6 @@ fn reference_ex1() -> PathBuf {
     PathBuf::from(&line[start..end])
 }
 
-fn temp_dir(what: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("xtask-{what}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// Copies the workbook's sources (not its build output or history);
-/// symbolic links (some fixtures are made of them) as links.
-fn copy_workbook(into: &Path) {
-    fn walk_sources(dir: &Path, from: &Path, into: &Path) {
-        for entry in std::fs::read_dir(dir).unwrap().flatten() {
-            let path = entry.path();
-            let name = entry.file_name();
-            let kind = entry.file_type().unwrap();
-            if (name == "target" || name == ".git") && kind.is_dir() {
-                continue;
-            }
-            let target = into.join(path.strip_prefix(from).unwrap());
-            if kind.is_symlink() {
-                let link = std::fs::read_link(&path).unwrap();
-                std::os::unix::fs::symlink(link, &target).unwrap();
-            } else if kind.is_dir() {
-                std::fs::create_dir_all(&target).unwrap();
-                walk_sources(&path, from, into);
-            } else {
-                std::fs::copy(&path, &target).unwrap();
-            }
-        }
-    }
-    std::fs::create_dir_all(into).unwrap();
-    walk_sources(&root(), &root(), into);
-}
-
 /// A learner solves step 1 and is half-way through step 2 (it does not
 /// compile yet), in a copy of the workbook. The README's test command
 /// builds none of the exercises, and the grader, run from inside that copy,
@@ -589,7 +458,8 @@ fn copy_workbook(into: &Path) {
 /// as not compiling.
 #[test]
 fn a_learners_progress_never_breaks_the_suite() {
-    let scratch = temp_dir("learner");
+    let _one = one_at_a_time();
+    let scratch = Scratch::new("learner");
     let copy = scratch.join("workbook");
     copy_workbook(&copy);
     std::fs::copy(
@@ -623,32 +493,17 @@ fn a_learners_progress_never_breaks_the_suite() {
         );
     }
 
-    let _one = one_at_a_time();
-    let output = grade_in(&copy, &["ex1", "--jobs", "1"], &[]);
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    // The copy's solved step 1.
     let full = points_of(STEPS[0]);
-    assert!(
-        stdout.contains(&format!("ex1_fibonacci_child: {full}/{full} points, all")),
-        "the copy's solved step 1\n{}",
-        show(&output)
-    );
+    let solved = format!("ex1_fibonacci_child: {full}/{full} points, all");
+    Run::of(&mut grader(&copy, &["ex1", "--jobs", "1"])).assert_stdout_has(&solved);
     // The instructor's way: the copy as a student's clone, graded from the
     // workbook with --submission (step sources only, in the sandbox).
-    let output = grade(&["ex1", "--submission", copy.to_str().unwrap(), "--jobs", "1"]);
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        stdout.contains(&format!("ex1_fibonacci_child: {full}/{full} points, all")),
-        "the copy as a submission\n{}",
-        show(&output)
-    );
-    let output = grade_in(&copy, &["ex2", "--jobs", "1"], &[]);
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        stdout.contains("ex2_signal_exchange: does not compile"),
-        "the copy's half-written step 2\n{}",
-        show(&output)
-    );
-    let _ = std::fs::remove_dir_all(&scratch);
+    grade(&["ex1", "--submission", copy.to_str().unwrap(), "--jobs", "1"])
+        .assert_stdout_has(&solved);
+    // The copy's half-written step 2.
+    Run::of(&mut grader(&copy, &["ex2", "--jobs", "1"]))
+        .assert_stdout_has("ex2_signal_exchange: does not compile");
 }
 
 /// The jail holds for an ordinary user too: each run-time hostile fixture
@@ -660,8 +515,9 @@ fn hostile_fixtures_are_contained_for_an_ordinary_user() {
         eprintln!("skipped: needs root and setpriv to become an ordinary user");
         return;
     }
+    let _one = one_at_a_time();
     let fixtures = root().join("xtask/tests/fixtures");
-    let scratch = std::env::temp_dir().join(format!("xtask-unprivileged-{}", std::process::id()));
+    let scratch = Scratch::new("unprivileged");
     let bins = scratch.join("bins");
     std::fs::create_dir_all(&bins).unwrap();
     let _socket = instructor_socket(&scratch);
@@ -685,7 +541,7 @@ fn hostile_fixtures_are_contained_for_an_ordinary_user() {
     ];
     for name in hostile {
         let checkout = scratch.join(name);
-        copy_fixture(&fixtures.join(name), &checkout);
+        copy_tree(&fixtures.join(name), &checkout);
         let built = Command::new(env!("CARGO"))
             .args(["build", "--quiet", "--offline", "--manifest-path"])
             .arg(checkout.join("Cargo.toml"))
@@ -705,7 +561,7 @@ fn hostile_fixtures_are_contained_for_an_ordinary_user() {
         .ok();
         let _ = Command::new("chmod")
             .args(["-R", "a+rX"])
-            .arg(&scratch)
+            .arg(&*scratch)
             .status();
         // The request on stdin, as the grader sends it: no case file
         // named on a command line.
@@ -715,43 +571,52 @@ fn hostile_fixtures_are_contained_for_an_ordinary_user() {
             bins,
             bins.join("spin_probe"),
         );
-        let mut keeper = Command::new("setpriv")
+        let mut command = Command::new("setpriv");
+        command
             .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
             .arg(env!("CARGO_BIN_EXE_xtask"))
             .arg("grade-case")
             .current_dir("/")
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
+            .stderr(std::process::Stdio::piped());
+        let mut keeper = command.spawn().unwrap();
         {
             use std::io::Write;
             let mut stdin = keeper.stdin.take().unwrap();
             stdin.write_all(request.as_bytes()).unwrap();
         }
         let keeper_pid = keeper.id();
-        let output = keeper.wait_with_output().unwrap();
+        let run = Run {
+            command: common::command_line(&command),
+            output: keeper.wait_with_output().unwrap(),
+        };
         // The keeper's scratch, hidden from it under its own /tmp, is left
         // to whoever started it (as the grader does).
         let _ =
             std::fs::remove_dir_all(std::env::temp_dir().join(format!("xtask-grade-{keeper_pid}")));
-        let report = String::from_utf8_lossy(&output.stdout);
-        if !output.status.success() || !report.contains("user_ns = true") {
-            failures.push(format!("{name}: no sandboxed report\n{}", show(&output)));
+        let report = run.stdout();
+        if let Err(why) = run
+            .check_code(0)
+            .and_then(|()| run.check_has(&report, "user_ns = true"))
+        {
+            failures.push(format!("{name}: no sandboxed report{why}"));
         }
         if report.contains("GOT THROUGH") {
             failures.push(format!(
-                "{name}: an attack got through as uid 65534\n{report}"
+                "{name}: {}",
+                run.differs(
+                    "an attack got through as uid 65534",
+                    "no GOT THROUGH",
+                    &report
+                )
             ));
         }
         let expect = std::fs::read_to_string(fixtures.join(name).join("expect.txt")).unwrap();
         let blocked = expect.lines().skip(1).filter(|l| l.contains("blocked"));
         for wanted in blocked {
-            if !report.contains(wanted) {
-                failures.push(format!(
-                    "{name}: the report lacks {wanted:?} as uid 65534\n{report}"
-                ));
+            if let Err(why) = run.check_has(&report, wanted) {
+                failures.push(format!("{name}, as uid 65534: {why}"));
             }
         }
         // No program of the case may outlive its keeper.
@@ -768,7 +633,6 @@ fn hostile_fixtures_are_contained_for_an_ordinary_user() {
             }
         }
     }
-    let _ = std::fs::remove_dir_all(&scratch);
     assert!(failures.is_empty(), "\n{}", failures.join("\n\n"));
 }
 
