@@ -216,12 +216,15 @@ fn grade_fixture(fixture: &Path, scratch: &Path) -> Vec<String> {
     // program's descriptors through /proc), graded without it to show that
     // the trace catches it too.
     let sandbox_off = lines.clone().any(|l| l == "SANDBOX_OFF");
+    // Dependencies (nix...) come compiled from the workbook's store, into
+    // a target of this grading's own: built once for the whole run.
     let mut args = vec![
         step,
         "--workspace",
         checkout.to_str().unwrap(),
         "--jobs",
         "1",
+        "--prebuilt-dependencies",
     ];
     if sandbox_off {
         args.extend(["--sandbox", "off"]);
@@ -427,6 +430,7 @@ fn a_binary_shipped_in_target_is_never_graded() {
         checkout.to_str().unwrap(),
         "--jobs",
         "1",
+        "--prebuilt-dependencies",
     ]);
     // The skeleton, whatever its target/ holds.
     run.assert_stdout_has("ex1_fibonacci_child: not started");
@@ -499,8 +503,15 @@ fn a_learners_progress_never_breaks_the_suite() {
     Run::of(&mut grader(&copy, &["ex1", "--jobs", "1"])).assert_stdout_has(&solved);
     // The instructor's way: the copy as a student's clone, graded from the
     // workbook with --submission (step sources only, in the sandbox).
-    grade(&["ex1", "--submission", copy.to_str().unwrap(), "--jobs", "1"])
-        .assert_stdout_has(&solved);
+    grade(&[
+        "ex1",
+        "--submission",
+        copy.to_str().unwrap(),
+        "--jobs",
+        "1",
+        "--prebuilt-dependencies",
+    ])
+    .assert_stdout_has(&solved);
     // The copy's half-written step 2.
     Run::of(&mut grader(&copy, &["ex2", "--jobs", "1"]))
         .assert_stdout_has("ex2_signal_exchange: does not compile");
