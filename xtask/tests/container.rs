@@ -9,32 +9,15 @@
 //! the cgroup mounts read-only for this test only, then `setpriv` to keep
 //! Docker's default capability set. Only as root; skipped otherwise.
 //!
-//! Rule (as in `grading.rs`): one grading at a time in this test binary.
+//! Rule: every test here that grades holds the one-grading-at-a-time lock
+//! (`common::one_at_a_time`, which holds across test processes).
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::sync::{Mutex, MutexGuard};
+mod common;
 
-fn root() -> PathBuf {
-    let manifest = std::env::var_os("CARGO_MANIFEST_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| std::env::current_dir().unwrap());
-    manifest.parent().unwrap().to_path_buf()
-}
+use std::path::Path;
+use std::process::Command;
 
-fn one_at_a_time() -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn show(output: &Output) -> String {
-    format!(
-        "status: {}\nstdout:\n{}\nstderr:\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
+use common::{one_at_a_time, root, Run, Scratch};
 
 /// Docker's default capabilities (moby's `DefaultCapabilities`).
 const DOCKER_CAPABILITIES: &str = "-all,+chown,+dac_override,+fsetid,+fowner,+mknod,+net_raw,\
@@ -42,7 +25,7 @@ const DOCKER_CAPABILITIES: &str = "-all,+chown,+dac_override,+fsetid,+fowner,+mk
 
 /// `xtask grade ARGS` in a Docker-like container, from the workbook's root;
 /// None when this machine cannot make one (not root, no util-linux).
-fn grade_in_container(args: &[&str]) -> Option<Output> {
+fn grade_in_container(args: &[&str]) -> Option<Run> {
     let euid = std::fs::read_to_string("/proc/self/status")
         .unwrap_or_default()
         .lines()
@@ -58,7 +41,8 @@ fn grade_in_container(args: &[&str]) -> Option<Output> {
          for m in $(findmnt -rn -t cgroup,cgroup2 -o TARGET); do mount -o remount,bind,ro \"$m\"; done\n\
          exec setpriv --bounding-set={DOCKER_CAPABILITIES} --inh-caps=-all -- \"$@\""
     );
-    let output = Command::new("unshare")
+    let mut command = Command::new("unshare");
+    command
         .args(["--mount", "--propagation", "private", "--", "sh", "-c"])
         .arg(script)
         .arg("sh")
@@ -66,15 +50,17 @@ fn grade_in_container(args: &[&str]) -> Option<Output> {
         .arg("grade")
         .args(args)
         .current_dir(root())
-        .env("NO_COLOR", "1")
-        .output()
-        .ok()?;
+        .env("NO_COLOR", "1");
+    let output = command.output().ok()?;
     let stderr = String::from_utf8_lossy(&output.stderr);
     if stderr.contains("unshare failed") || stderr.contains("not found") {
         eprintln!("skipped: cannot make a container here: {stderr}");
         return None;
     }
-    Some(output)
+    Some(Run {
+        command: common::command_line(&command),
+        output,
+    })
 }
 
 #[test]
@@ -84,35 +70,23 @@ fn the_reference_passes_in_a_container_with_the_trace_on() {
         eprintln!("skipped: needs root, unshare, findmnt and setpriv");
         return;
     };
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{}", show(&output));
+    output.assert_code(0);
+    let stdout = output.stdout();
     let isolation = stdout.lines().next().unwrap_or_default();
     for wanted in ["sandbox: own uid", "landlock v", "rlimits", "missing: "] {
         assert!(isolation.contains(wanted), "lacks {wanted:?}: {isolation}");
     }
     assert!(
         !stdout.contains("ptrace is not permitted"),
-        "the trace was lost\n{}",
-        show(&output)
+        "the trace was lost{output}"
     );
 
     let refused = grade_in_container(&["ex1", "--solutions", "--sandbox", "require"]).unwrap();
-    assert_eq!(refused.status.code(), Some(1), "{}", show(&refused));
-    assert!(
-        String::from_utf8_lossy(&refused.stderr).contains("--sandbox=require"),
-        "{}",
-        show(&refused)
-    );
+    refused.assert_code(1);
+    refused.assert_stderr_has("--sandbox=require");
 }
 
 const EX1: &str = "ex1_fibonacci_child";
-
-fn temp_dir(what: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("xtask-container-{what}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 /// A submission made of a fixture's step sources.
 fn submission_of(fixture: &str, class: &Path) {
@@ -133,8 +107,8 @@ fn submission_of(fixture: &str, class: &Path) {
 #[test]
 fn hostile_submissions_are_contained_in_a_container() {
     let _one = one_at_a_time();
-    let class = temp_dir("class");
-    let out = temp_dir("grades");
+    let class = Scratch::new("container-class");
+    let out = Scratch::new("container-grades");
     // Stopped by the case uid, Landlock and rlimits, which a container
     // keeps; not the network or scratch-size fixtures, which need the
     // namespaces it lacks (and which the isolation line names).
@@ -161,11 +135,11 @@ fn hostile_submissions_are_contained_in_a_container() {
         eprintln!("skipped: needs root, unshare, findmnt and setpriv");
         return;
     };
-    assert!(output.status.success(), "{}", show(&output));
+    output.assert_code(0);
     let csv = std::fs::read_to_string(out.join("grades.csv")).unwrap();
     let report = |name: &str| {
         std::fs::read_to_string(out.join("reports").join(format!("{name}.json")))
-            .unwrap_or_else(|e| panic!("{name}: {e}\n{csv}\n{}", show(&output)))
+            .unwrap_or_else(|e| panic!("{name}: {e}\n{csv}{output}"))
     };
     let score = |name: &str| {
         let text = report(name);
@@ -215,8 +189,6 @@ fn hostile_submissions_are_contained_in_a_container() {
             "the build's isolation does not say what it lacks\n{isolation}"
         ));
     }
-    let _ = std::fs::remove_dir_all(&class);
-    let _ = std::fs::remove_dir_all(&out);
     assert!(failures.is_empty(), "\n{}", failures.join("\n\n"));
 }
 

@@ -159,6 +159,14 @@ impl Run {
             panic!("{report}");
         }
     }
+
+    /// Panics unless stderr holds `wanted`.
+    #[track_caller]
+    pub fn assert_stderr_has(&self, wanted: &str) {
+        if let Err(report) = self.check_has(&self.stderr(), wanted) {
+            panic!("{report}");
+        }
+    }
 }
 
 /// Everything about the run: the command, how it ended, stdout and stderr.
