@@ -546,9 +546,9 @@ fn hostile_fixtures_are_contained_for_an_ordinary_user() {
         "ex1_redteam_signal_everyone",
         "ex1_redteam_raise_limits",
         "ex1_redteam_unreadable_name",
-        // Not ex1_redteam_case_names: as an ordinary user there is no
-        // hidepid /proc, and any other process's command line (another
-        // checkout's grader) stays readable.
+        // A PID namespace of the case's own hides every other process.
+        "ex1_redteam_case_names",
+        "ex1_redteam_proc_scan",
     ];
     for name in hostile {
         let checkout = scratch.join(name);
@@ -610,6 +610,7 @@ fn hostile_fixtures_are_contained_for_an_ordinary_user() {
         if let Err(why) = run
             .check_code(0)
             .and_then(|()| run.check_has(&report, "user_ns = true"))
+            .and_then(|()| run.check_has(&report, "pid_ns = true"))
         {
             failures.push(format!("{name}: no sandboxed report{why}"));
         }
@@ -645,6 +646,99 @@ fn hostile_fixtures_are_contained_for_an_ordinary_user() {
         }
     }
     assert!(failures.is_empty(), "\n{}", failures.join("\n\n"));
+}
+
+/// Where no PID namespace can be made, a keeper says so and runs the case
+/// as before. Made real here: the keeper runs in a user namespace whose
+/// `max_pid_namespaces` its owner set to 0, as uid 65534 there (root's own
+/// uid mapped: only a one-line map may be written from inside), so that it
+/// takes the ordinary user's path.
+#[test]
+fn a_keeper_without_a_pid_namespace_says_so_and_still_runs_the_case() {
+    use std::ffi::CString;
+    use std::os::unix::process::CommandExt;
+    if !nix_is_root() {
+        eprintln!("skipped: needs root to own a user namespace with no PID namespaces");
+        return;
+    }
+    let _one = one_at_a_time();
+    let scratch = Scratch::new("no-pid-namespace");
+    let bins = scratch.join("bins");
+    std::fs::create_dir_all(&bins).unwrap();
+    std::fs::copy(reference_ex1(), bins.join("ex1_fibonacci_child")).unwrap();
+    let _ = Command::new("chmod")
+        .args(["-R", "a+rX"])
+        .arg(&*scratch)
+        .status();
+    let request = format!(
+        "case = {:?}\nbins = {:?}\nprobe = {:?}\nsuffix = \"\"\nstep = \"ex1_fibonacci_child\"\ntrace = true\n",
+        root().join("tests/ex1_fibonacci_child/fib_10.toml"),
+        bins,
+        bins.join("spin_probe"),
+    );
+    // Written by the child between fork and exec: prepared here.
+    let c = |text: &str| CString::new(text).unwrap();
+    let writes = [
+        (c("/proc/self/setgroups"), c("deny")),
+        (c("/proc/self/uid_map"), c("65534 0 1")),
+        (c("/proc/self/gid_map"), c("65534 0 1")),
+        (c("/proc/sys/user/max_pid_namespaces"), c("0")),
+    ];
+    let mut keeper = Command::new(env!("CARGO_BIN_EXE_xtask"));
+    keeper
+        .arg("grade-case")
+        .current_dir("/")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    // SAFETY: the closure runs in the forked child of this threaded test
+    // and makes only raw system calls on memory prepared before the fork.
+    unsafe {
+        keeper.pre_exec(move || {
+            use nix::libc;
+            let fail = || Err(std::io::Error::last_os_error());
+            if libc::unshare(libc::CLONE_NEWUSER) != 0 {
+                return fail();
+            }
+            for (path, text) in &writes {
+                let fd = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+                let len = text.as_bytes().len();
+                if fd < 0 || libc::write(fd, text.as_ptr().cast(), len) != len as isize {
+                    return fail();
+                }
+                libc::close(fd);
+            }
+            Ok(())
+        });
+    }
+    let command = common::command_line(&keeper);
+    let mut spawned = keeper.spawn().unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = spawned.stdin.take().unwrap();
+        stdin.write_all(request.as_bytes()).unwrap();
+    }
+    let keeper_pid = spawned.id();
+    let run = Run {
+        command,
+        output: spawned.wait_with_output().unwrap(),
+    };
+    let _ = std::fs::remove_dir_all(std::env::temp_dir().join(format!("xtask-grade-{keeper_pid}")));
+    let survivors = running_from(&bins);
+    let report = run.stdout();
+    run.assert_code(0);
+    for wanted in [
+        "pid_ns = false",
+        "user_ns = true",
+        "no PID namespace (cannot make one (ENOSPC",
+        "exit_code = 0",
+        "leftovers = []",
+    ] {
+        if let Err(why) = run.check_has(&report, wanted) {
+            panic!("{why}");
+        }
+    }
+    assert!(survivors.is_empty(), "still running: {survivors:?}");
 }
 
 /// Processes whose executable lies in `dir`, whatever they call themselves.

@@ -294,6 +294,7 @@ pub fn grade(options: &Options) -> Result<Outcome, String> {
         suffix,
         steps: &steps,
         sandbox_off: options.sandbox == SandboxMode::Off,
+        pid_namespace: sandbox.pid_ns,
     };
     let graded = run_queue(queue, jobs, &places, !options.no_trace);
     runner::sweep(&[], true);
@@ -467,6 +468,9 @@ struct Places<'a> {
     steps: &'a [&'static str],
     /// `--sandbox=off`: the keepers run the programs unconfined.
     sandbox_off: bool,
+    /// The probe's keeper could become PID 1 of a PID namespace: the
+    /// keepers try it too.
+    pid_namespace: bool,
 }
 
 /// A step is "not started" when every case that exercises its real work
@@ -546,12 +550,16 @@ fn run_in_helper(case: &Case, places: &Places, step: &str, trace: bool) -> Resul
         trace,
     };
     let request = toml::to_string(&request).map_err(|e| format!("cannot encode a case: {e}"))?;
+    let mode = if places.sandbox_off {
+        "off"
+    } else if !places.pid_namespace {
+        sandbox::NO_PID_NAMESPACE
+    } else {
+        ""
+    };
     let mut child = Command::new(me)
         .arg("grade-case")
-        .env(
-            sandbox::OFF_VARIABLE,
-            if places.sandbox_off { "off" } else { "" },
-        )
+        .env(sandbox::OFF_VARIABLE, mode)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -586,7 +594,7 @@ fn run_in_helper(case: &Case, places: &Places, step: &str, trace: bool) -> Resul
     let stderr = stderr.finish(Duration::from_millis(100));
     // The helper removes its scratch directory itself, unless it was killed
     // or died first: then this is the last chance.
-    let _ = std::fs::remove_dir_all(std::env::temp_dir().join(format!("xtask-grade-{child_id}")));
+    let _ = std::fs::remove_dir_all(sandbox::scratch_dir(child_id));
     let text = String::from_utf8_lossy(&stdout);
     // For debugging the grader: keep every helper's report.
     if let Some(dir) = std::env::var_os("XTASK_GRADE_KEEP") {
@@ -665,6 +673,10 @@ impl CaseRequest {
 
 /// The helper's side: run one case and print the facts as TOML.
 pub fn run_case_command(request: &CaseRequest) -> Result<(), String> {
+    // First, while single-threaded: PID 1 of the case's PID namespace.
+    // The process started stays outside, and never returns from here.
+    let keeper = sandbox::Keeper::begin();
+    keeper.usable()?;
     let case = case::load(&request.case)?;
     let bins = std::fs::canonicalize(&request.bins)
         .map_err(|e| format!("{}: {e}", request.bins.display()))?;
@@ -675,6 +687,7 @@ pub fn run_case_command(request: &CaseRequest) -> Result<(), String> {
         &request.suffix,
         &request.step,
         request.trace,
+        &keeper,
     );
     let text = toml::to_string(&run).map_err(|e| format!("cannot encode the report: {e}"))?;
     print!("{text}");

@@ -1,11 +1,15 @@
 //! Running one case, in a helper process of its own (`xtask grade-case`).
 //!
-//! The helper is a child subreaper (`PR_SET_CHILD_SUBREAPER`): whatever the
-//! case's programs start, even after `setsid` or a double fork, stays its
-//! descendant or comes back to it as an orphan. So "everything this case
-//! started" is simply "every descendant of the helper", which it can list,
-//! kill (SIGKILL, then SIGCONT for the stopped ones) and reap. Running each
-//! case in its own helper also keeps parallel cases apart.
+//! The helper is PID 1 of the case's PID namespace (see `sandbox`), and a
+//! child subreaper (`PR_SET_CHILD_SUBREAPER`) for when no namespace can be
+//! had: whatever the case's programs start, even after `setsid` or a
+//! double fork, stays its descendant or comes back to it as an orphan. So
+//! "everything this case started" is simply "every descendant of the
+//! helper" (inside the namespace: every other process in `/proc`), which
+//! it can list, kill (SIGKILL, then SIGCONT for the stopped ones) and
+//! reap. Every PID here, in the trace and in the report is the
+//! namespace's. Running each case in its own helper also keeps parallel
+//! cases apart.
 //!
 //! The keeper enters the case's jail before anything else (see `sandbox`);
 //! starting, tracing and reaping are the supervisor thread's job (see
@@ -31,7 +35,7 @@ use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
 
 use super::case::{parse_duration, signal_by_name, Case, ProcessSpec};
-use super::sandbox::{Isolation, Jail, MAX_PROCESSES, SCRATCH_LIMIT};
+use super::sandbox::{Isolation, Jail, Keeper, MAX_PROCESSES, SCRATCH_LIMIT};
 use super::supervisor::{Event, Launch, Supervisor};
 
 /// Per stream: a print loop fails fast, in bounded memory.
@@ -124,6 +128,7 @@ pub fn run_case(
     suffix: &str,
     step: &str,
     trace: bool,
+    keeper: &Keeper,
 ) -> CaseRun {
     #[cfg(any(target_os = "linux", target_os = "android"))]
     let _ = nix::sys::prctl::set_child_subreaper(true);
@@ -132,7 +137,7 @@ pub fn run_case(
     let readable: Vec<PathBuf> = std::iter::once(bins.to_path_buf())
         .chain(probe.parent().map(Path::to_path_buf))
         .collect();
-    let jail = Jail::enter(&readable);
+    let jail = Jail::enter(&readable, keeper);
     // Then, before any other thread: it blocks SIGCHLD for all of them.
     let supervisor = Supervisor::start(trace, start, case.perturbation());
     let deadline = start + case.timeout();
@@ -485,8 +490,9 @@ fn do_step(
                 .get(binding)
                 .ok_or(format!("no PID is bound to {binding:?} yet"))?;
             // A PID comes from the program's output: never trust it. Only a
-            // process this case started may be signalled, not the grader,
-            // one of its threads, or anyone else on the machine.
+            // process this case started may be signalled, not the keeper,
+            // one of its threads, or (without a PID namespace, where such
+            // a PID could name one) anyone else on the machine.
             if !descendants().iter().any(|p| p.pid == pid) {
                 return Err(format!(
                     "refusing to send {name} to {pid} ({{pid:{binding}}}): it is not a process this case started"

@@ -24,10 +24,42 @@
 //! the environment is built from scratch.
 //!
 //! The keeper enters its jail first thing, while it is still
-//! single-threaded ([`Jail::enter`]):
+//! single-threaded. First a **PID namespace** ([`Keeper::begin`]): as an
+//! ordinary user it unshares a **user namespace** (mapping only its own
+//! uid) to own it, unshares the PID namespace and forks: the child is the
+//! keeper proper, **PID 1** of the namespace, in a mount namespace of its
+//! own with a fresh **`/proc`** of the namespace (`hidepid=invisible`)
+//! over the host's. The process the grader started stays outside as its
+//! parent: it waits, removes the scratch directory, and exits as the
+//! keeper did. So:
 //!
-//! - as an ordinary user it unshares a **user namespace** (mapping only its
-//!   own uid), and with it, as root directly:
+//! - the programs, the tracer (ptrace events, wait results, `si_pid`), the
+//!   PIDs in system call arguments (kill targets, wait ids) and the PIDs
+//!   programs print are all one PID space, the namespace's, and `/proc`
+//!   speaks it too. The grader takes a PID only from the keeper's report,
+//!   and a PID taken from a program's output is signalled only by the
+//!   keeper, only if it is one of the case's processes; inside the
+//!   namespace no PID can name anything else.
+//! - `/proc` lists the case's processes alone (and, with `hidepid`, only
+//!   those a program may ptrace: not the keeper). No program can list,
+//!   signal (`kill(-1)` included) or read `/proc/<pid>/cmdline` of the
+//!   grader, another case or the user's shell: it has no PID for them.
+//! - PID 1's rules: orphans come back to it (it is also a child
+//!   subreaper, for the degraded case); signals from inside the namespace
+//!   that it has no handler for, SIGKILL and SIGSTOP included, are
+//!   ignored; and when it exits, the **kernel kills every process left in
+//!   the namespace**. It dies with its parent (`PR_SET_PDEATHSIG`), so
+//!   the grader's deadline, which kills that parent, ends the whole case:
+//!   "nothing survives" is the kernel's to enforce.
+//!
+//! Where no PID namespace can be had (no user namespaces, a container's
+//! partly covered `/proc`), the keeper goes on as before, without one, and
+//! says why; the grader's probe finds this first and tells the keepers
+//! not to try.
+//!
+//! Then the rest ([`Jail::enter`]), as root directly, as an ordinary user
+//! in its user namespace (made here if not made with the PID namespace):
+//!
 //! - a **mount namespace**, in which a **private tmpfs** of
 //!   [`SCRATCH_LIMIT`] bytes is mounted on the scratch directory. The
 //!   host sees an empty directory; the tmpfs disappears with the namespace.
@@ -63,16 +95,15 @@
 //! | writes only in scratch | Landlock; also the case uid (root) |
 //! | scratch is size-limited | tmpfs `size=` in the keeper's mount namespace; `RLIMIT_FSIZE` per file |
 //! | reads only system files and its own binary | Landlock; binaries are copied by the grader into a read-only directory, so `target/` is never reachable |
-//! | no signal, ptrace or `/proc/<pid>/fd` outside the case | Landlock scoping and ptrace rule; case uid (root); non-dumpable keeper |
+//! | no signal, ptrace or `/proc/<pid>/fd` outside the case | PID namespace (nothing outside has a PID there); Landlock scoping and ptrace rule; case uid (root); non-dumpable keeper |
+//! | no sight of other processes (`/proc/<pid>/cmdline`, `status`) | PID namespace and its own `/proc`; `hidepid=invisible` (without a PID namespace: only as root, with the case uid) |
+//! | the PIDs a program prints are the grader's | keeper, tracer and programs share one PID namespace and its `/proc` |
+//! | nothing survives the case | the keeper is PID 1: when it exits the kernel kills the namespace; it dies with the process the grader started; the keeper's own sweep (and cgroups, as root) before that |
 //! | process limit at any depth | pids cgroup (root); else `RLIMIT_NPROC` under the case uid or a user namespace of the program's own |
 //! | memory limit | memory cgroup (root); else `RLIMIT_DATA` and `RLIMIT_AS` (shared mappings too) |
 //! | no network | network namespace; Landlock TCP rules |
 //! | minimal environment | the runner builds it from nothing |
 //! | trusted verdict | the report pipe is the keeper's stdout, which no program inherits and none can open through `/proc`; the grader's deadline does not depend on any descriptor |
-//!
-//! There is no PID namespace: the keeper must stay the programs' parent,
-//! subreaper and tracer, and PIDs printed by the programs are then the
-//! PIDs the grader sees. Signal scoping and the case uid do its job.
 //!
 //! What cannot be had is named by [`Isolation::line`] and missing pieces are
 //! listed; `--sandbox=require` turns a missing piece into an error.
@@ -121,12 +152,17 @@ pub struct Isolation {
     /// System V IPC of its own (shared memory, semaphores, queues).
     #[serde(default)]
     pub ipc_ns: bool,
+    /// PIDs of its own: the keeper is PID 1 of the case's PID namespace,
+    /// with that namespace's `/proc`.
+    #[serde(default)]
+    pub pid_ns: bool,
     /// Empty file systems over /tmp, /run, /home... (no unix socket of the
     /// host can be reached by its path).
     #[serde(default)]
     pub hidden_dirs: bool,
-    /// A /proc of its own where a program sees only its own uid's
-    /// processes (root only: the case has a uid of its own).
+    /// A /proc of its own where a program sees only the processes it may
+    /// ptrace (`hidepid=invisible`): without a PID namespace, this hides
+    /// anything only as root, where the case has a uid of its own.
     #[serde(default)]
     pub hidepid: bool,
     pub scratch_tmpfs: bool,
@@ -138,9 +174,12 @@ pub struct Isolation {
     pub missing: Vec<String>,
 }
 
-/// Set by the grader (and only by it) on a keeper's environment to run
-/// the programs unconfined: `--sandbox=off`, for measuring the cost.
+/// Set by the grader (and only by it) on a keeper's environment: `off` to
+/// run the programs unconfined (`--sandbox=off`, for measuring the cost),
+/// [`NO_PID_NAMESPACE`] when its probe found that none can be had.
 pub const OFF_VARIABLE: &str = "XTASK_GRADE_SANDBOX";
+/// [`OFF_VARIABLE`]'s value telling a keeper not to try a PID namespace.
+pub const NO_PID_NAMESPACE: &str = "no-pid-namespace";
 
 impl Isolation {
     /// The sandbox turned off on purpose.
@@ -170,6 +209,7 @@ impl Isolation {
             (self.mount_ns, "mount"),
             (self.net_ns, "net"),
             (self.ipc_ns, "ipc"),
+            (self.pid_ns, "pid"),
         ]
         .iter()
         .filter(|(on, _)| *on)
@@ -203,7 +243,9 @@ impl Isolation {
         line
     }
 
-    fn note_missing(&mut self) {
+    /// Lists what is missing; `pid_why_not` says why there is no PID
+    /// namespace, if the keeper knows.
+    fn note_missing(&mut self, pid_why_not: Option<&str>) {
         let mut missing = Vec::new();
         if !self.mount_ns {
             missing.push("no mount namespace, so scratch is not size-limited".to_string());
@@ -213,13 +255,18 @@ impl Isolation {
                     .to_string(),
             );
         }
-        if !self.hidepid {
-            missing.push(
-                "no private /proc: programs can read other processes' command lines".to_string(),
-            );
-        }
         if !self.ipc_ns {
             missing.push("no IPC namespace: programs share System V IPC with the host".to_string());
+        }
+        if !self.pid_ns {
+            let why = pid_why_not
+                .map(|why| format!(" ({why})"))
+                .unwrap_or_default();
+            missing.push(if self.hidepid {
+                format!("no PID namespace{why}: programs see the machine's PIDs, though not other users' processes (hidepid)")
+            } else {
+                format!("no PID namespace{why}, no private /proc: programs can list the machine's processes and read their command lines")
+            });
         }
         if !self.net_ns && self.landlock < 4 {
             missing.push("no network namespace: programs can reach the network".into());
@@ -419,23 +466,243 @@ pub fn landlock_abi() -> i32 {
     0
 }
 
+/// The scratch directory of the keeper whose PID on the host is
+/// `host_pid`. The keeper makes it; whoever started the keeper removes it
+/// should the keeper not (it is hidden under the keeper's own `/tmp`).
+pub fn scratch_dir(host_pid: u32) -> PathBuf {
+    std::env::temp_dir().join(format!("xtask-grade-{host_pid}"))
+}
+
+/// What a keeper became in its first step ([`Keeper::begin`]).
+pub struct Keeper {
+    /// Its PID as the grader and the host see it (inside its PID
+    /// namespace it is PID 1): names its scratch directory, cgroups and
+    /// case uid, which must be unique on the machine.
+    pub host_pid: u32,
+    /// PID 1 of a PID namespace of its own, whose `/proc` is mounted.
+    pub pid_ns: bool,
+    /// Made along with it: a user namespace (as an ordinary user) and a
+    /// mount namespace.
+    user_ns: bool,
+    mount_ns: bool,
+    /// That `/proc` shows a process only what it may ptrace.
+    hidepid: bool,
+    /// Why there is no PID namespace, when there is none.
+    why_not: Option<String>,
+    /// Why the keeper must not run programs: inside a PID namespace whose
+    /// `/proc` is the host's, every PID it reads would name another
+    /// process than the one it means.
+    stranded: Option<String>,
+}
+
+impl Keeper {
+    /// The keeper's first step, while it is single-threaded: it becomes
+    /// PID 1 of a PID namespace of its own, with a `/proc` of that
+    /// namespace in a mount namespace of its own. The process the grader
+    /// started stays outside as the namespace's parent: it waits, removes
+    /// the scratch directory, and ends as the keeper ended, without ever
+    /// returning from here. Should it die first (the grader's deadline
+    /// kills it), the keeper is killed with it, and the kernel kills
+    /// everything in the namespace. Where no PID namespace can be made,
+    /// the keeper goes on as it is, and says why.
+    #[cfg(target_os = "linux")]
+    pub fn begin() -> Self {
+        let mut keeper = Self {
+            host_pid: std::process::id(),
+            pid_ns: false,
+            user_ns: false,
+            mount_ns: false,
+            hidepid: false,
+            why_not: None,
+            stranded: None,
+        };
+        match std::env::var(OFF_VARIABLE).as_deref() {
+            Ok("off") => keeper.why_not = Some("the sandbox is off".into()),
+            Ok(NO_PID_NAMESPACE) => {
+                keeper.why_not = Some("the grader's probe could make none here".into())
+            }
+            _ => {
+                if let Err(why) = keeper.split() {
+                    keeper.why_not = Some(why);
+                }
+            }
+        }
+        keeper
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    pub fn begin() -> Self {
+        Self {
+            host_pid: std::process::id(),
+            pid_ns: false,
+            user_ns: false,
+            mount_ns: false,
+            hidepid: false,
+            why_not: Some("only Linux has them".into()),
+            stranded: None,
+        }
+    }
+
+    /// An error when the keeper cannot run programs (see `stranded`).
+    pub fn usable(&self) -> Result<(), String> {
+        match &self.stranded {
+            Some(why) => Err(format!("the case's PID namespace is unusable: {why}")),
+            None => Ok(()),
+        }
+    }
+
+    /// Unshares the PID namespace and forks its PID 1, which returns; the
+    /// parent waits for it and exits.
+    #[cfg(target_os = "linux")]
+    fn split(&mut self) -> Result<(), String> {
+        use nix::sched::{unshare, CloneFlags};
+        use nix::sys::wait::{waitpid, WaitStatus};
+        use nix::unistd::{fork, geteuid, ForkResult};
+        // The child of the fork goes on running this program: sound only
+        // while no other thread exists.
+        if thread_count() != Some(1) {
+            return Err("the keeper already runs other threads".into());
+        }
+        if !geteuid().is_root() {
+            // The user namespace first: it owns the PID namespace, and
+            // makes it, and mounting its /proc, allowed.
+            unshare(CloneFlags::CLONE_NEWUSER)
+                .map_err(|e| format!("no user namespace to make one in ({e})"))?;
+            if let Err(why) = map_own_ids() {
+                self.stranded = Some(why.clone());
+                return Err(why);
+            }
+            self.user_ns = true;
+        }
+        unshare(CloneFlags::CLONE_NEWPID).map_err(|e| format!("cannot make one ({e})"))?;
+        let flags = nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK;
+        let (alive_read, alive_write) =
+            nix::unistd::pipe2(flags).map_err(|e| format!("pipe: {e}"))?;
+        // SAFETY: single-threaded (checked above): the child may do
+        // anything the parent could.
+        match unsafe { fork() } {
+            Err(e) => {
+                // The namespace has no PID 1 yet: no other fork can work.
+                let why = format!("cannot start its PID 1 ({e})");
+                self.stranded = Some(why.clone());
+                Err(why)
+            }
+            Ok(ForkResult::Child) => {
+                drop(alive_write);
+                // Dies with the parent, whoever kills it; being PID 1, it
+                // takes the whole namespace with it.
+                let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
+                // The parent may have died before that: its end is closed.
+                if matches!(nix::unistd::read(&alive_read, &mut [0u8; 1]), Ok(0)) {
+                    std::process::exit(1);
+                }
+                drop(alive_read);
+                self.mount_proc()
+            }
+            Ok(ForkResult::Parent { child }) => {
+                drop(alive_read);
+                let _ = nix::sys::prctl::set_dumpable(false);
+                let status = loop {
+                    match waitpid(child, None) {
+                        Err(nix::errno::Errno::EINTR) => continue,
+                        other => break other,
+                    }
+                };
+                // Out here, the scratch directory is not hidden.
+                let _ = std::fs::remove_dir_all(scratch_dir(self.host_pid));
+                drop(alive_write);
+                match status {
+                    Ok(WaitStatus::Exited(_, code)) => std::process::exit(code),
+                    Ok(WaitStatus::Signaled(_, signal, _)) => {
+                        use nix::sys::signal::{raise, signal as set_handler, SigHandler};
+                        // SAFETY: the default action, for a signal that
+                        // should end this process as it ended the keeper.
+                        unsafe {
+                            let _ = set_handler(signal, SigHandler::SigDfl);
+                        }
+                        let _ = raise(signal);
+                        std::process::exit(128 + signal as i32)
+                    }
+                    _ => std::process::exit(1),
+                }
+            }
+        }
+    }
+
+    /// PID 1's side: a mount namespace of its own, and in it a `/proc` of
+    /// the PID namespace over the host's.
+    #[cfg(target_os = "linux")]
+    fn mount_proc(&mut self) -> Result<(), String> {
+        use nix::mount::{mount, MsFlags};
+        use nix::sched::{unshare, CloneFlags};
+        let mut strand = |why: String| {
+            self.stranded = Some(why.clone());
+            Err(why)
+        };
+        if let Err(e) = unshare(CloneFlags::CLONE_NEWNS) {
+            return strand(format!("no mount namespace for its /proc ({e})"));
+        }
+        self.mount_ns = true;
+        let private = MsFlags::MS_REC | MsFlags::MS_PRIVATE;
+        if let Err(e) = mount(None::<&str>, "/", None::<&str>, private, None::<&str>) {
+            return strand(format!("cannot make the mounts private ({e})"));
+        }
+        match mount_proc_fs(&["hidepid=invisible", "hidepid=2", ""]) {
+            Ok(options) => {
+                self.pid_ns = true;
+                self.hidepid = !options.is_empty();
+                Ok(())
+            }
+            // A partly covered /proc (in some containers) cannot be
+            // mounted afresh in a user namespace.
+            Err(e) => strand(format!("its /proc cannot be mounted ({e})")),
+        }
+    }
+}
+
+/// The number of threads of this process, from /proc.
+#[cfg(target_os = "linux")]
+fn thread_count() -> Option<usize> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .and_then(|n| n.trim().parse().ok())
+}
+
+/// Maps our own uid and gid, and nothing else, into the user namespace
+/// just made.
+#[cfg(target_os = "linux")]
+fn map_own_ids() -> Result<(), String> {
+    use nix::unistd::{getegid, geteuid};
+    let (uid, gid) = (geteuid().as_raw(), getegid().as_raw());
+    [
+        ("/proc/self/setgroups", "deny".to_string()),
+        ("/proc/self/uid_map", format!("{uid} {uid} 1")),
+        ("/proc/self/gid_map", format!("{gid} {gid} 1")),
+    ]
+    .iter()
+    .try_for_each(|(path, text)| std::fs::write(path, text))
+    .map_err(|e| format!("cannot map the user namespace ({e})"))
+}
+
 impl Jail {
     /// Sets up the keeper's jail: namespaces, scratch, cgroups, and the
     /// confinement its programs will enter. Must run while the keeper is
     /// single-threaded (a user namespace requires it). `readable` are the
     /// extra directories programs may read and execute (the binaries).
     #[cfg(target_os = "linux")]
-    pub fn enter(readable: &[PathBuf]) -> Self {
+    pub fn enter(readable: &[PathBuf], keeper: &Keeper) -> Self {
         use nix::sched::{unshare, CloneFlags};
         use nix::unistd::{getegid, geteuid};
 
         if std::env::var_os(OFF_VARIABLE).is_some_and(|v| v == "off") {
-            let mut jail = Self::unconfined();
+            let mut jail = Self::unconfined(keeper.host_pid);
             jail.isolation = Isolation::off();
             return jail;
         }
-        let pid = std::process::id();
-        let scratch = std::env::temp_dir().join(format!("xtask-grade-{pid}"));
+        let pid = keeper.host_pid;
+        let scratch = scratch_dir(pid);
         let _ = std::fs::remove_dir_all(&scratch);
         {
             use std::os::unix::fs::DirBuilderExt;
@@ -445,12 +712,15 @@ impl Jail {
         let (uid, gid) = (geteuid().as_raw(), getegid().as_raw());
         let mut isolation = Isolation {
             supported: true,
+            pid_ns: keeper.pid_ns,
+            hidepid: keeper.hidepid,
             ..Isolation::default()
         };
-        if root {
-            if unshare(CloneFlags::CLONE_NEWNS).is_ok() {
-                isolation.mount_ns = true;
-            }
+        if root || keeper.user_ns {
+            // As root, or in the user namespace made with the PID
+            // namespace: one namespace at a time.
+            isolation.user_ns = keeper.user_ns;
+            isolation.mount_ns = keeper.mount_ns || unshare(CloneFlags::CLONE_NEWNS).is_ok();
             if unshare(CloneFlags::CLONE_NEWNET).is_ok() {
                 isolation.net_ns = true;
             }
@@ -480,9 +750,12 @@ impl Jail {
             let mut keep = vec![scratch.clone()];
             keep.extend(readable.iter().cloned());
             isolation.hidden_dirs = hide_host_dirs(&keep);
-            // Other processes' command lines (the grader's --tests, its
-            // helpers') are out of the case uid's sight.
-            isolation.hidepid = root && mount_private_proc();
+            // Without a PID namespace (whose /proc is mounted already),
+            // other processes' command lines (the grader's --tests, its
+            // helpers') are at least out of the case uid's sight.
+            if !keeper.pid_ns && keeper.stranded.is_none() && root {
+                isolation.hidepid = mount_proc_fs(&["hidepid=invisible", "hidepid=2"]).is_ok();
+            }
         }
         if let Some(case_uid) = case_uid {
             isolation.own_uid = true;
@@ -524,7 +797,7 @@ impl Jail {
         if ruleset.is_none() {
             isolation.landlock = 0;
         }
-        isolation.note_missing();
+        isolation.note_missing(keeper.why_not.as_deref());
 
         let c = |text: String| CString::new(text).unwrap_or_default();
         let confinement = Confinement {
@@ -556,13 +829,13 @@ impl Jail {
     }
 
     #[cfg(not(target_os = "linux"))]
-    pub fn enter(_readable: &[PathBuf]) -> Self {
-        Self::unconfined()
+    pub fn enter(_readable: &[PathBuf], keeper: &Keeper) -> Self {
+        Self::unconfined(keeper.host_pid)
     }
 
     /// A plain scratch directory, and nothing else.
-    fn unconfined() -> Self {
-        let scratch = std::env::temp_dir().join(format!("xtask-grade-{}", std::process::id()));
+    fn unconfined(host_pid: u32) -> Self {
+        let scratch = scratch_dir(host_pid);
         let _ = std::fs::create_dir_all(scratch.join("run"));
         Self {
             scratch,
@@ -762,14 +1035,22 @@ fn hide_host_dirs(keep: &[PathBuf]) -> bool {
     all
 }
 
-/// A fresh /proc with `hidepid=invisible`, in the keeper's mount namespace.
+/// A fresh /proc over `/proc`, in the keeper's mount namespace, showing
+/// the processes of the keeper's PID namespace: with the first of
+/// `options` the kernel takes ("" for none), which it returns.
 #[cfg(target_os = "linux")]
-fn mount_private_proc() -> bool {
+fn mount_proc_fs(options: &[&'static str]) -> Result<&'static str, nix::errno::Errno> {
     use nix::mount::{mount, MsFlags};
     let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-    ["hidepid=invisible", "hidepid=2"]
-        .iter()
-        .any(|options| mount(Some("proc"), "/proc", Some("proc"), flags, Some(*options)).is_ok())
+    let mut error = nix::errno::Errno::EINVAL;
+    for options in options {
+        let data = (!options.is_empty()).then_some(*options);
+        match mount(Some("proc"), "/proc", Some("proc"), flags, data) {
+            Ok(()) => return Ok(options),
+            Err(e) => error = e,
+        }
+    }
+    Err(error)
 }
 
 #[cfg(not(target_os = "linux"))]
@@ -891,7 +1172,7 @@ pub fn probe() -> Isolation {
         let output = child.wait_with_output();
         // Its scratch directory, hidden from it under its own /tmp, is
         // ours to remove.
-        let _ = std::fs::remove_dir_all(std::env::temp_dir().join(format!("xtask-grade-{pid}")));
+        let _ = std::fs::remove_dir_all(scratch_dir(pid));
         output
     });
     match output {
@@ -908,7 +1189,10 @@ pub fn probe() -> Isolation {
 
 /// `xtask sandbox-probe`: enter a jail as a keeper would, and say what held.
 pub fn probe_command() -> Result<(), String> {
-    let jail = Jail::enter(&[]);
+    // As a keeper: a PID namespace first. One stranded without its /proc
+    // is reported (the grader then tells its keepers not to try).
+    let keeper = Keeper::begin();
+    let jail = Jail::enter(&[], &keeper);
     let text = toml::to_string(&jail.isolation).map_err(|e| e.to_string())?;
     print!("{text}");
     Ok(())
