@@ -80,7 +80,8 @@ pub struct CaseRun {
     /// Files left in the scratch directory.
     pub scratch_leftovers: Vec<String>,
     pub processes: Vec<ProcessRun>,
-    /// The helper's PID: the parent of the processes the case started.
+    /// The helper's PID: the parent of the processes the case started (1,
+    /// in the case's PID namespace, whose PIDs the whole report uses).
     pub grader_pid: i32,
     /// Why there is no trace, when there is none.
     pub untraced: Option<String>,

@@ -192,7 +192,7 @@ impl Isolation {
     }
 
     /// One line for the grader's output, such as
-    /// `sandbox: own uid, mount+net namespaces, landlock v7, pids cgroup`.
+    /// `sandbox: own uid, mount+net+pid namespaces, landlock v7, pids cgroup`.
     pub fn line(&self) -> String {
         if !self.supported {
             return "sandbox: none (only Linux has one): the programs run with your rights".into();
