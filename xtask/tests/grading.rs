@@ -549,6 +549,11 @@ fn hostile_fixtures_are_contained_for_an_ordinary_user() {
         // A PID namespace of the case's own hides every other process.
         "ex1_redteam_case_names",
         "ex1_redteam_proc_scan",
+        // Kernel-enforced limits: the RLIMIT path (no memory cgroup).
+        "ex1_hostile_memory_hog",
+        "ex1_hostile_open_files",
+        "ex1_hostile_file_size",
+        "ex1_hostile_cpu_time",
     ];
     for name in hostile {
         let checkout = scratch.join(name);
@@ -625,7 +630,12 @@ fn hostile_fixtures_are_contained_for_an_ordinary_user() {
             ));
         }
         let expect = std::fs::read_to_string(fixtures.join(name).join("expect.txt")).unwrap();
-        let blocked = expect.lines().skip(1).filter(|l| l.contains("blocked"));
+        // Attacks blocked, and limits named: the keeper reports the limit
+        // itself, the grader adds "limit reached: ".
+        let blocked = expect.lines().skip(1).filter_map(|l| {
+            l.strip_prefix("limit reached: ")
+                .or(l.contains("blocked").then_some(l))
+        });
         for wanted in blocked {
             if let Err(why) = run.check_has(&report, wanted) {
                 failures.push(format!("{name}, as uid 65534: {why}"));

@@ -7,6 +7,17 @@
 //! transcript: when a case's output binds `{pid:child}`, "the child" is
 //! that process and no other. The rule of each requirement kind is in
 //! `case::Requirement`.
+//!
+//! The trace is bounded (see `supervisor`), and a rule never takes what it
+//! did not keep for what did not happen:
+//! - a **full** trace (events dropped) judges no requirement: the case
+//!   fails, saying so;
+//! - contents are judged only as **runs** of bytes known to be contiguous
+//!   ([`Contents`]): a read or write whose contents were cut ends a run, so
+//!   no match spans what was not seen. Finding a text is evidence; not
+//!   finding it fails, and the diagnosis says when contents were cut;
+//! - a rule that needs to know when something was printed fails, when the
+//!   contents that would tell were cut.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -14,7 +25,7 @@ use labcheck::{Bindings, LinePattern};
 
 use super::case::{full_signal_name, parse_duration, Case, Requirement};
 use super::runner::{CaseRun, ProcessRun};
-use super::supervisor::Event;
+use super::supervisor::{Event, EVENT_CONTENTS, MAX_CONTENTS};
 use super::verdict::{problem_with, Problem};
 
 /// The largest write POSIX promises is atomic on a pipe, on Linux.
@@ -85,6 +96,21 @@ pub fn check(case: &Case, run: &CaseRun, bindings: &Bindings) -> Vec<Problem> {
                 vec![],
             ));
         }
+    }
+    // A full trace lost what came after: nothing it does not show can be
+    // taken as not done, so no requirement is judged on it. The keeper
+    // stops such a case; one that ended first still fails here.
+    if let Some(full) = &run.trace_cut.full {
+        if run.killed_because.is_none() {
+            problems.push(problem_with(
+                format!(
+                    "the trace is full ({full}): {} later events were not kept, so what the case requires of the programs cannot be judged",
+                    run.trace_cut.dropped
+                ),
+                vec![],
+            ));
+        }
+        return problems;
     }
     // A case killed for a limit has failed already; one whose script could
     // not go on is still worth a diagnosis of what was never done, but its
@@ -221,19 +247,61 @@ fn matching_lines<'a>(process: &'a ProcessRun, pattern: &str) -> Vec<&'a str> {
         .collect()
 }
 
-/// Everything each process wrote to `fd` (or to any descriptor), in order,
-/// with the time of its first write: one line may take several writes,
-/// and one write several lines.
-fn written(trace: &Trace, fd: Option<i32>) -> BTreeMap<i32, String> {
-    let mut streams: BTreeMap<i32, String> = BTreeMap::new();
+/// What a series of reads or writes moved, in order, as runs of bytes
+/// known to be contiguous: an event whose contents were not all kept ends
+/// a run, so that no match spans bytes the trace did not see.
+#[derive(Default)]
+struct Contents {
+    runs: Vec<String>,
+    /// Events whose contents were not all kept.
+    cut: usize,
+}
+
+impl Contents {
+    fn push(&mut self, event: &Event) {
+        if self.runs.is_empty() {
+            self.runs.push(String::new());
+        }
+        if let Some(run) = self.runs.last_mut() {
+            run.push_str(event.text.as_deref().unwrap_or(""));
+        }
+        if event.cut {
+            self.cut += 1;
+            self.runs.push(String::new());
+        }
+    }
+
+    fn contains(&self, text: &str) -> bool {
+        self.runs.iter().any(|run| run.contains(text))
+    }
+
+    /// The beginning, for a diagnosis.
+    fn start(&self) -> &str {
+        self.runs.first().map_or("", String::as_str)
+    }
+}
+
+/// A diagnosis's note when contents it needed were not all kept.
+fn cut_note(cut: usize) -> Vec<String> {
+    if cut == 0 {
+        return Vec::new();
+    }
+    vec![format!(
+        "the trace did not keep all the contents of {cut} of these reads or writes (at most {} KiB of each, {} KiB per case): what it did not keep counts as not seen",
+        EVENT_CONTENTS >> 10,
+        MAX_CONTENTS >> 10
+    )]
+}
+
+/// Everything each process wrote to `fd` (or to any descriptor), in order:
+/// one line may take several writes, and one write several lines.
+fn written(trace: &Trace, fd: Option<i32>) -> BTreeMap<i32, Contents> {
+    let mut streams: BTreeMap<i32, Contents> = BTreeMap::new();
     for e in trace
         .of_kind("write")
         .filter(|e| fd.is_none() || e.fd == fd)
     {
-        streams
-            .entry(e.pid)
-            .or_default()
-            .push_str(e.text.as_deref().unwrap_or(""));
+        streams.entry(e.pid).or_default().push(e);
     }
     streams
 }
@@ -242,7 +310,9 @@ fn written_by_child(c: &Context) -> Option<Problem> {
     let pattern = c.requirement.line.as_deref().unwrap_or("");
     let line = *matching_lines(c.process, pattern).first()?;
     let children = c.the_child();
-    let writers: Vec<i32> = written(c.trace, Some(1))
+    let streams = written(c.trace, Some(1));
+    let cut = streams.values().map(|s| s.cut).sum();
+    let writers: Vec<i32> = streams
         .into_iter()
         .filter(|(_, text)| text.contains(line))
         .map(|(pid, _)| pid)
@@ -274,7 +344,7 @@ fn written_by_child(c: &Context) -> Option<Problem> {
             "`{line}` was written by {who}, not by the process {} created and reported",
             c.process.name
         ),
-        vec![],
+        cut_note(cut),
     ))
 }
 
@@ -292,23 +362,35 @@ fn computed_by_child(c: &Context) -> Option<Problem> {
         if payload.is_empty() {
             continue;
         }
-        let printed = c.trace.of_kind("write").find(|e| {
-            e.pid == c.process.pid
-                && e.fd == Some(1)
-                && e.text.as_deref().is_some_and(|t| t.contains(payload))
-        });
+        let printing = |e: &&Event| e.pid == c.process.pid && e.fd == Some(1);
+        let printed = c
+            .trace
+            .of_kind("write")
+            .filter(printing)
+            .find(|e| e.text.as_deref().is_some_and(|t| t.contains(payload)));
+        // Not found where contents were cut: when it was printed, and so
+        // what came before, is unknown.
+        let cut = c
+            .trace
+            .of_kind("write")
+            .filter(printing)
+            .filter(|e| e.cut)
+            .count();
+        if printed.is_none() && cut > 0 {
+            return Some(problem_with(
+                format!("cannot tell when {name} printed `{payload}`: the trace did not keep all it printed"),
+                cut_note(cut),
+            ));
+        }
         let printed_at = printed.map_or(f64::MAX, |e| e.start_ms.unwrap_or(e.at_ms));
         // What each child had written, on any descriptor, by then.
-        let mut before: BTreeMap<i32, String> = BTreeMap::new();
+        let mut before: BTreeMap<i32, Contents> = BTreeMap::new();
         for e in c
             .trace
             .of_kind("write")
             .filter(|e| children.contains(&e.pid) && e.at_ms <= printed_at)
         {
-            before
-                .entry(e.pid)
-                .or_default()
-                .push_str(e.text.as_deref().unwrap_or(""));
+            before.entry(e.pid).or_default().push(e);
         }
         // Unless the grader itself altered the reply on its way (a
         // perturbation): then the child wrote the original.
@@ -318,22 +400,22 @@ fn computed_by_child(c: &Context) -> Option<Problem> {
         if !altered && !before.values().any(|text| text.contains(payload)) {
             return Some(problem_with(
                 format!("{name} printed `{payload}` before any process it created wrote it: the work must be done in the child"),
-                vec![],
+                cut_note(before.values().map(|s| s.cut).sum()),
             ));
         }
         // And it printed what it had read from a pipe.
-        let mut read = String::new();
+        let mut read = Contents::default();
         for e in c.trace.of_kind("read").filter(|e| {
             e.pid == c.process.pid
                 && e.at_ms <= printed_at
                 && e.target.as_deref().is_some_and(|t| t.starts_with("pipe:"))
         }) {
-            read.push_str(e.text.as_deref().unwrap_or(""));
+            read.push(e);
         }
         if !read.contains(payload) {
             return Some(problem_with(
                 format!("{name} printed `{payload}` without having read it from a pipe first"),
-                vec![],
+                cut_note(read.cut),
             ));
         }
     }
@@ -724,7 +806,7 @@ fn fifos(c: &Context) -> Option<Problem> {
         if !whole {
             return Some(problem_with(
                 format!("{name}'s message `{message}` went into no FIFO in one write"),
-                vec![],
+                cut_note(fifo_writes.iter().filter(|w| w.cut).count()),
             ));
         }
     }
@@ -975,8 +1057,8 @@ fn pipes(c: &Context) -> Option<Problem> {
     let children = c.the_child();
     let me = c.process.pid;
     // Per pipe, what the process (or the child) wrote into it and read.
-    let flow = |kind: &str, by_child: bool| -> BTreeMap<String, String> {
-        let mut found: BTreeMap<String, String> = BTreeMap::new();
+    let flow = |kind: &str, by_child: bool| -> BTreeMap<String, Contents> {
+        let mut found: BTreeMap<String, Contents> = BTreeMap::new();
         for e in trace.of_kind(kind).filter(|e| {
             if by_child {
                 children.contains(&e.pid)
@@ -985,21 +1067,18 @@ fn pipes(c: &Context) -> Option<Problem> {
             }
         }) {
             if let Some(t) = e.target.clone().filter(|t| t.starts_with("pipe:")) {
-                found
-                    .entry(t)
-                    .or_default()
-                    .push_str(e.text.as_deref().unwrap_or(""));
+                found.entry(t).or_default().push(e);
             }
         }
         found
     };
     let (main_wrote, child_read) = (flow("write", false), flow("read", true));
     let (child_wrote, main_read) = (flow("write", true), flow("read", false));
-    let down: BTreeMap<&String, &String> = main_wrote
+    let down: BTreeMap<&String, &Contents> = main_wrote
         .iter()
         .filter(|(pipe, _)| child_read.contains_key(*pipe))
         .collect();
-    let up: BTreeMap<&String, &String> = child_wrote
+    let up: BTreeMap<&String, &Contents> = child_wrote
         .iter()
         .filter(|(pipe, _)| main_read.contains_key(*pipe))
         .collect();
@@ -1028,18 +1107,23 @@ fn pipes(c: &Context) -> Option<Problem> {
     ] {
         for text in texts {
             if !flows.values().any(|t| t.contains(text.as_str())) {
-                let (writer, seen) = if way == "down" {
-                    (name.clone(), down.values().next().map(|s| s.as_str()))
+                let writer = if way == "down" {
+                    name.clone()
                 } else {
-                    (
-                        "the child".to_string(),
-                        up.values().next().map(|s| s.as_str()),
-                    )
+                    "the child".to_string()
                 };
-                let seen: String = seen.unwrap_or("").chars().take(80).collect();
+                let seen: String = flows
+                    .values()
+                    .next()
+                    .map_or("", |s| s.start())
+                    .chars()
+                    .take(80)
+                    .collect();
+                let mut details = vec![format!("{writer} wrote: {seen:?}")];
+                details.extend(cut_note(flows.values().map(|s| s.cut).sum()));
                 return Some(problem_with(
                     format!("`{text}` never went {way} a pipe as it should"),
-                    vec![format!("{writer} wrote: {seen:?}")],
+                    details,
                 ));
             }
         }
@@ -1070,4 +1154,158 @@ fn cpu_at_most(c: &Context) -> Option<Problem> {
             vec![],
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::grade::runner::Line;
+
+    const MAIN: i32 = 10;
+    const CHILD: i32 = 11;
+    const GRADER: i32 = 1;
+
+    fn case(require: &str) -> Case {
+        toml::from_str(&format!(
+            "description = \"t\"\n[[process]]\nname = \"main\"\n{require}"
+        ))
+        .unwrap()
+    }
+
+    fn event(pid: i32, kind: &str) -> Event {
+        Event {
+            pid,
+            kind: kind.into(),
+            ..Event::default()
+        }
+    }
+
+    fn spawn(pid: i32, parent: i32) -> Event {
+        Event {
+            other: Some(parent),
+            ..event(pid, "spawn")
+        }
+    }
+
+    fn write(pid: i32, fd: i32, text: &str, cut: bool) -> Event {
+        Event {
+            fd: Some(fd),
+            text: Some(text.into()),
+            target: Some("pipe:[7]".into()),
+            cut,
+            ..event(pid, "write")
+        }
+    }
+
+    /// A run of `main` that printed `stdout`, with this trace.
+    fn run(stdout: &[&str], events: Vec<Event>) -> CaseRun {
+        CaseRun {
+            grader_pid: GRADER,
+            processes: vec![ProcessRun {
+                name: "main".into(),
+                pid: MAIN,
+                started: true,
+                stdout: stdout
+                    .iter()
+                    .map(|l| Line {
+                        at_ms: 0.0,
+                        text: l.to_string(),
+                    })
+                    .collect(),
+                ..ProcessRun::default()
+            }],
+            events,
+            ..CaseRun::default()
+        }
+    }
+
+    fn headlines(case: &Case, run: &CaseRun) -> Vec<String> {
+        check(case, run, &Bindings::new())
+            .into_iter()
+            .map(|p| format!("{} {:?}", p.headline, p.details))
+            .collect()
+    }
+
+    fn child_prints(first: &str, cut: bool) -> Vec<Event> {
+        vec![
+            spawn(MAIN, GRADER),
+            spawn(CHILD, MAIN),
+            write(CHILD, 1, first, cut),
+            write(CHILD, 1, " 0 1 1\n", false),
+            Event {
+                other: Some(CHILD),
+                ..event(MAIN, "reap")
+            },
+        ]
+    }
+
+    #[test]
+    fn a_full_trace_judges_nothing_and_fails() {
+        let case = case("[[require]]\nwhat = \"fork\"");
+        let mut run = run(&["child 11: 0 1 1"], child_prints("child 11:", false));
+        assert!(headlines(&case, &run).is_empty());
+        run.trace_cut.full = Some("more than 20000 events".into());
+        run.trace_cut.dropped = 3;
+        let found = headlines(&case, &run);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(
+            found[0].contains(
+                "the trace is full (more than 20000 events): 3 later events were not kept"
+            ),
+            "{found:?}"
+        );
+        // Stopped by the keeper for it: the stop says so already.
+        run.killed_because = Some("flooded the trace: more than 20000 events".into());
+        assert!(headlines(&case, &run).is_empty());
+    }
+
+    #[test]
+    fn no_match_spans_contents_that_were_cut() {
+        let case = case("[[require]]\nwhat = \"written_by_child\"\nline = \"child {any}\"");
+        let whole = run(&["child 11: 0 1 1"], child_prints("child 11:", false));
+        assert!(headlines(&case, &whole).is_empty());
+        // The first write's contents were cut after `child 11:`: what
+        // followed it in the stream is unknown, so the line is not found.
+        let cut = run(&["child 11: 0 1 1"], child_prints("child 11:", true));
+        let found = headlines(&case, &cut);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(
+            found[0].contains("was written by no process the trace saw"),
+            "{found:?}"
+        );
+        assert!(
+            found[0].contains("did not keep all the contents of 1"),
+            "{found:?}"
+        );
+    }
+
+    #[test]
+    fn a_print_whose_contents_were_cut_cannot_be_timed() {
+        let case =
+            case("[[require]]\nwhat = \"computed_by_child\"\nline = \"parent {int}: {any}\"");
+        let mut events = vec![
+            spawn(MAIN, GRADER),
+            spawn(CHILD, MAIN),
+            write(CHILD, 4, "olleh\n", false),
+            Event {
+                fd: Some(3),
+                text: Some("olleh\n".into()),
+                target: Some("pipe:[8]".into()),
+                ..event(MAIN, "read")
+            },
+            write(MAIN, 1, "parent 10: olleh\n", false),
+            Event {
+                other: Some(CHILD),
+                ..event(MAIN, "reap")
+            },
+        ];
+        assert!(headlines(&case, &run(&["parent 10: olleh"], events.clone())).is_empty());
+        events[4] = write(MAIN, 1, "parent 10: ", true);
+        let found = headlines(&case, &run(&["parent 10: olleh"], events));
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(
+            found[0].contains("cannot tell when main printed `olleh`"),
+            "{found:?}"
+        );
+    }
 }

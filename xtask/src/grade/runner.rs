@@ -36,7 +36,7 @@ use serde::{Deserialize, Serialize};
 
 use super::case::{parse_duration, signal_by_name, Case, ProcessSpec};
 use super::sandbox::{Isolation, Jail, Keeper, MAX_PROCESSES, SCRATCH_LIMIT};
-use super::supervisor::{Event, Launch, Supervisor};
+use super::supervisor::{Event, Launch, Limit, Supervisor, TraceCut};
 
 /// Per stream: a print loop fails fast, in bounded memory.
 pub const OUTPUT_CAP: usize = 1 << 20;
@@ -92,6 +92,9 @@ pub struct CaseRun {
     #[serde(default)]
     pub isolation: Isolation,
     pub events: Vec<Event>,
+    /// What the trace did not keep (it is bounded).
+    #[serde(default)]
+    pub trace_cut: TraceCut,
 }
 
 /// Output of one stream, shared with the thread that reads it.
@@ -285,18 +288,24 @@ pub fn run_case(
     run.elapsed_ms = ms_since(start);
     let trace = supervisor.finish();
     run.events = trace.events;
+    run.trace_cut = trace.cut;
     run.untraced = trace.untraced;
-    // A fork RLIMIT_NPROC refused is the process limit hit, even when the
-    // program ended before the limits were next looked at (and the pids
-    // cgroup never counts it: the rlimit refuses first).
-    let processes = format!("started more than {MAX_PROCESSES} processes");
-    let named = run
-        .killed_because
-        .as_deref()
-        .is_some_and(|why| why.starts_with(&processes))
-        || run.limits_hit.contains(&processes);
-    if !named && run.events.iter().any(|e| e.kind == "fork_refused") {
-        run.limits_hit.push(processes);
+    // Limits the tracer saw the kernel enforce (a fork RLIMIT_NPROC
+    // refused, which the pids cgroup never counts; memory RLIMIT_DATA or
+    // RLIMIT_AS refused...), even when the program ended before the limits
+    // were next looked at.
+    for hit in &run.events {
+        let Some(sentence) = limit_sentence(hit, &jail.scratch) else {
+            continue;
+        };
+        let named = run
+            .killed_because
+            .as_deref()
+            .is_some_and(|why| why.starts_with(&sentence))
+            || run.limits_hit.contains(&sentence);
+        if !named {
+            run.limits_hit.push(sentence);
+        }
     }
     run.grader_pid = std::process::id() as i32;
 
@@ -580,21 +589,63 @@ fn over_limits(running: &[Running], jail: &Jail, supervisor: &Supervisor) -> Opt
     if let Some(hit) = jail.limits_hit().into_iter().next() {
         return Some(hit);
     }
-    // Without a pids cgroup, RLIMIT_NPROC refuses the fork: the tracer
-    // sees the refusal. Untraced, reaching the limit is taken for it.
-    let refused = supervisor
-        .shared
-        .lock()
-        .unwrap()
-        .events
-        .iter()
-        .any(|e| e.kind == "fork_refused");
-    if refused {
-        return Some(format!("started more than {MAX_PROCESSES} processes"));
+    {
+        let shared = supervisor.shared.lock().unwrap();
+        // Without a pids cgroup, RLIMIT_NPROC refuses the fork: the tracer
+        // sees the refusal. Untraced, reaching the limit is taken for it.
+        let refused = shared
+            .events
+            .iter()
+            .any(|e| e.kind == "limit" && Limit::of(e) == Some(Limit::Processes));
+        if refused {
+            return Some(format!("started more than {MAX_PROCESSES} processes"));
+        }
+        // The trace is bounded: once full, what the programs do is no
+        // longer seen, and nothing more can be judged.
+        if let Some(full) = &shared.cut.full {
+            return Some(format!("flooded the trace: {full}"));
+        }
     }
     let count = descendants().len() as u64;
     (count >= MAX_PROCESSES)
         .then(|| format!("started more than {MAX_PROCESSES} processes ({count} at once)"))
+}
+
+/// The verdict's words for a limit the tracer saw the kernel enforce (a
+/// `limit` event), with the value that was in force.
+fn limit_sentence(event: &Event, scratch: &Path) -> Option<String> {
+    if event.kind != "limit" {
+        return None;
+    }
+    let value = event.bytes;
+    let mib = |what: &str| match value {
+        Some(bytes) => format!("{} MiB {what}", bytes >> 20),
+        None => format!("its limit {what}"),
+    };
+    Some(match Limit::of(event)? {
+        Limit::Processes => format!("started more than {MAX_PROCESSES} processes"),
+        Limit::Memory => format!("used more than {}", mib("of memory")),
+        Limit::AddressSpace => format!("mapped more than {}", mib("of memory (address space)")),
+        Limit::OpenFiles => match value {
+            Some(count) => format!("reached its limit of {count} open files"),
+            None => "reached its limit of open files".to_string(),
+        },
+        Limit::FileSize => match value {
+            Some(bytes) => format!("wrote past the {} MiB file size limit", bytes >> 20),
+            None => "wrote past the file size limit".to_string(),
+        },
+        Limit::Disk => match event.target.as_deref() {
+            Some(file) if Path::new(file).starts_with(scratch) => {
+                format!("filled its {} MiB scratch directory", SCRATCH_LIMIT >> 20)
+            }
+            Some(file) => format!("filled the file system of {file}"),
+            None => "filled a file system".to_string(),
+        },
+        Limit::Cpu => match value {
+            Some(seconds) => format!("used more than {seconds} s of CPU time"),
+            None => "used more than its CPU time limit".to_string(),
+        },
+    })
 }
 
 /// At the time limit: a process that printed more than [`FLOOD_LINES`]

@@ -30,11 +30,31 @@
 //! | FIFOs and names | mknod, mknodat (mkfifo), open, openat, openat2, creat, link, linkat, rename, renameat, renameat2, unlink, unlinkat | at exit: canonical paths; an open is logged when it opened a FIFO; `unlinkat(AT_REMOVEDIR)` is not an unlink |
 //! | sockets | socket, socketpair, connect | at exit: the new socket, the address connected to |
 //! | exec, exit | execve, execveat, exit, exit_group | ptrace exec and exit events, with CPU time at exit |
+//! | memory | mmap, mremap, brk, mprotect (only making memory writable) | at exit, only a refusal: a `limit` event when the kernel refused it (ENOMEM, or brk's unmoved break) and the process's own accounting (`VmData`, `VmSize`) plus the request passes its `RLIMIT_DATA` or `RLIMIT_AS` |
+//! | descriptors | dup, fcntl (only F_DUPFD, F_DUPFD_CLOEXEC) | at exit, only a refusal (EMFILE): a `limit` event |
 //! | **refused** | io_uring_setup, io_uring_enter, io_uring_register | the call fails (ENOSYS) and the verdict names it: its I/O would be unseen |
 //! | **refused** | process_vm_writev | writes into another process's memory, unseen |
 //! | **refused** | pidfd_getfd | takes another process's descriptors |
 //! | **refused** | clone with CLONE_UNTRACED | would escape the tracer |
 //! | **refused** | any call through the i386 ABI (`int 0x80`) or the x32 ABI | the filter checks the architecture and the x32 bit: such calls would be unseen |
+//!
+//! Limits the kernel enforced are logged as `limit` events from the
+//! kernel's own answers, never from what a program prints: a fork refused
+//! (EAGAIN: `RLIMIT_NPROC`), memory refused (above), a descriptor refused
+//! (EMFILE from the open, pipe, socket and dup families) or as many open as
+//! `RLIMIT_NOFILE` allows at its exit, a write past `RLIMIT_FSIZE` (EFBIG)
+//! or into a full file system (ENOSPC), and SIGXCPU sent by the kernel
+//! (`SI_KERNEL`) at `RLIMIT_CPU`. Each names the limit in force then, read
+//! from `/proc/<pid>/limits`.
+//!
+//! The log is bounded whatever the programs do ([`Shared::keep`]): at most
+//! [`MAX_EVENTS`] events and [`MAX_TEXT`] bytes of text in all; of what a
+//! read or write moved, at most [`EVENT_CONTENTS`] bytes per event and
+//! [`MAX_CONTENTS`] per case. A read or write whose contents were not all
+//! kept says so (`cut`); past the event or text budget the trace is full:
+//! later events are only counted ([`TraceCut`]), and the keeper stops the
+//! case. The reference solutions log at most about 2,400 events and 4 KiB
+//! of contents per case.
 //!
 //! ptrace calls must all come from the thread that attached, so this one
 //! thread forks the programs, traces them and reaps them. It sleeps in
@@ -64,6 +84,26 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{fork, ForkResult, Pid};
 use serde::{Deserialize, Serialize};
 
+/// Events a case's trace keeps at most.
+pub const MAX_EVENTS: usize = 20_000;
+/// Bytes of text (`text` and `target`) a case's trace keeps at most.
+pub const MAX_TEXT: usize = 1 << 20;
+/// Bytes of what reads and writes moved that a case's trace keeps at most.
+pub const MAX_CONTENTS: usize = 256 << 10;
+/// Bytes of what one read or write moved that its event keeps at most.
+pub const EVENT_CONTENTS: usize = 8 << 10;
+
+/// What a case's trace did not keep.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct TraceCut {
+    /// Why the trace is full, once it is: no later event was kept.
+    pub full: Option<String>,
+    /// Events not kept because the trace was full.
+    pub dropped: u64,
+    /// Reads and writes kept without all of their contents.
+    pub contents_cut: u64,
+}
+
 /// One thing a traced process did, `at_ms` after the case started.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Event {
@@ -80,7 +120,7 @@ pub struct Event {
     /// `spawn`, `exec`, `exit`, `reap`, `waited_stop`, `waited_cont`,
     /// `kill`, `signal`, `stop`, `cont`, `pipe`, `read`, `write`, `open`
     /// (FIFOs only), `mkfifo`, `unlink`, `link`, `rename`, `socket`,
-    /// `connect`, `refused`, `held`, `altered`.
+    /// `connect`, `refused`, `held`, `altered`, `limit`.
     pub kind: String,
     /// The other process: the parent (spawn), the target as given (kill),
     /// the reaped child (reap), the claimed sender (signal).
@@ -95,16 +135,23 @@ pub struct Event {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub code: Option<i32>,
     /// A path (exec, mkfifo, unlink, open), the text moved (read, write),
-    /// the system call (kill, write, refused).
+    /// the system call (kill, write, refused), the limit (limit: one of
+    /// [`Limit`]'s names).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
+    /// The contents of a read or write were not all kept (`text` is only
+    /// their beginning, or nothing): past [`EVENT_CONTENTS`] or
+    /// [`MAX_CONTENTS`], or never seen (fd-to-fd copies).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cut: bool,
     /// What a read or write went to (`/path`, `pipe:[123]`,
     /// `socket:[456]`), or the new name of a link or rename.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fd: Option<i32>,
-    /// Bytes actually moved.
+    /// Bytes actually moved; for a limit, the limit in force (bytes,
+    /// descriptors or seconds).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bytes: Option<u64>,
     /// CPU time used by the process so far: at its exit (user + system),
@@ -113,14 +160,138 @@ pub struct Event {
     pub cpu_ms: Option<f64>,
 }
 
+/// The kernel-enforced limits a `limit` event names (its `text`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Limit {
+    /// `RLIMIT_NPROC` (or a pids cgroup): a fork refused.
+    Processes,
+    /// `RLIMIT_DATA`: private writable memory refused.
+    Memory,
+    /// `RLIMIT_AS`: a mapping refused.
+    AddressSpace,
+    /// `RLIMIT_NOFILE`.
+    OpenFiles,
+    /// `RLIMIT_FSIZE`.
+    FileSize,
+    /// A full file system (ENOSPC); the event's `target` is the file.
+    Disk,
+    /// `RLIMIT_CPU`: SIGXCPU from the kernel.
+    Cpu,
+}
+
+impl Limit {
+    pub const ALL: [Limit; 7] = [
+        Limit::Processes,
+        Limit::Memory,
+        Limit::AddressSpace,
+        Limit::OpenFiles,
+        Limit::FileSize,
+        Limit::Disk,
+        Limit::Cpu,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Limit::Processes => "processes",
+            Limit::Memory => "memory",
+            Limit::AddressSpace => "address space",
+            Limit::OpenFiles => "open files",
+            Limit::FileSize => "file size",
+            Limit::Disk => "disk",
+            Limit::Cpu => "cpu time",
+        }
+    }
+
+    /// The limit a `limit` event names.
+    pub fn of(event: &Event) -> Option<Limit> {
+        let name = event.text.as_deref()?;
+        Self::ALL.into_iter().find(|l| l.name() == name)
+    }
+
+    /// Its line in `/proc/<pid>/limits`.
+    fn proc_name(self) -> Option<&'static str> {
+        match self {
+            Limit::Processes => Some("Max processes"),
+            Limit::Memory => Some("Max data size"),
+            Limit::AddressSpace => Some("Max address space"),
+            Limit::OpenFiles => Some("Max open files"),
+            Limit::FileSize => Some("Max file size"),
+            Limit::Cpu => Some("Max cpu time"),
+            Limit::Disk => None,
+        }
+    }
+}
+
 /// Everything the supervisor knows, shared with the case's main thread.
 #[derive(Default)]
 pub struct Shared {
     /// Final statuses of the processes the case started: (code, signal).
     pub ended: BTreeMap<i32, (Option<i32>, Option<i32>)>,
+    /// The trace: only through [`Shared::keep`], which bounds it.
     pub events: Vec<Event>,
+    /// What the trace did not keep.
+    pub cut: TraceCut,
+    /// Bytes of text and of contents kept so far.
+    text_kept: usize,
+    contents_kept: usize,
     /// Why tracing is off, if it is.
     pub untraced: Option<String>,
+}
+
+impl Shared {
+    /// Bytes of contents the next read or write may keep.
+    pub fn contents_room(&self) -> usize {
+        if self.cut.full.is_some() {
+            return 0;
+        }
+        EVENT_CONTENTS.min(MAX_CONTENTS - self.contents_kept)
+    }
+
+    /// Logs `event` within the case's budgets: past [`MAX_CONTENTS`] a
+    /// read or write keeps no more of its contents; past [`MAX_EVENTS`] or
+    /// [`MAX_TEXT`] the trace is full and the event is only counted.
+    pub fn keep(&mut self, mut event: Event) {
+        if self.cut.full.is_some() {
+            self.cut.dropped += 1;
+            return;
+        }
+        if matches!(event.kind.as_str(), "read" | "write" | "altered") {
+            if let Some(text) = &mut event.text {
+                let room = self.contents_room();
+                if text.len() > room {
+                    let mut end = room;
+                    while !text.is_char_boundary(end) {
+                        end -= 1;
+                    }
+                    text.truncate(end);
+                    event.cut = true;
+                }
+                self.contents_kept += text.len();
+            }
+        }
+        let size = event.text.as_ref().map_or(0, String::len)
+            + event.target.as_ref().map_or(0, String::len);
+        let full = if self.events.len() >= MAX_EVENTS {
+            Some(format!("more than {MAX_EVENTS} events"))
+        } else if self.text_kept + size > MAX_TEXT {
+            Some(format!(
+                "more than {} MiB of paths and text",
+                MAX_TEXT >> 20
+            ))
+        } else {
+            None
+        };
+        if let Some(full) = full {
+            self.cut.full = Some(format!("{full}, the last of them by process {}", event.pid));
+            self.cut.dropped += 1;
+            return;
+        }
+        self.text_kept += size;
+        if event.cut {
+            self.cut.contents_cut += 1;
+        }
+        self.events.push(event);
+    }
 }
 
 /// What the tracer changes on purpose, to test causality and data flow.
@@ -332,10 +503,23 @@ impl Worker {
     }
 
     fn record(&self, event: Event) {
-        self.shared.lock().unwrap().events.push(Event {
+        self.shared.lock().unwrap().keep(Event {
             at_ms: self.now_ms(),
             ..event
         });
+    }
+
+    /// Bytes of contents the next read or write may keep.
+    fn contents_room(&self) -> u64 {
+        self.shared.lock().unwrap().contents_room() as u64
+    }
+
+    /// A limit the kernel enforced on thread `tid`, with its value then.
+    fn limit_hit(&mut self, tid: i32, limit: Limit) -> Event {
+        let mut hit = self.by(tid, "limit");
+        hit.text = Some(limit.name().to_string());
+        hit.bytes = limit.proc_name().and_then(|name| soft_limit(tid, name));
+        hit
     }
 
     /// The process a thread belongs to.
@@ -462,16 +646,18 @@ impl Worker {
                     libc::_exit(126);
                 }
                 libc::setsid();
+                // CPU: SIGXCPU at the soft limit, which the tracer sees
+                // as the kernel's; SIGKILL a second later if ignored.
                 let limits = [
-                    (libc::RLIMIT_CPU, launch.cpu_seconds),
-                    (libc::RLIMIT_FSIZE, 64 << 20),
-                    (libc::RLIMIT_NOFILE, 256),
-                    (libc::RLIMIT_CORE, 0),
+                    (libc::RLIMIT_CPU, launch.cpu_seconds, launch.cpu_seconds + 1),
+                    (libc::RLIMIT_FSIZE, 64 << 20, 64 << 20),
+                    (libc::RLIMIT_NOFILE, 256, 256),
+                    (libc::RLIMIT_CORE, 0, 0),
                 ];
-                for (resource, limit) in limits {
+                for (resource, soft, hard) in limits {
                     let value = libc::rlimit {
-                        rlim_cur: limit,
-                        rlim_max: limit,
+                        rlim_cur: soft,
+                        rlim_max: hard,
                     };
                     libc::setrlimit(resource, &value);
                 }
@@ -661,6 +847,14 @@ impl Worker {
                 event.code = info.map(|i| i.si_code);
                 event.signal = Some(signal.as_str().into());
                 self.record(event);
+                // The kernel's own SIGXCPU (SI_KERNEL): RLIMIT_CPU reached.
+                // As it sends it, the kernel raises the soft limit by a
+                // second (to send the next one a second later).
+                if signal == Signal::SIGXCPU && info.is_some_and(|i| i.si_code == SI_KERNEL) {
+                    let mut hit = self.limit_hit(pid.as_raw(), Limit::Cpu);
+                    hit.bytes = hit.bytes.map(|seconds| seconds.saturating_sub(1));
+                    self.record(hit);
+                }
                 let _ = ptrace::cont(pid, signal);
             }
             _ => {}
@@ -722,6 +916,15 @@ impl Worker {
                 // The main thread's exit is the process's (exit_group
                 // reports the group's status to every thread).
                 if self.tgid(raw) == raw {
+                    // Its descriptors are still open here: as many as it
+                    // may have means RLIMIT_NOFILE was reached, whichever
+                    // call (watched or not) made them.
+                    let open = open_descriptors(raw);
+                    let allowed = soft_limit(raw, "Max open files").unwrap_or(u64::MAX);
+                    if open as u64 >= allowed {
+                        let hit = self.limit_hit(raw, Limit::OpenFiles);
+                        self.record(hit);
+                    }
                     let mut exit = self.by(raw, "exit");
                     exit.code = code;
                     exit.signal = signal;
@@ -967,17 +1170,21 @@ impl Worker {
             return;
         };
         let result = regs.rax as i64;
-        // --- sandbox: a refused fork is a process limit the kernel
-        // enforced (RLIMIT_NPROC); its exit says so. A successful one is
-        // reported by PTRACE_EVENT_FORK instead.
-        if is_fork(entry.nr) {
-            if result == -(nix::libc::EAGAIN as i64) {
-                let refused = self.by(pid.as_raw(), "fork_refused");
-                self.record(refused);
+        // A limit the kernel enforced, from its answer: the call's only
+        // event. A successful fork is reported by PTRACE_EVENT_FORK, a
+        // successful memory or dup call is no action.
+        if let Some(limit) = refused_by_limit(pid.as_raw(), &entry, result) {
+            let mut hit = self.limit_hit(pid.as_raw(), limit);
+            hit.start_ms = Some(entry.start_ms);
+            if limit == Limit::Disk {
+                hit.target = entry.target.clone();
             }
+            self.record(hit);
             return;
         }
-        // --- end sandbox
+        if is_fork(entry.nr) || is_memory(entry.nr) || is_dup(entry.nr) {
+            return;
+        }
         if (-4095..0).contains(&result) {
             return; // it failed: no action
         }
@@ -1020,8 +1227,19 @@ impl Worker {
             }
             _ if is_read(nr) => {
                 let buffers = self.buffers(pid, nr, &entry.args, result as u64);
-                let mut data = gather(pid, &buffers, result as u64);
                 let target = entry.target.clone().unwrap_or_default();
+                let reader = self.tgid(raw);
+                // What an alteration or a signalfd needs, else what the
+                // trace may keep.
+                let altering = target.starts_with("pipe:")
+                    && self.started.contains(&reader)
+                    && !self.perturb.replace.is_empty();
+                let wanted = if altering || target == "anon_inode:[signalfd]" {
+                    EVENT_CONTENTS as u64
+                } else {
+                    self.contents_room()
+                };
+                let mut data = gather(pid, &buffers, (result as u64).min(wanted));
                 if target == "anon_inode:[signalfd]" {
                     // struct signalfd_siginfo: 128 bytes each, signo at 0,
                     // code at 8, pid at 12.
@@ -1035,8 +1253,7 @@ impl Worker {
                     }
                     return;
                 }
-                let reader = self.tgid(raw);
-                if target.starts_with("pipe:") && self.started.contains(&reader) {
+                if altering {
                     if let Some(altered) = self.alter(pid, &buffers, &data) {
                         let mut note = event(self, "altered");
                         note.text = Some(String::from_utf8_lossy(&altered).into_owned());
@@ -1048,6 +1265,7 @@ impl Worker {
                 let mut read = event(self, "read");
                 read.fd = Some(a0 as i32);
                 read.bytes = Some(result as u64);
+                read.cut = (data.len() as u64) < result as u64;
                 read.text = Some(String::from_utf8_lossy(&data).into_owned());
                 read.target = entry.target;
                 self.record(read);
@@ -1062,9 +1280,10 @@ impl Worker {
                         let mut write = event(self, "write");
                         write.fd = Some(a0 as i32);
                         write.bytes = Some(sent as u64);
-                        write.text = Some(lossy(&gather(pid, &buffers, sent as u64)));
+                        let data = gather(pid, &buffers, (sent as u64).min(self.contents_room()));
+                        write.cut = (data.len() as u64) < sent as u64;
+                        write.text = Some(lossy(&data));
                         write.target = entry.target.clone();
-                        write.text = write.text.map(|t| t.chars().take(8192).collect());
                         self.record(write);
                     }
                     return;
@@ -1085,8 +1304,12 @@ impl Worker {
                 write.bytes = Some(result as u64);
                 if !copy {
                     let buffers = self.buffers(pid, nr, &entry.args, result as u64);
-                    write.text = Some(lossy(&gather(pid, &buffers, result.min(8192) as u64)));
+                    let data = gather(pid, &buffers, (result as u64).min(self.contents_room()));
+                    write.cut = (data.len() as u64) < result as u64;
+                    write.text = Some(lossy(&data));
                 } else {
+                    // The contents moved between descriptors are not seen.
+                    write.cut = true;
                     write.text = entry.path.map(|source| format!("(copied from {source})"));
                 }
                 write.target = entry.target;
@@ -1320,6 +1543,131 @@ fn is_fork(nr: i64) -> bool {
     [libc::SYS_fork, libc::SYS_vfork, libc::SYS_clone].contains(&nr)
 }
 
+/// The system calls that map memory, watched for their refusals only.
+#[cfg(target_arch = "x86_64")]
+fn is_memory(nr: i64) -> bool {
+    use nix::libc;
+    [
+        libc::SYS_mmap,
+        libc::SYS_mremap,
+        libc::SYS_brk,
+        libc::SYS_mprotect,
+    ]
+    .contains(&nr)
+}
+
+/// The duplicating calls, watched for their refusals only.
+#[cfg(target_arch = "x86_64")]
+fn is_dup(nr: i64) -> bool {
+    use nix::libc;
+    [libc::SYS_dup, libc::SYS_fcntl].contains(&nr)
+}
+
+/// The limit the kernel enforced in answering a watched call `result`,
+/// if that is why the call failed: told by the error (and for memory, by
+/// the process's own accounting against its limits), never by the program.
+#[cfg(target_arch = "x86_64")]
+fn refused_by_limit(tid: i32, entry: &Entry, result: i64) -> Option<Limit> {
+    use nix::libc;
+    let nr = entry.nr;
+    let [a0, a1, a2, a3, ..] = entry.args;
+    if nr == libc::SYS_brk {
+        // brk answers with the break it left: short of the one asked for,
+        // the growth was refused.
+        let now = result as u64;
+        return (result > 0 && a0 > now).then(|| memory_refused(tid, a0 - now, true))?;
+    }
+    let errno = if (-4095..0).contains(&result) {
+        -result as i32
+    } else {
+        return None;
+    };
+    match nr {
+        _ if is_fork(nr) => (errno == libc::EAGAIN).then_some(Limit::Processes),
+        libc::SYS_mmap if errno == libc::ENOMEM => {
+            // Private writable memory counts against RLIMIT_DATA, every
+            // mapping against RLIMIT_AS.
+            let prot = a2 as i32;
+            let flags = a3 as i32;
+            let data = prot & libc::PROT_WRITE != 0
+                && flags & (libc::MAP_SHARED | libc::MAP_GROWSDOWN) == 0;
+            memory_refused(tid, a1, data)
+        }
+        libc::SYS_mremap if errno == libc::ENOMEM => {
+            memory_refused(tid, a2.saturating_sub(a1), true)
+        }
+        libc::SYS_mprotect if errno == libc::ENOMEM => memory_refused(tid, a1, true),
+        libc::SYS_open
+        | libc::SYS_openat
+        | libc::SYS_openat2
+        | libc::SYS_creat
+        | libc::SYS_pipe
+        | libc::SYS_pipe2
+        | libc::SYS_socket
+        | libc::SYS_socketpair
+        | libc::SYS_dup
+        | libc::SYS_fcntl
+            if errno == libc::EMFILE =>
+        {
+            Some(Limit::OpenFiles)
+        }
+        _ if is_write(nr) && errno == libc::EFBIG => {
+            soft_limit(tid, "Max file size").map(|_| Limit::FileSize)
+        }
+        _ if is_write(nr) && errno == libc::ENOSPC => Some(Limit::Disk),
+        _ => None,
+    }
+}
+
+/// Whether `requested` more bytes of memory pass the process's limits:
+/// `RLIMIT_DATA` for private writable memory (`data`), else `RLIMIT_AS`,
+/// against the kernel's own counts (`VmData`, `VmSize`). Any other
+/// ENOMEM (no room to grow in place, too many mappings) is no limit.
+fn memory_refused(tid: i32, requested: u64, data: bool) -> Option<Limit> {
+    let over = |count: &str, limit: &str| match (kib_field(tid, count), soft_limit(tid, limit)) {
+        (Some(used), Some(limit)) => used.saturating_add(requested) > limit,
+        _ => false,
+    };
+    if data && over("VmData:", "Max data size") {
+        Some(Limit::Memory)
+    } else if over("VmSize:", "Max address space") {
+        Some(Limit::AddressSpace)
+    } else {
+        None
+    }
+}
+
+/// A `/proc/<pid>/status` field given in kB, in bytes.
+fn kib_field(pid: i32, field: &str) -> Option<u64> {
+    let status = std::fs::read(format!("/proc/{pid}/status")).ok()?;
+    let kib: u64 = String::from_utf8_lossy(&status)
+        .lines()
+        .find_map(|l| l.strip_prefix(field))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    Some(kib * 1024)
+}
+
+/// The soft limit of a resource of `pid` (as `/proc/<pid>/limits` names
+/// it), if it has one.
+fn soft_limit(pid: i32, name: &str) -> Option<u64> {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).ok()?;
+    limits
+        .lines()
+        .find_map(|l| l.strip_prefix(name))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// How many descriptors `pid` has open.
+fn open_descriptors(pid: i32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
+}
+
 /// Every traced system call waits for this thread: on a loaded machine a
 /// late tracer makes a correct program late (a coordinator's slices grow).
 /// So it asks for a real-time priority (the lowest), or else a better nice
@@ -1516,6 +1864,9 @@ fn run_ms(pid: i32) -> Option<f64> {
     Some(total as f64 / 1e6)
 }
 
+/// `si_code` of a signal the kernel itself sent.
+const SI_KERNEL: i32 = 0x80;
+
 /// `AT_FDCWD` as the register holds it.
 const AT_FDCWD: u64 = nix::libc::AT_FDCWD as i64 as u64;
 
@@ -1646,9 +1997,9 @@ fn iovecs(pid: Pid, pointer_at: u64, count_at: u64) -> Vec<(u64, u64)> {
     read_iovecs(pid, word(pointer_at), word(count_at))
 }
 
-/// The first `moved` bytes of the buffers (at most 8 KiB).
+/// The first `moved` bytes of the buffers (at most [`EVENT_CONTENTS`]).
 fn gather(pid: Pid, buffers: &[(u64, u64)], moved: u64) -> Vec<u8> {
-    let mut left = moved.min(8192);
+    let mut left = moved.min(EVENT_CONTENTS as u64);
     let mut data = Vec::new();
     for &(address, len) in buffers {
         if left == 0 {
@@ -1732,6 +2083,8 @@ fn seccomp_filter() -> Vec<nix::libc::sock_filter> {
         #[derive(Clone, Copy, PartialEq)]
         enum To {
             Next,
+            /// Past this many instructions after the next.
+            Skip(u8),
             Ret(u32),
         }
         let trace = |data: u32| libc::SECCOMP_RET_TRACE | data;
@@ -1831,24 +2184,36 @@ fn seccomp_filter() -> Vec<nix::libc::sock_filter> {
             // --- sandbox: to see refused forks (clone is below).
             libc::SYS_fork,
             libc::SYS_vfork,
+            // Limits: refused memory and descriptors.
+            libc::SYS_mmap,
+            libc::SYS_mremap,
+            libc::SYS_brk,
+            libc::SYS_dup,
         ];
         for nr in watched {
             code.push((JEQ_K, nr as u32, To::Ret(trace(WATCHED)), To::Next));
         }
+        let watch = To::Ret(trace(WATCHED));
         // clone: refused with CLONE_UNTRACED in its flags (args[0], low
         // word), else watched (a refused fork is a limit reached).
-        code.push((JEQ_K, libc::SYS_clone as u32, To::Next, allow));
+        code.push((JEQ_K, libc::SYS_clone as u32, To::Next, To::Skip(2)));
         code.push((LD_W_ABS, 16, To::Next, To::Next));
-        code.push((
-            JSET_K,
-            CLONE_UNTRACED,
-            To::Ret(trace(4)),
-            To::Ret(trace(WATCHED)),
-        ));
+        code.push((JSET_K, CLONE_UNTRACED, To::Ret(trace(4)), watch));
+        // mprotect: watched only when it makes memory writable, which
+        // RLIMIT_DATA may refuse (prot is args[2]).
+        code.push((JEQ_K, libc::SYS_mprotect as u32, To::Next, To::Skip(2)));
+        code.push((LD_W_ABS, 32, To::Next, To::Next));
+        code.push((JSET_K, libc::PROT_WRITE as u32, watch, allow));
+        // fcntl: watched only when it duplicates (cmd is args[1]).
+        code.push((JEQ_K, libc::SYS_fcntl as u32, To::Next, allow));
+        code.push((LD_W_ABS, 24, To::Next, To::Next));
+        code.push((JEQ_K, libc::F_DUPFD as u32, watch, To::Next));
+        code.push((JEQ_K, libc::F_DUPFD_CLOEXEC as u32, watch, allow));
         let body = code.len();
         let offset = |i: usize, to: To| -> u8 {
             match to {
                 To::Next => 0,
+                To::Skip(n) => n,
                 To::Ret(value) => {
                     let at = body + returns.iter().position(|r| *r == value).unwrap_or(0);
                     (at - i - 1) as u8
@@ -1882,11 +2247,17 @@ mod tests {
 
     /// Runs the classic BPF program on one `seccomp_data` (nr, arch, args).
     fn verdict(nr: i64, arch: u32, arg0: u64) -> u32 {
+        verdict_with(nr, arch, &[arg0])
+    }
+
+    fn verdict_with(nr: i64, arch: u32, args: &[u64]) -> u32 {
         let program = seccomp_filter();
         let mut data = [0u8; 64];
         data[0..4].copy_from_slice(&(nr as u32).to_ne_bytes());
         data[4..8].copy_from_slice(&arch.to_ne_bytes());
-        data[16..24].copy_from_slice(&arg0.to_ne_bytes());
+        for (i, arg) in args.iter().enumerate() {
+            data[16 + 8 * i..24 + 8 * i].copy_from_slice(&arg.to_ne_bytes());
+        }
         let (mut pc, mut a) = (0usize, 0u32);
         loop {
             let i = program[pc];
@@ -1937,6 +2308,27 @@ mod tests {
             libc::SECCOMP_RET_ALLOW
         );
         assert_eq!(verdict(libc::SYS_clone, X86_64, 0x11), watched);
+        // Memory and descriptors, for the limits the kernel enforces.
+        for nr in [
+            libc::SYS_mmap,
+            libc::SYS_brk,
+            libc::SYS_mremap,
+            libc::SYS_dup,
+        ] {
+            assert_eq!(verdict(nr, X86_64, 0), watched, "syscall {nr}");
+        }
+        let rw = (libc::PROT_READ | libc::PROT_WRITE) as u64;
+        let mprotect = |prot| verdict_with(libc::SYS_mprotect, X86_64, &[0, 4096, prot]);
+        assert_eq!(mprotect(rw), watched);
+        assert_eq!(mprotect(libc::PROT_READ as u64), libc::SECCOMP_RET_ALLOW);
+        let fcntl = |cmd: i32| verdict_with(libc::SYS_fcntl, X86_64, &[3, cmd as u64]);
+        assert_eq!(fcntl(libc::F_DUPFD), watched);
+        assert_eq!(fcntl(libc::F_DUPFD_CLOEXEC), watched);
+        assert_eq!(fcntl(libc::F_GETFL), libc::SECCOMP_RET_ALLOW);
+        assert_eq!(
+            verdict(libc::SYS_munmap, X86_64, 0),
+            libc::SECCOMP_RET_ALLOW
+        );
         let refused = |code: u32| libc::SECCOMP_RET_TRACE | code;
         assert_eq!(verdict(libc::SYS_clone, X86_64, 0x0080_0011), refused(4));
         assert_eq!(verdict(libc::SYS_io_uring_setup, X86_64, 0), refused(2));
@@ -1952,6 +2344,80 @@ mod tests {
         for code in 2..=7 {
             assert!(REFUSED.iter().any(|(c, _)| *c == code), "refusal {code}");
         }
+    }
+
+    fn write_of(text: &str) -> Event {
+        Event {
+            kind: "write".into(),
+            text: Some(text.into()),
+            target: Some("pipe:[1]".into()),
+            ..Event::default()
+        }
+    }
+
+    #[test]
+    fn the_trace_keeps_contents_within_their_budget() {
+        let mut shared = Shared::default();
+        let chunk = "x".repeat(EVENT_CONTENTS);
+        for _ in 0..MAX_CONTENTS / EVENT_CONTENTS {
+            assert_eq!(shared.contents_room(), EVENT_CONTENTS);
+            shared.keep(write_of(&chunk));
+        }
+        // Spent: later writes are kept, their contents not, and say so.
+        assert_eq!(shared.contents_room(), 0);
+        shared.keep(write_of("hello"));
+        let last = shared.events.last().unwrap();
+        assert_eq!((last.text.as_deref(), last.cut), (Some(""), true));
+        assert_eq!(shared.cut.contents_cut, 1);
+        assert_eq!(shared.cut.full, None);
+        // Other events keep their text: it is not contents.
+        shared.keep(Event {
+            kind: "exec".into(),
+            text: Some("/bin/true".into()),
+            ..Event::default()
+        });
+        assert_eq!(
+            shared.events.last().unwrap().text.as_deref(),
+            Some("/bin/true")
+        );
+    }
+
+    #[test]
+    fn a_full_trace_keeps_no_more_and_counts_what_it_dropped() {
+        let mut shared = Shared::default();
+        for _ in 0..MAX_EVENTS + 5 {
+            shared.keep(Event {
+                pid: 7,
+                kind: "spawn".into(),
+                ..Event::default()
+            });
+        }
+        assert_eq!(shared.events.len(), MAX_EVENTS);
+        assert_eq!(shared.cut.dropped, 5);
+        let full = shared.cut.full.clone().unwrap();
+        assert!(
+            full.contains(&format!("more than {MAX_EVENTS} events")),
+            "{full}"
+        );
+        assert!(full.contains("process 7"), "{full}");
+        // Text: long paths fill it before the events do.
+        let mut shared = Shared::default();
+        let path = "/".repeat(4096);
+        for _ in 0..MAX_TEXT / 4096 + 1 {
+            shared.keep(Event {
+                kind: "mkfifo".into(),
+                text: Some(path.clone()),
+                ..Event::default()
+            });
+        }
+        assert_eq!(shared.events.len(), MAX_TEXT / 4096);
+        assert!(shared
+            .cut
+            .full
+            .as_deref()
+            .unwrap()
+            .contains("MiB of paths and text"));
+        assert_eq!(shared.contents_room(), 0);
     }
 
     #[test]

@@ -61,10 +61,10 @@
 //!
 //! An event is what the tracer saw: `at_ms` (from the case's start),
 //! `pid`, `kind` (`spawn`, `exec`, `exit`, `reap`, `kill`, `signal`,
-//! `pipe`, `read`, `write`, `open`, `mkfifo`, `unlink`, ...), and where
-//! they apply `other` (the other process), `signal`, `code`, `text`,
-//! `target`, `fd`, `bytes`, `cpu_ms`. They are the facts the trace
-//! requirements were judged on.
+//! `pipe`, `read`, `write`, `open`, `mkfifo`, `unlink`, `limit`, ...), and
+//! where they apply `other` (the other process), `signal`, `code`, `text`,
+//! `cut` (the contents were not all kept), `target`, `fd`, `bytes`,
+//! `cpu_ms`. They are the facts the trace requirements were judged on.
 
 use serde::Serialize;
 
