@@ -206,6 +206,7 @@ pub fn run_case(
                 &mut bindings,
                 deadline,
                 &supervisor,
+                &jail,
                 &scratch,
                 case,
                 start,
@@ -462,6 +463,7 @@ fn do_step(
     bindings: &mut Bindings,
     deadline: Instant,
     supervisor: &Supervisor,
+    jail: &Jail,
     scratch: &Scratch,
     case: &Case,
     start: Instant,
@@ -479,7 +481,10 @@ fn do_step(
     if let Some(pattern) = &step.wait_for {
         let index = find(running, &target)?;
         let pattern = LinePattern::new(pattern)?;
-        return wait_for_line(&running[index].stdout, &pattern, bindings, deadline)
+        // A limit reached meanwhile ends the wait: the case is stopped.
+        let running: &[Running] = running;
+        let stop = || over_limits(running, jail, supervisor);
+        return wait_for_line(&running[index].stdout, &pattern, bindings, deadline, &stop)
             .map_err(|why| format!("waiting on {target}'s stdout for `{pattern}`: {why}"));
     }
     if let Some(line) = &step.send {
@@ -546,30 +551,36 @@ fn wait_for_line(
     pattern: &LinePattern,
     bindings: &mut Bindings,
     deadline: Instant,
+    stop: &dyn Fn() -> Option<String>,
 ) -> Result<(), String> {
     let (lock, ready) = &**shared;
-    let mut stream = lock.lock().unwrap();
     loop {
-        for index in 0..stream.lines.len() {
-            if !stream.claimed[index] && pattern.matches(&stream.lines[index].text, bindings) {
-                stream.claimed[index] = true;
-                return Ok(());
+        {
+            let mut stream = lock.lock().unwrap();
+            for index in 0..stream.lines.len() {
+                if !stream.claimed[index] && pattern.matches(&stream.lines[index].text, bindings) {
+                    stream.claimed[index] = true;
+                    return Ok(());
+                }
             }
+            if stream.closed {
+                return Err("the output ended first".to_string());
+            }
+            if stream.capped {
+                return Err("the output went past its limit first".to_string());
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err("no such line before the time limit".to_string());
+            }
+            let _ = ready
+                .wait_timeout(stream, left.min(Duration::from_millis(100)))
+                .unwrap();
         }
-        if stream.closed {
-            return Err("the output ended first".to_string());
+        // Not holding the stream: `stop` reads every stream.
+        if let Some(why) = stop() {
+            return Err(format!("the case was stopped first ({why})"));
         }
-        if stream.capped {
-            return Err("the output went past its limit first".to_string());
-        }
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err("no such line before the time limit".to_string());
-        }
-        stream = ready
-            .wait_timeout(stream, left.min(Duration::from_millis(100)))
-            .unwrap()
-            .0;
     }
 }
 
