@@ -256,7 +256,11 @@ fn grade_fixture(fixture: &Path, scratch: &Path) -> Vec<String> {
             &said,
         ));
     }
-    for wanted in lines.filter(|l| !["PASS", "SANDBOX_OFF"].contains(l)) {
+    // `as user: ...`: checked only as an ordinary user (see
+    // hostile_fixtures_are_contained_for_an_ordinary_user).
+    let wanted_lines =
+        lines.filter(|l| !["PASS", "SANDBOX_OFF"].contains(l) && !l.starts_with("as user: "));
+    for wanted in wanted_lines {
         if let Err(report) = run.check_has(&said, wanted) {
             failed(report);
         }
@@ -551,6 +555,7 @@ fn hostile_fixtures_are_contained_for_an_ordinary_user() {
         "ex1_redteam_proc_scan",
         // Kernel-enforced limits: the RLIMIT path (no memory cgroup).
         "ex1_hostile_memory_hog",
+        "ex1_hostile_shared_memory_hog",
         "ex1_hostile_open_files",
         "ex1_hostile_file_size",
         "ex1_hostile_cpu_time",
@@ -630,10 +635,12 @@ fn hostile_fixtures_are_contained_for_an_ordinary_user() {
             ));
         }
         let expect = std::fs::read_to_string(fixtures.join(name).join("expect.txt")).unwrap();
-        // Attacks blocked, and limits named: the keeper reports the limit
-        // itself, the grader adds "limit reached: ".
+        // Attacks blocked, and limits named (the keeper reports the limit
+        // itself, the grader adds "limit reached: "); `as user: ` lines
+        // hold only here.
         let blocked = expect.lines().skip(1).filter_map(|l| {
             l.strip_prefix("limit reached: ")
+                .or(l.strip_prefix("as user: "))
                 .or(l.contains("blocked").then_some(l))
         });
         for wanted in blocked {
