@@ -638,8 +638,8 @@ fn limit_sentence(event: &Event, scratch: &Path) -> Option<String> {
         Limit::Memory => format!("used more than {}", mib("of memory")),
         Limit::AddressSpace => format!("mapped more than {}", mib("of memory (address space)")),
         Limit::OpenFiles => match value {
-            Some(count) => format!("reached its limit of {count} open files"),
-            None => "reached its limit of open files".to_string(),
+            Some(count) => format!("had {count} files open at once (the limit)"),
+            None => "had as many files open as it may".to_string(),
         },
         Limit::FileSize => match value {
             Some(bytes) => format!("wrote past the {} MiB file size limit", bytes >> 20),
