@@ -1663,9 +1663,9 @@ fn soft_limit(pid: i32, name: &str) -> Option<u64> {
         .ok()
 }
 
-/// How many descriptors `pid` has open.
+/// How many descriptors `pid` has open (see [`as_tracees`]).
 fn open_descriptors(pid: i32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
+    as_tracees(|| std::fs::read_dir(format!("/proc/{pid}/fd")).map(|d| d.count())).unwrap_or(0)
 }
 
 /// Every traced system call waits for this thread: on a loaded machine a
