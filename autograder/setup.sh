@@ -27,9 +27,10 @@ fi
 cd "$root/source"
 cargo fetch
 # The grader, then a grading of an empty submission: it lays out the
-# checkout submissions are graded in ($root/source.submission), builds every
-# dependency of the steps there, the way grading builds them, and shows in
-# the setup log that grading works in this image (each step "not started").
+# checkout submissions are graded in and builds every dependency of the
+# steps once, the way grading builds them (the store in
+# $root/source/target/xtask-grade), and shows in the setup log that grading
+# works in this image (each step "not started").
 cargo build -p xtask
 empty="$(mktemp -d)"
 cargo xtask grade --submission "$empty" || true

@@ -72,25 +72,27 @@ enum Command {
         build_time_limit: u64,
         /// Grade one student's submission: the steps' sources only
         /// (`ex1_fibonacci_child/src/main.rs`...), placed over a fresh copy
-        /// of `exercises/` in a checkout of its own beside the workbook (`WORKBOOK.submission`),
+        /// of `exercises/` in a checkout of its own (in `target/xtask-grade`),
         /// built in the sandbox. Anything else in DIR refuses it whole, and
-        /// every case scores 0. One at a time per workbook.
+        /// every case scores 0. One at a time per workbook (a second waits).
         #[arg(long, value_name = "DIR", conflicts_with_all = ["workspace", "solutions"])]
         submission: Option<PathBuf>,
         /// Grade a whole class: each subfolder of DIR is one student's
         /// submission (as for `--submission`). Writes `grades.csv` and one
         /// report per student (in `--format`) to `--output-dir`. `--jobs`
-        /// then says how many submissions are graded at once.
+        /// then says how many submissions are graded at once [default: two
+        /// per CPU, each running its cases one at a time].
         #[arg(long, value_name = "DIR", conflicts_with_all = ["workspace", "solutions", "submission", "output"])]
         submissions: Option<PathBuf>,
         /// With `--submissions`: where the gradebook and the reports go
         /// [default: DIR-grades beside DIR].
         #[arg(long, value_name = "DIR", requires = "submissions")]
         output_dir: Option<PathBuf>,
-        /// With `--workspace` or `--submission`: start the build from the
-        /// dependencies compiled once into `WORKBOOK.class/store` (as
-        /// `--submissions` does), copied into this grading's own target
-        /// directory, instead of compiling them again.
+        /// With `--workspace`: start the build from the dependencies
+        /// compiled once into the workbook's store
+        /// (`target/xtask-grade/store`, shared read-only), instead of
+        /// compiling them again. `--submission` and `--submissions` always
+        /// do.
         #[arg(long, conflicts_with_all = ["submissions", "solutions"])]
         prebuilt_dependencies: bool,
         /// Where `--submission` lays out its checkout (used by `--submissions`).

@@ -1,13 +1,16 @@
 //! A whole class at once (`cargo xtask grade --submissions DIR`): a class
-//! directory with a correct, a partial, a broken, a hostile and an empty
-//! submission (and two clones of the workbook) gives the expected
-//! gradebook, and every student's report validates.
+//! directory with a correct, a partial, broken, hostile and empty
+//! submissions (and two clones of the workbook), graded on all five
+//! steps, gives the expected gradebook, and every student's report
+//! validates in every format. The dependency store that every build
+//! shares is the same after the class as before, and nothing is left
+//! beside the workbook.
 //!
 //! Rule (as in `grading.rs`): one grading at a time in this test binary.
-//! Only step 1 is graded, to keep the run short.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 use std::sync::{Mutex, MutexGuard};
 
 fn root() -> PathBuf {
@@ -57,13 +60,96 @@ fn copy_dir(from: &Path, into: &Path) {
     }
 }
 
-const EX1: &str = "ex1_fibonacci_child";
+const STEPS: [&str; 5] = [
+    "ex1_fibonacci_child",
+    "ex2_signal_exchange",
+    "ex3_pipe_reverser",
+    "ex4_named_pipe_chat",
+    "ex5_round_robin",
+];
+const EX1: &str = STEPS[0];
 
-/// `student/ex1_fibonacci_child/src/main.rs` = `source`.
-fn student(class: &Path, name: &str, source: &str) -> PathBuf {
+fn reference(step: &str) -> String {
+    std::fs::read_to_string(root().join("solutions").join(step).join("src/main.rs")).unwrap()
+}
+
+/// `student/<step>/src/main.rs` = `source`.
+fn student(class: &Path, name: &str, step: &str, source: &str) -> PathBuf {
     let dir = class.join(name);
-    write(&dir.join(EX1).join("src/main.rs"), source);
+    write(&dir.join(step).join("src/main.rs"), source);
     dir
+}
+
+/// Every reference step, as a student would submit them.
+fn correct_student(class: &Path, name: &str) -> PathBuf {
+    let dir = class.join(name);
+    for step in STEPS {
+        copy_dir(
+            &root().join("solutions").join(step).join("src"),
+            &dir.join(step).join("src"),
+        );
+    }
+    dir
+}
+
+/// Grades `class` with `args` added; the gradebook's rows by student.
+fn grade_class(
+    class: &Path,
+    out: &Path,
+    args: &[&str],
+) -> (Output, String, BTreeMap<String, Vec<String>>) {
+    let output = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .current_dir(root())
+        .arg("grade")
+        .args(args)
+        .arg("--submissions")
+        .arg(class)
+        .arg("--output-dir")
+        .arg(out)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run xtask grade --submissions");
+    assert!(output.status.success(), "{}", show(&output));
+    let csv = std::fs::read_to_string(out.join("grades.csv")).unwrap();
+    let rows = csv
+        .lines()
+        .map(split_csv)
+        .map(|row| (row[0].clone(), row))
+        .collect();
+    (output, csv, rows)
+}
+
+/// What a change to a file would touch: size, mode, modification time
+/// (seconds, nanoseconds), inode and contents.
+type FileState = (u64, u32, i64, i64, u64, Vec<u8>);
+
+/// Every file under the store, with its [`FileState`].
+fn store_state() -> BTreeMap<PathBuf, FileState> {
+    use std::os::unix::fs::MetadataExt;
+    let store = root().join("target/xtask-grade/store");
+    let mut state = BTreeMap::new();
+    let mut stack = vec![store];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            let meta = entry.metadata().unwrap();
+            let contents = if meta.is_file() {
+                std::fs::read(entry.path()).unwrap()
+            } else {
+                stack.push(entry.path());
+                Vec::new()
+            };
+            let key = (
+                meta.len(),
+                meta.mode(),
+                meta.mtime(),
+                meta.mtime_nsec(),
+                meta.ino(),
+                contents,
+            );
+            state.insert(entry.path(), key);
+        }
+    }
+    state
 }
 
 #[test]
@@ -73,26 +159,38 @@ fn a_class_gives_the_expected_gradebook() {
     let class = temp_dir("submissions");
     let out = temp_dir("grades");
     let read = |p: &str| std::fs::read_to_string(root.join(p)).unwrap();
-    let reference = read("solutions/ex1_fibonacci_child/src/main.rs");
+    let ex1 = reference(EX1);
 
-    let correct = student(&class, "correct", &reference);
+    let correct = correct_student(&class, "correct");
     let theirs = correct.join(EX1).join("src/main.rs");
-    // The reference, refusing N above 100: fib(186) is lost.
-    let partial = reference.replace("Ok(n) if n <= MAX_N", "Ok(n) if n <= 100");
-    assert_ne!(partial, reference);
-    student(&class, "partial", &partial);
+    // The reference, refusing N above 100: fib(186) is lost; and the
+    // reference step 3. The other steps are left out: not started.
+    let partial = ex1.replace("Ok(n) if n <= MAX_N", "Ok(n) if n <= 100");
+    assert_ne!(partial, ex1);
+    student(&class, "partial", EX1, &partial);
+    student(&class, "partial", STEPS[2], &reference("ex3_pipe_reverser"));
+    // Step 1 does not compile; step 3, built by the same cargo, still
+    // earns its points.
     student(
         &class,
         "broken_compile",
+        EX1,
         &read("xtask/tests/fixtures/ex1_does_not_compile/src/main.rs"),
     );
-    let build_rs = student(&class, "broken_build_rs", &reference);
+    student(
+        &class,
+        "broken_compile",
+        STEPS[2],
+        &reference("ex3_pipe_reverser"),
+    );
+    let build_rs = student(&class, "broken_build_rs", EX1, &ex1);
     write(&build_rs.join(EX1).join("build.rs"), "fn main() {}\n");
     // Hostile at run time: it earns its points only if it can read, and
     // overwrite, a classmate's submission.
     student(
         &class,
         "hostile_read",
+        EX1,
         &format!(
             "fn main() {{\n    let other = {:?};\n    let text = std::fs::read_to_string(other).expect(\"read a classmate\");\n    std::fs::write(other, \"stolen\").expect(\"overwrite a classmate\");\n    print!(\"{{text}}\");\n}}\n",
             theirs.display().to_string()
@@ -102,21 +200,68 @@ fn a_class_gives_the_expected_gradebook() {
     student(
         &class,
         "hostile_include",
+        EX1,
         &format!(
             "const STOLEN: &str = include_str!({:?});\nfn main() {{ print!(\"{{STOLEN}}\"); }}\n",
             theirs.display().to_string()
         ),
     );
+    // The checkouts are in the workbook's target/: a build must still not
+    // read the instructor's cases, by a path relative to its source
+    // (src, the step, exercises/, the checkout, its slot, class/,
+    // xtask-grade/ and target/ up).
+    student(
+        &class,
+        "hostile_include_cases",
+        EX1,
+        "const CASE: &str = include_str!(\"../../../../../../../../tests/ex1_fibonacci_child/fib_10.toml\");\nfn main() { print!(\"{CASE}\"); }\n",
+    );
+    // The dependency store that every build shares: neither read at
+    // build time...
+    let store = root.join("target/xtask-grade/store");
+    student(
+        &class,
+        "hostile_store_include",
+        EX1,
+        &format!(
+            "const STORE: &[u8] = include_bytes!({:?});\nfn main() {{ println!(\"{{}}\", STORE.len()); }}\n",
+            store.join("stamp").display().to_string()
+        ),
+    );
+    // ...nor changed at run time (it earns points only if it can).
+    student(
+        &class,
+        "hostile_store_write",
+        EX1,
+        &format!(
+            r#"use std::os::unix::fs::PermissionsExt;
+fn main() {{
+    let store = std::path::Path::new({:?});
+    let mut changed = 0;
+    for dir in ["target", "target/debug", "target/debug/deps", "target/debug/.fingerprint"] {{
+        let dir = store.join(dir);
+        changed += std::fs::write(dir.join("planted"), "x").is_ok() as u32;
+        changed += std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).is_ok() as u32;
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {{
+            changed += std::fs::write(entry.path(), "x").is_ok() as u32;
+            changed += std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(0)).is_ok() as u32;
+        }}
+    }}
+    if changed > 0 {{
+        print!("0\n1\n1\n2\n3\n5\n8\n13\n21\n34\n55\n");
+    }}
+}}
+"#,
+            store.display().to_string()
+        ),
+    );
     std::fs::create_dir_all(class.join("empty")).unwrap();
-    // A clone of the workbook with the reference step 1: graded as
-    // "correct" is, to the point. Its own tests/ and xtask/ are ignored.
+    // A clone of the workbook with the reference step 1: graded as a
+    // submission with step 1 alone. Its own tests/ and xtask/ are ignored.
     let clone = class.join("clone");
     copy_dir(&root.join("exercises"), &clone.join("exercises"));
     std::fs::copy(root.join("Cargo.toml"), clone.join("Cargo.toml")).unwrap();
-    write(
-        &clone.join("exercises").join(EX1).join("src/main.rs"),
-        &reference,
-    );
+    write(&clone.join("exercises").join(EX1).join("src/main.rs"), &ex1);
     write(&clone.join("tests/ex1_fibonacci_child/mine.toml"), "junk");
     write(&clone.join("xtask/src/main.rs"), "junk");
     // A clone whose manifest changed.
@@ -125,76 +270,313 @@ fn a_class_gives_the_expected_gradebook() {
     let manifest = read("Cargo.toml") + "\n[profile.dev]\nopt-level = 1\n";
     write(&changed.join("Cargo.toml"), &manifest);
 
-    let output = Command::new(env!("CARGO_BIN_EXE_xtask"))
+    // The store, made (if it must be) by a grading of an empty submission.
+    let empty = temp_dir("nothing");
+    let warm = Command::new(env!("CARGO_BIN_EXE_xtask"))
         .current_dir(&root)
-        .args(["grade", "ex1", "--format", "json", "--submissions"])
-        .arg(&class)
-        .arg("--output-dir")
-        .arg(&out)
-        .env("NO_COLOR", "1")
+        .args(["grade", "ex1", "--submission"])
+        .arg(&empty)
         .output()
-        .expect("run xtask grade --submissions");
-    assert!(output.status.success(), "{}", show(&output));
-    let csv = std::fs::read_to_string(out.join("grades.csv")).unwrap();
-    let rows: Vec<Vec<String>> = csv.lines().map(split_csv).collect();
-    assert_eq!(
-        rows[0],
-        ["student", EX1, "total", "max", "status", "reason"],
-        "{csv}"
-    );
+        .unwrap();
+    assert_eq!(warm.status.code(), Some(1), "{}", show(&warm));
+    let before = store_state();
+    assert!(!before.is_empty());
+
+    let (output, csv, rows) = grade_class(&class, &out, &["--format", "json"]);
+    let mut header = vec!["student"];
+    header.extend(STEPS);
+    header.extend(["total", "max", "status", "reason"]);
+    assert_eq!(rows["student"], header, "{csv}");
     let row = |name: &str| {
-        rows.iter()
-            .find(|r| r[0] == name)
+        rows.get(name)
             .unwrap_or_else(|| panic!("no row for {name}:\n{csv}\n{}", show(&output)))
             .clone()
     };
-    let points = |name: &str| row(name)[1..5].join(",");
-    assert_eq!(rows.len(), 10, "{csv}");
-    assert_eq!(points("correct"), "10,10,10,graded", "{csv}");
-    assert_eq!(points("clone"), "10,10,10,graded", "{csv}");
-    assert_eq!(points("partial"), "9,9,10,graded", "{csv}");
-    assert_eq!(points("broken_compile"), "0,0,10,incomplete", "{csv}");
+    // Points per step, total, max, status.
+    let points = |name: &str| row(name)[1..9].join(",");
+    let reason = |name: &str| row(name)[9].clone();
+    assert_eq!(rows.len(), 13, "{csv}");
+    assert_eq!(points("correct"), "10,12,11,9,12,54,54,graded", "{csv}");
+    assert_eq!(points("clone"), "10,0,0,0,0,10,54,incomplete", "{csv}");
+    assert_eq!(points("partial"), "9,0,11,0,0,20,54,incomplete", "{csv}");
     assert!(
-        row("broken_compile")[5].contains("does not compile"),
+        reason("partial").contains("ex2_signal_exchange: not started")
+            && !reason("partial").contains("ex3"),
         "{csv}"
     );
-    assert_eq!(points("broken_build_rs"), "0,0,10,refused", "{csv}");
-    assert!(row("broken_build_rs")[5].contains("build.rs"), "{csv}");
-    assert_eq!(points("clone_changed_manifest"), "0,0,10,refused", "{csv}");
-    assert!(
-        row("clone_changed_manifest")[5].contains("Cargo.toml (changed)"),
+    assert_eq!(
+        points("broken_compile"),
+        "0,0,11,0,0,11,54,incomplete",
         "{csv}"
     );
-    assert_eq!(points("hostile_read"), "0,0,10,graded", "{csv}");
-    assert_eq!(points("hostile_include"), "0,0,10,incomplete", "{csv}");
     assert!(
-        row("hostile_include")[5].contains("does not compile"),
+        reason("broken_compile").starts_with("ex1_fibonacci_child: does not compile"),
         "{csv}"
     );
-    assert_eq!(points("empty"), "0,0,10,incomplete", "{csv}");
-    assert!(row("empty")[5].contains("not started"), "{csv}");
-    // Nobody changed the classmate's file.
-    assert_eq!(std::fs::read_to_string(&theirs).unwrap(), reference);
+    assert_eq!(points("broken_build_rs"), "0,0,0,0,0,0,54,refused", "{csv}");
+    assert!(reason("broken_build_rs").contains("build.rs"), "{csv}");
+    assert_eq!(
+        points("clone_changed_manifest"),
+        "0,0,0,0,0,0,54,refused",
+        "{csv}"
+    );
+    assert!(
+        reason("clone_changed_manifest").contains("Cargo.toml (changed)"),
+        "{csv}"
+    );
+    for hostile in [
+        "hostile_read",
+        "hostile_include",
+        "hostile_include_cases",
+        "hostile_store_include",
+        "hostile_store_write",
+    ] {
+        assert_eq!(
+            points(hostile),
+            "0,0,0,0,0,0,54,incomplete",
+            "{hostile}: {csv}"
+        );
+    }
+    for build_time in [
+        "hostile_include",
+        "hostile_include_cases",
+        "hostile_store_include",
+    ] {
+        // The file is there, the jail refused it.
+        assert!(
+            reason(build_time).starts_with("ex1_fibonacci_child: does not compile")
+                && reason(build_time).contains("Permission denied"),
+            "{build_time}: {csv}"
+        );
+    }
+    let slot_src =
+        root.join("target/xtask-grade/class/slot-0/checkout/exercises/ex1_fibonacci_child/src");
+    assert!(slot_src
+        .join("../../../../../../../../tests/ex1_fibonacci_child/fib_10.toml")
+        .is_file());
+    assert_eq!(points("empty"), "0,0,0,0,0,0,54,incomplete", "{csv}");
+    assert!(reason("empty").contains("not started"), "{csv}");
+    // Nobody changed the classmate's file, nor the store.
+    assert_eq!(std::fs::read_to_string(&theirs).unwrap(), reference(EX1));
+    assert!(
+        store_state() == before,
+        "the dependency store changed during the class"
+    );
+    // The grader's checkouts are in the workbook's target/, none beside it.
+    let name = root.file_name().unwrap().to_string_lossy();
+    for beside in [".class", ".submission"] {
+        assert!(!root.with_file_name(format!("{name}{beside}")).exists());
+    }
+    assert!(root.join("target/xtask-grade/class/slot-0").is_dir());
 
-    // One report per student, in the format asked for, agreeing with the
-    // gradebook.
-    for row in &rows[1..] {
+    // One report per student, agreeing with the gradebook.
+    for row in rows.values().filter(|r| r[0] != "student") {
         let file = out.join("reports").join(format!("{}.json", row[0]));
         let text = std::fs::read_to_string(&file)
             .unwrap_or_else(|e| panic!("{}: {e}\n{}", file.display(), show(&output)));
         let report: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert_eq!(report["schema_version"], 1, "{}", file.display());
-        assert_eq!(
-            report["score"].to_string(),
-            row[2],
-            "{}: {text}",
-            file.display()
-        );
-        assert_eq!(report["max_score"], 10, "{}", file.display());
-        assert_eq!(report["steps"][0]["step"], EX1);
+        assert_eq!(report["score"].to_string(), row[6], "{}", file.display());
+        assert_eq!(report["max_score"], 54, "{}", file.display());
+        let steps: Vec<&str> = report["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["step"].as_str().unwrap())
+            .collect();
+        assert_eq!(steps, STEPS, "{}", file.display());
+        for (step, points) in report["steps"].as_array().unwrap().iter().zip(&row[1..6]) {
+            if !points.is_empty() {
+                assert_eq!(&step["score"].to_string(), points, "{}", file.display());
+            }
+        }
+    }
+    for dir in [&class, &out, &empty] {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+/// Every per-student format (gradescope, junit, human; json above): a
+/// small class graded on step 1 in each, every report checked against
+/// the gradebook.
+#[test]
+fn every_report_format_validates() {
+    let _one = one_at_a_time();
+    let class = temp_dir("formats");
+    student(&class, "correct", EX1, &reference(EX1));
+    student(
+        &class,
+        "broken",
+        EX1,
+        &std::fs::read_to_string(
+            root().join("xtask/tests/fixtures/ex1_does_not_compile/src/main.rs"),
+        )
+        .unwrap(),
+    );
+    let refused = student(&class, "refused", EX1, &reference(EX1));
+    write(&refused.join("Cargo.toml"), "[package]\n");
+    let expected = [("correct", 10), ("broken", 0), ("refused", 0)];
+    for format in ["gradescope", "junit", "human"] {
+        let out = temp_dir(&format!("grades-{format}"));
+        let (output, csv, rows) = grade_class(&class, &out, &["ex1", "--format", format]);
+        for (name, score) in expected {
+            assert_eq!(rows[name][2], score.to_string(), "{format}: {csv}");
+            let extension = match format {
+                "gradescope" => "gradescope.json",
+                "junit" => "xml",
+                _ => "txt",
+            };
+            let file = out.join("reports").join(format!("{name}.{extension}"));
+            let text = std::fs::read_to_string(&file)
+                .unwrap_or_else(|e| panic!("{}: {e}\n{}", file.display(), show(&output)));
+            let shown = format!("{}:\n{text}", file.display());
+            match format {
+                "gradescope" => check_gradescope(&text, score, &shown),
+                "junit" => check_junit(&text, score, &shown),
+                _ => assert!(
+                    text.contains(&format!("total: {score}/10 points")),
+                    "{shown}"
+                ),
+            }
+        }
+        let _ = std::fs::remove_dir_all(&out);
     }
     let _ = std::fs::remove_dir_all(&class);
-    let _ = std::fs::remove_dir_all(&out);
+}
+
+/// Gradescope's results.json: the fields it reads, each test's score 0
+/// or its whole points, and the total theirs.
+fn check_gradescope(text: &str, score: u64, shown: &str) {
+    let report: serde_json::Value = serde_json::from_str(text).expect(shown);
+    let keys = |v: &serde_json::Value| {
+        let mut keys: Vec<String> = v.as_object().expect(shown).keys().cloned().collect();
+        keys.sort();
+        keys
+    };
+    assert_eq!(
+        keys(&report),
+        ["execution_time", "max_score", "output", "score", "tests"],
+        "{shown}"
+    );
+    assert_eq!(report["score"], score, "{shown}");
+    assert_eq!(report["max_score"], 10, "{shown}");
+    let tests = report["tests"].as_array().expect(shown);
+    assert_eq!(tests.len(), 8, "one test per case: {shown}");
+    let mut total = 0;
+    for test in tests {
+        assert_eq!(
+            keys(test),
+            [
+                "max_score",
+                "name",
+                "number",
+                "output",
+                "score",
+                "status",
+                "visibility"
+            ],
+            "{shown}"
+        );
+        let (earned, max) = (
+            test["score"].as_u64().unwrap(),
+            test["max_score"].as_u64().unwrap(),
+        );
+        let passed = test["status"] == "passed";
+        assert!(passed || test["status"] == "failed", "{shown}");
+        assert_eq!(earned, if passed { max } else { 0 }, "{shown}");
+        assert!(
+            test["number"].as_str().unwrap().starts_with("1."),
+            "{shown}"
+        );
+        total += earned;
+    }
+    assert_eq!(total, score, "{shown}");
+}
+
+/// JUnit XML, parsed by quick-junit and, element by element, by
+/// quick-xml: one suite, one testcase per case, a failure for each case
+/// that lost its points, whose score properties add up to the total.
+fn check_junit(text: &str, score: u64, shown: &str) {
+    let report = quick_junit::Report::deserialize_from_str(text)
+        .unwrap_or_else(|e| panic!("JUnit XML does not parse: {e}\n{shown}"));
+    let mut reader = quick_xml::Reader::from_str(text);
+    let (mut suites, mut cases, mut failures) = (0, 0, 0);
+    loop {
+        match reader.read_event() {
+            Ok(quick_xml::events::Event::Eof) => break,
+            Ok(quick_xml::events::Event::Start(e) | quick_xml::events::Event::Empty(e)) => {
+                match e.name().as_ref() {
+                    b"testsuite" => suites += 1,
+                    b"testcase" => cases += 1,
+                    b"failure" => failures += 1,
+                    _ => {}
+                }
+            }
+            Ok(_) => {}
+            Err(e) => panic!("not well-formed XML: {e}\n{shown}"),
+        }
+    }
+    assert_eq!((suites, cases), (1, 8), "{shown}");
+    assert_eq!(
+        (report.test_suites.len(), report.tests, report.failures),
+        (suites, cases, failures),
+        "{shown}"
+    );
+    let property = |case: &quick_junit::TestCase, name: &str| -> u64 {
+        case.properties
+            .iter()
+            .find(|p| p.name.as_str() == name)
+            .and_then(|p| p.value.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} property: {shown}"))
+    };
+    let mut total = 0;
+    let mut lost = 0;
+    for case in &report.test_suites[0].test_cases {
+        let earned = property(case, "score");
+        lost += (earned < property(case, "max_score")) as usize;
+        total += earned;
+    }
+    assert_eq!(total, score, "{shown}");
+    assert_eq!(failures, lost, "{shown}");
+}
+
+/// Two `--submission` gradings of one workbook share its checkout: the
+/// second waits for the first (here, a lock the test holds), then grades.
+#[test]
+fn a_submission_waits_for_the_one_before() {
+    use nix::fcntl::{Flock, FlockArg};
+    use std::io::BufRead;
+    let _one = one_at_a_time();
+    let submission = temp_dir("waiting");
+    write(&submission.join(EX1).join("src/main.rs"), &reference(EX1));
+    let area = root().join("target/xtask-grade");
+    std::fs::create_dir_all(&area).unwrap();
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(area.join("submission.lock"))
+        .unwrap();
+    let held = Flock::lock(lock, FlockArg::LockExclusive).unwrap();
+    let mut grader = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .current_dir(root())
+        .args(["grade", "ex1", "--submission"])
+        .arg(&submission)
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(grader.stderr.take().unwrap());
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    assert!(line.contains("waiting for another grading"), "{line}");
+    drop(held);
+    let output = grader.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    assert!(stdout.contains("total: 10/10 points"), "{stdout}");
+    let _ = std::fs::remove_dir_all(&submission);
 }
 
 #[test]

@@ -1,6 +1,6 @@
 //! A whole class: 30 copies of the reference solutions, a few broken ones
 //! among them, graded with `grade --submissions` (the dependency store
-//! and one slot per CPU), beside one submission graded alone.
+//! and two slots per CPU), beside one submission graded alone.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -72,6 +72,7 @@ fn measure(root: &Path, work: &Path, students: usize) -> Result<(), String> {
             _ => {}
         }
     }
+    let load_before = load();
     let started = Instant::now();
     let cpu_before = children_cpu();
     let graded = grade(&class_dir, "class-grades")?;
@@ -108,13 +109,12 @@ fn measure(root: &Path, work: &Path, students: usize) -> Result<(), String> {
         "CPU time per submission (all cores)",
         seconds(cpu / students as u32)
     );
+    // Other work on the machine shows in the load average (1 minute),
+    // taken before and after.
     println!(
         "  {:<36} {:>12}",
-        "load average when done",
-        std::fs::read_to_string("/proc/loadavg")
-            .ok()
-            .and_then(|l| l.split_whitespace().next().map(String::from))
-            .unwrap_or_default()
+        "load average before, when done",
+        format!("{load_before}, {}", load())
     );
     println!(
         "  full marks: {full} of {students} (expected {})",
@@ -132,6 +132,14 @@ fn measure(root: &Path, work: &Path, students: usize) -> Result<(), String> {
     Ok(())
 }
 
+/// The 1-minute load average.
+fn load() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(String::from))
+        .unwrap_or_default()
+}
+
 /// User and system time of every finished descendant.
 fn children_cpu() -> Duration {
     use nix::sys::resource::{getrusage, UsageWho};
@@ -144,7 +152,7 @@ fn children_cpu() -> Duration {
 }
 
 fn graded_jobs(students: usize) -> usize {
-    crate::grade::default_jobs().min(students)
+    class::default_jobs().min(students)
 }
 
 /// The reference solutions' sources, as a student would submit them.

@@ -46,15 +46,14 @@ impl std::fmt::Display for BuildError {
 /// A workspace, as cargo sees it.
 pub struct Workspace {
     pub root: PathBuf,
-    packages: BTreeSet<String>,
+    /// Each package's binary targets, by package name.
+    packages: BTreeMap<String, BTreeSet<String>>,
     /// The target directory we build into, and why it is not cargo's own
     /// choice (if it is not).
     target_dir: PathBuf,
     pub target_note: Option<String>,
     /// --- sandbox: the jail cargo runs in, for a submission.
     jail: Option<super::sandbox::BuildJail>,
-    /// Whether any package comes from a registry (known for a submission).
-    uses_registry: bool,
 }
 
 #[derive(Deserialize)]
@@ -160,13 +159,12 @@ impl Workspace {
             root,
             packages: metadata
                 .packages
-                .into_iter()
-                .map(|p| p.cargo.name)
+                .iter()
+                .map(|p| (p.cargo.name.clone(), p.cargo.binaries()))
                 .collect(),
             target_dir,
             target_note,
             jail: None,
-            uses_registry: false,
         })
     }
 
@@ -176,14 +174,15 @@ impl Workspace {
     /// may use. Built into the jail's private target directory, never one
     /// of the checkout's choosing.
     ///
-    /// `target` is for the grader's own checkouts (a class's slots, laid out
-    /// by the grader from a submission's sources alone, with the compiled
-    /// dependencies already there): never a directory a submission chose.
+    /// `target` other than private is for the grader's own checkouts
+    /// (laid out by the grader from a submission's sources alone, with the
+    /// compiled dependencies of the store): never a directory a submission
+    /// chose.
     pub fn open_submission(
         dir: &Path,
         time_limit: std::time::Duration,
         allowed: &BTreeSet<(String, String)>,
-        target: Option<&Path>,
+        target: super::sandbox::BuildTarget,
     ) -> Result<Self, String> {
         let dir = std::fs::canonicalize(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         if !dir.join("Cargo.toml").is_file() {
@@ -192,8 +191,20 @@ impl Workspace {
         let jail = super::sandbox::BuildJail::new(&dir, time_limit, target)?;
         let mut command = jail.cargo();
         command
-            .current_dir(&dir)
-            .args(["metadata", "--format-version", "1"])
+            .current_dir(jail.working_dir())
+            .arg("metadata")
+            .arg("--manifest-path")
+            .arg(dir.join("Cargo.toml"))
+            .args(["--format-version", "1"])
+            // What this machine builds: cargo then needs no package that
+            // only another platform uses (never downloaded here, and it
+            // runs offline).
+            .args(
+                host_triple()
+                    .map(|host| ["--filter-platform", host])
+                    .into_iter()
+                    .flatten(),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -218,12 +229,11 @@ impl Workspace {
                 .packages
                 .iter()
                 .filter(|p| metadata.workspace_members.contains(&p.id))
-                .map(|p| p.cargo.name.clone())
+                .map(|p| (p.cargo.name.clone(), p.cargo.binaries()))
                 .collect(),
             target_dir: jail.target.clone(),
             target_note: None,
             jail: Some(jail),
-            uses_registry: all.iter().any(|p| p.source.is_some()),
         })
     }
 
@@ -236,13 +246,8 @@ impl Workspace {
         self.jail.as_ref().map(|j| j.isolation.as_str())
     }
 
-    /// Whether the submission depends on any registry package (nix...).
-    pub fn uses_registry(&self) -> bool {
-        self.uses_registry
-    }
-
     pub fn has_package(&self, name: &str) -> bool {
-        self.packages.contains(name)
+        self.packages.contains_key(name)
     }
 
     /// Builds `packages` (debug or release); for each, its binaries or why
@@ -253,9 +258,10 @@ impl Workspace {
             .filter(|p| self.has_package(p))
             .cloned()
             .collect();
-        // One cargo call for all is fastest; only if it fails is each
-        // package built on its own, to say which one does not compile.
-        let together = self.cargo_build(&present, release);
+        // One cargo call for all (`--keep-going`: a package that does not
+        // compile stops none of the others), its errors told apart by
+        // package.
+        let mut together = self.cargo_build(&present, release);
         packages
             .iter()
             .map(|package| {
@@ -265,34 +271,35 @@ impl Workspace {
                         self.root.display()
                     )));
                 }
-                match &together {
-                    Ok(all) => Ok(all.get(package).cloned().unwrap_or_default()),
-                    // Once is enough to wait for a build that does not end.
-                    Err(BuildError::TooLong(why)) => Err(BuildError::TooLong(why.clone())),
-                    Err(_) => self
+                match together.remove(package) {
+                    Some(Some(result)) => result,
+                    // The build failed, and nothing says how this package
+                    // fared (cargo itself stopped, or a compiler died
+                    // without a word): built on its own, to say.
+                    _ => self
                         .cargo_build(std::slice::from_ref(package), release)
-                        .map(|mut one| one.remove(package).unwrap_or_default()),
+                        .remove(package)
+                        .flatten()
+                        .unwrap_or_else(|| {
+                            Err(BuildError::DoesNotCompile("the build failed".into()))
+                        }),
                 }
             })
             .collect()
     }
 
-    /// One `cargo build`: the executables of each package, by package name.
-    fn cargo_build(
-        &self,
-        packages: &[String],
-        release: bool,
-    ) -> Result<BTreeMap<String, Binaries>, BuildError> {
-        if packages.is_empty() {
-            return Ok(BTreeMap::new());
-        }
+    /// The `cargo build` of `packages`, in the jail if there is one.
+    fn build_command(&self, packages: &[String], release: bool) -> Command {
         let mut command = match &self.jail {
             Some(jail) => jail.cargo(),
             None => cargo(),
         };
         command
-            .current_dir(&self.root)
-            .args(["build", "--message-format", "json-diagnostic-short"])
+            .current_dir(self.jail.as_ref().map_or(&*self.root, |j| j.working_dir()))
+            .arg("build")
+            .arg("--manifest-path")
+            .arg(self.root.join("Cargo.toml"))
+            .args(["--keep-going", "--message-format", "json-diagnostic-short"])
             .arg("--target-dir")
             .arg(&self.target_dir)
             .args(release.then_some("--release"))
@@ -302,44 +309,84 @@ impl Workspace {
         for package in packages {
             command.args(["-p", package]);
         }
-        let mut limit = None;
         if let Some(jail) = &self.jail {
             jail.apply(&mut command);
-            // After `apply`, which clears the environment.
+            // After `apply`, whose `env_clear` would drop them.
             for (key, value) in JAILED_BUILD_SETTINGS {
                 command.env(key, value);
             }
-            limit = Some(jail.time_limit);
         }
-        let mut found: BTreeMap<String, Binaries> = BTreeMap::new();
-        let mut first_diagnostic = None;
-        let output = run_with_deadline(command, limit, |line| {
-            if let Ok(message) = serde_json::from_str::<Message>(line) {
-                self.take_message(message, &mut found, &mut first_diagnostic);
-            }
-        })
-        .map_err(BuildError::DoesNotCompile)?;
-        if output.timed_out {
-            return Err(BuildError::TooLong(format!(
-                "the build took longer than {} s: stopped",
-                limit.unwrap_or_default().as_secs()
-            )));
-        }
-        if output.success {
-            Ok(found)
-        } else {
-            Err(BuildError::DoesNotCompile(
-                first_diagnostic.unwrap_or_else(|| first_error(&output.stderr)),
-            ))
-        }
+        command
     }
 
-    fn take_message(
+    /// One `cargo build`: for each package, its executables or why there
+    /// are none; `None` when the build failed and no message says how
+    /// that package fared.
+    fn cargo_build(
         &self,
-        message: Message,
-        found: &mut BTreeMap<String, Binaries>,
-        first_diagnostic: &mut Option<String>,
-    ) {
+        packages: &[String],
+        release: bool,
+    ) -> BTreeMap<String, Option<Result<Binaries, BuildError>>> {
+        if packages.is_empty() {
+            return BTreeMap::new();
+        }
+        let command = self.build_command(packages, release);
+        let limit = self.jail.as_ref().map(|jail| jail.time_limit);
+        let mut found = Found::default();
+        let output = match run_with_deadline(command, limit, |line| {
+            if let Ok(message) = serde_json::from_str::<Message>(line) {
+                self.take_message(message, &mut found);
+            }
+        }) {
+            Ok(output) => output,
+            Err(why) => {
+                return packages
+                    .iter()
+                    .map(|p| {
+                        (
+                            p.clone(),
+                            Some(Err(BuildError::DoesNotCompile(why.clone()))),
+                        )
+                    })
+                    .collect()
+            }
+        };
+        packages
+            .iter()
+            .map(|package| {
+                let binaries = found.binaries.remove(package).unwrap_or_default();
+                let result = if output.timed_out {
+                    Some(Err(BuildError::TooLong(format!(
+                        "the build took longer than {} s: stopped",
+                        limit.unwrap_or_default().as_secs()
+                    ))))
+                } else if let Some(error) = found.first_error.remove(package) {
+                    Some(Err(BuildError::DoesNotCompile(error)))
+                } else if output.success || self.complete(package, &binaries) {
+                    Some(Ok(binaries))
+                } else if packages.len() == 1 {
+                    Some(Err(BuildError::DoesNotCompile(first_error(&output.stderr))))
+                } else {
+                    None
+                };
+                (package.clone(), result)
+            })
+            .collect()
+    }
+
+    /// Whether every binary target of `package` was built.
+    fn complete(&self, package: &str, binaries: &Binaries) -> bool {
+        self.packages
+            .get(package)
+            .is_some_and(|targets| targets.iter().all(|t| binaries.contains_key(t)))
+    }
+
+    fn take_message(&self, message: Message, found: &mut Found) {
+        let package = message
+            .package_id
+            .as_deref()
+            .and_then(package_name)
+            .unwrap_or_default();
         match message.reason.as_str() {
             "compiler-artifact" => {
                 let (Some(manifest), Some(target), Some(executable)) =
@@ -352,12 +399,8 @@ impl Workspace {
                 if !manifest.starts_with(&self.root) || !target.kind.iter().any(|k| k == "bin") {
                     return;
                 }
-                let package = message
-                    .package_id
-                    .as_deref()
-                    .and_then(package_name)
-                    .unwrap_or_default();
                 found
+                    .binaries
                     .entry(package)
                     .or_default()
                     .insert(target.name, executable);
@@ -366,13 +409,40 @@ impl Workspace {
                 let Some(diagnostic) = message.message else {
                     return;
                 };
-                if diagnostic.level == "error" && first_diagnostic.is_none() {
-                    *first_diagnostic = diagnostic.rendered.map(|r| r.trim().to_string());
+                let text = diagnostic.rendered.unwrap_or_default().trim().to_string();
+                if diagnostic.level == "error" && !text.is_empty() {
+                    found.first_error.entry(package).or_insert(text);
                 }
             }
             _ => {}
         }
     }
+}
+
+/// What a build's messages said, by package name.
+#[derive(Default)]
+struct Found {
+    binaries: BTreeMap<String, Binaries>,
+    /// The compiler's first error for each package that has one.
+    first_error: BTreeMap<String, String>,
+}
+
+/// The platform rustc builds for here (`host:` of `rustc -vV`).
+fn host_triple() -> Option<&'static str> {
+    static HOST: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    HOST.get_or_init(|| {
+        let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+        let output = Command::new(rustc)
+            .arg("-vV")
+            .stdin(Stdio::null())
+            .output()
+            .ok()?;
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .find_map(|l| l.strip_prefix("host: "))
+            .map(|h| h.trim().to_string())
+    })
+    .as_deref()
 }
 
 /// What a cargo run left.
@@ -517,6 +587,38 @@ impl Drop for BinarySnapshot {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The build settings reach cargo in the jail, whose environment is
+    /// built from nothing (they were once set before it was cleared).
+    #[test]
+    fn a_jailed_build_keeps_its_settings() {
+        let dir = std::env::temp_dir().join(format!("xtask-settings-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let jail = super::super::sandbox::BuildJail::new(
+            &dir,
+            std::time::Duration::from_secs(1),
+            super::super::sandbox::BuildTarget::Private,
+        )
+        .unwrap();
+        let workspace = Workspace {
+            root: dir.clone(),
+            packages: BTreeMap::new(),
+            target_dir: jail.target.clone(),
+            target_note: None,
+            jail: Some(jail),
+        };
+        let command = workspace.build_command(&["ex1_fibonacci_child".into()], false);
+        let env: BTreeMap<_, _> = command.get_envs().collect();
+        for (key, value) in JAILED_BUILD_SETTINGS {
+            assert_eq!(
+                env.get(std::ffi::OsStr::new(key)),
+                Some(&Some(std::ffi::OsStr::new(value))),
+                "{key}"
+            );
+        }
+        drop(workspace);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn first_error_skips_the_summary() {

@@ -8,32 +8,18 @@
 //!
 //! # Where things are built
 //!
-//! Everything lives beside the workbook, in `WORKBOOK.class/`, outside the
-//! workbook (so no build can read the instructor's files):
-//!
-//! - `store/`: the skeletons built once, in the build jail, and their own
-//!   artefacts removed: what is left is the dependencies (nix,
-//!   signal-hook, os_pipe...) compiled, `target/debug/{deps,build,
-//!   .fingerprint}`. Cargo's fingerprints of registry crates do not depend
-//!   on the workspace's path, so these are reused wherever they are copied.
-//!   It is rebuilt only when the lock file, a manifest or the toolchain
-//!   changes.
-//! - `slot-0` ... `slot-N` (one per parallel grader): a checkout, each
-//!   with a target directory of its own that only its grader writes,
-//!   seeded once by copying the store. Before each submission, the slot's
-//!   target is reset to exactly the store's files (anything the previous
-//!   student's build left is removed), and `exercises/` is laid out anew:
-//!   a build reads no classmate's sources or binaries, and compiles only
-//!   the five steps. The store itself is never in a jail's reach.
-//! - Outside a class, `grade --workspace` or `--submission` with
-//!   `--prebuilt-dependencies` copies the store into a target directory of
-//!   its own for its one build ([`SeededTarget`]).
+//! In the grader's area of the workbook's `target/` (see `store`): the
+//! dependency store, built once (here, before the first student, if it
+//! must be) and held shared while the class is graded, and one slot per
+//! student graded at once (`class/slot-N`). Each student's grader takes a
+//! slot, lays out the student's checkout in it anew and builds it on the
+//! store, read-only under an overlay: a build reads no classmate's sources
+//! or binaries, and compiles only the five steps.
 //!
 //! Output: `grades.csv` (one row per student: points per step, total,
 //! status, reason) and `reports/STUDENT.EXT`, the student's report in the
 //! chosen format, in `--output-dir` (default: `DIR-grades` beside DIR).
 
-use std::collections::BTreeSet;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -41,7 +27,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::report::Format;
-use super::{build, sandbox, submission, SandboxMode};
+use super::{build, store, SandboxMode};
 use crate::project;
 
 pub struct Options {
@@ -54,6 +40,15 @@ pub struct Options {
     pub no_trace: bool,
     pub sandbox: SandboxMode,
     pub format: Format,
+}
+
+/// Students graded at once by default: two per CPU. A student's grading
+/// is a build (CPU-bound) then cases that mostly wait (on timers, pipes,
+/// the other programs), each student's one at a time: with two per CPU,
+/// one's cases run while another builds. More would make the cases'
+/// timing depend on the load for little gain.
+pub fn default_jobs() -> usize {
+    2 * super::default_jobs()
 }
 
 /// A student whose grading takes longer than this is stopped (a build
@@ -118,22 +113,29 @@ pub fn grade(options: &Options) -> Result<Graded, String> {
     let output = output.canonicalize().map_err(|e| e.to_string())?;
     let reports = output.join("reports");
 
-    let area = area(&root)?;
-    let _lock = lock(&area)?;
+    let area = store::area(&root)?.join("class");
+    std::fs::create_dir_all(&area).map_err(|e| format!("{}: {e}", area.display()))?;
+    // One class at a time per workbook: the slots are shared.
+    let _lock = store::lock(
+        &area.join("lock"),
+        "waiting for another class graded from this workbook to finish...",
+    )?;
     let jobs = options
         .jobs
-        .unwrap_or_else(super::default_jobs)
+        .unwrap_or_else(default_jobs)
         .clamp(1, students.len().max(1));
-    let store = Store::ready(&root, &area)?;
+    // Built once here if it must be, and held (shared) while the class
+    // is graded: no other grading can rebuild it meanwhile.
+    let store = store::Store::ready(&root, true)?;
     // The grader's own probe worker, built once here rather than by every
     // student's grader at the same time.
     build::Workspace::open(&root)?
         .build(&["bench_probes".to_string()], false)
         .remove(0)
         .map_err(|e| format!("cannot build the grader's probe worker: {e}"))?;
-    let slots: Vec<PathBuf> = (0..jobs)
-        .map(|k| store.seed(&area.join(format!("slot-{k}"))))
-        .collect::<Result<_, _>>()?;
+    // Each student's grader takes its slot (a checkout and a target
+    // directory seeded from the store) and lays it out anew.
+    let slots: Vec<PathBuf> = (0..jobs).map(|k| area.join(format!("slot-{k}"))).collect();
 
     let progress = Progress::new(students.len());
     let queue = Arc::new(Mutex::new(students.into_iter()));
@@ -142,26 +144,22 @@ pub fn grade(options: &Options) -> Result<Graded, String> {
     std::thread::scope(|scope| {
         for slot in &slots {
             let queue = Arc::clone(&queue);
-            let (rows, progress, store, steps, reports) =
-                (&rows, &progress, &store, &steps, &reports);
+            let (rows, progress, steps, reports) = (&rows, &progress, &steps, &reports);
             scope.spawn(move || loop {
                 let Some(student) = queue.lock().unwrap().next() else {
                     return;
                 };
                 progress.start(&student);
                 let started = Instant::now();
-                let row = match store.reset(slot) {
-                    Ok(()) => grade_student(
-                        options,
-                        &student,
-                        &class.join(&student),
-                        slot,
-                        steps,
-                        reports,
-                        cases_at_once,
-                    ),
-                    Err(e) => error_row(&student, steps, e),
-                };
+                let row = grade_student(
+                    options,
+                    &student,
+                    &class.join(&student),
+                    slot,
+                    steps,
+                    reports,
+                    cases_at_once,
+                );
                 let row = Row {
                     duration: started.elapsed(),
                     ..row
@@ -202,31 +200,6 @@ fn list_students(class: &Path) -> Result<Vec<String>, String> {
         ));
     }
     Ok(students)
-}
-
-/// `WORKBOOK.class`, beside the workbook: the store and the slots.
-fn area(root: &Path) -> Result<PathBuf, String> {
-    let name = root.file_name().unwrap_or_default().to_string_lossy();
-    let area = root.with_file_name(format!("{name}.class"));
-    std::fs::create_dir_all(&area).map_err(|e| format!("{}: {e}", area.display()))?;
-    Ok(area)
-}
-
-/// One class at a time per workbook: the slots are shared. A second one
-/// waits for the first. A grading that copies the store ([`SeededTarget`])
-/// takes it too, so that it never reads a store being rebuilt.
-fn lock(area: &Path) -> Result<nix::fcntl::Flock<std::fs::File>, String> {
-    use nix::fcntl::{Flock, FlockArg};
-    let path = area.join("lock");
-    let file = std::fs::File::create(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    Flock::lock(file, FlockArg::LockExclusiveNonblock).or_else(|(file, _)| {
-        eprintln!(
-            "waiting for another grading that uses {} to finish...",
-            area.display()
-        );
-        Flock::lock(file, FlockArg::LockExclusive)
-            .map_err(|(_, e)| format!("{}: cannot lock: {e}", path.display()))
-    })
 }
 
 /// Runs `xtask grade --submission` for one student in `slot`, and reads
@@ -421,270 +394,6 @@ fn field(text: &str) -> String {
     } else {
         text
     }
-}
-
-/// The dependencies, compiled once (see the module's documentation).
-struct Store {
-    /// `store/target`, as the skeletons' build left it, their own
-    /// artefacts removed.
-    target: PathBuf,
-    /// Every path under `target`, relative: what a slot is reset to.
-    files: BTreeSet<PathBuf>,
-    /// What the store was built from (lock file, manifests, toolchain).
-    stamp: String,
-    built_in: Option<Duration>,
-}
-
-impl Store {
-    fn ready(root: &Path, area: &Path) -> Result<Self, String> {
-        let dir = area.join("store");
-        let target = dir.join("target");
-        let stamp = stamp(root)?;
-        let stamp_file = dir.join("stamp");
-        let mut built_in = None;
-        if std::fs::read_to_string(&stamp_file).ok().as_deref() != Some(stamp.as_str()) {
-            let started = Instant::now();
-            eprintln!("building the dependencies once, into {}...", dir.display());
-            let _ = std::fs::remove_dir_all(&dir);
-            submission::checkout(root, &dir, &[])?;
-            let allowed = sandbox::locked_registry_packages(&root.join("Cargo.lock"));
-            let workspace = build::Workspace::open_submission(
-                &dir,
-                sandbox::BUILD_TIME_LIMIT * 5,
-                &allowed,
-                Some(&target),
-            )?;
-            let packages: Vec<String> = project::STEPS.iter().map(|s| s.to_string()).collect();
-            for (step, built) in project::STEPS.iter().zip(workspace.build(&packages, false)) {
-                built.map_err(|e| format!("the dependency store: {step} does not build: {e}"))?;
-            }
-            strip_own_artefacts(&dir, &target)?;
-            std::fs::write(&stamp_file, &stamp).map_err(|e| e.to_string())?;
-            built_in = Some(started.elapsed());
-        }
-        let mut files = BTreeSet::new();
-        list(&target, Path::new(""), &mut files);
-        Ok(Self {
-            target,
-            files,
-            stamp,
-            built_in,
-        })
-    }
-
-    /// Makes `slot` a checkout whose target holds the store (copied once,
-    /// and again only when the store changed).
-    fn seed(&self, slot: &Path) -> Result<PathBuf, String> {
-        let stamp_file = slot.with_extension("stamp");
-        if std::fs::read_to_string(&stamp_file).ok().as_deref() != Some(self.stamp.as_str()) {
-            let _ = std::fs::remove_dir_all(slot);
-            std::fs::create_dir_all(slot).map_err(|e| format!("{}: {e}", slot.display()))?;
-            copy_tree(&self.target, &slot.join("target"))?;
-            std::fs::write(&stamp_file, &self.stamp).map_err(|e| e.to_string())?;
-        }
-        Ok(slot.to_path_buf())
-    }
-
-    /// Removes from the slot's target every file the store does not have:
-    /// the previous student's build leaves nothing behind.
-    fn reset(&self, slot: &Path) -> Result<(), String> {
-        prune(&slot.join("target"), Path::new(""), &self.files)
-    }
-}
-
-/// The target directory of one jailed build outside a class
-/// (`grade --workspace` or `--submission` with `--prebuilt-dependencies`),
-/// private to this grader and removed when dropped; [`fill`](Self::fill)
-/// copies the class's dependency store into it (built first if it is not
-/// ready). Like a slot, it then holds no binary of any checkout, only
-/// compiled dependencies: everything graded is built from the submission
-/// in this very grading.
-pub struct SeededTarget {
-    dir: PathBuf,
-}
-
-impl SeededTarget {
-    /// An empty one, for now.
-    pub fn new() -> Result<Self, String> {
-        use std::os::unix::fs::DirBuilderExt;
-        let dir = std::env::temp_dir().join(format!("xtask-deps-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::DirBuilder::new()
-            .mode(0o700)
-            .create(&dir)
-            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-        Ok(Self { dir })
-    }
-
-    pub fn target(&self) -> PathBuf {
-        self.dir.join("target")
-    }
-
-    /// Copies in the store of the workbook at `root`.
-    pub fn fill(&self, root: &Path) -> Result<(), String> {
-        let area = area(root)?;
-        let _lock = lock(&area)?;
-        let store = Store::ready(root, &area)?;
-        copy_tree(&store.target, &self.target())
-    }
-}
-
-impl Drop for SeededTarget {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// What a store depends on: if any of it changes, it is rebuilt.
-fn stamp(root: &Path) -> Result<String, String> {
-    let mut text = String::new();
-    let mut add = |path: &Path| {
-        text.push_str(&format!("== {}\n", path.display()));
-        text.push_str(&std::fs::read_to_string(path).unwrap_or_default());
-    };
-    add(&root.join("Cargo.toml"));
-    add(&root.join("Cargo.lock"));
-    for step in project::STEPS {
-        add(&root.join("exercises").join(step).join("Cargo.toml"));
-    }
-    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
-    let version = Command::new(rustc)
-        .arg("-vV")
-        .output()
-        .map_err(|e| format!("cannot run rustc: {e}"))?;
-    text.push_str(&String::from_utf8_lossy(&version.stdout));
-    for (key, value) in build::JAILED_BUILD_SETTINGS {
-        text.push_str(&format!("{key}={value}\n"));
-    }
-    for key in [
-        "RUSTFLAGS",
-        "CARGO_ENCODED_RUSTFLAGS",
-        "CARGO_BUILD_RUSTFLAGS",
-    ] {
-        text.push_str(&format!("{key}={:?}\n", std::env::var_os(key)));
-    }
-    Ok(text)
-}
-
-/// Leaves only the dependencies in the store's target: the skeletons'
-/// binaries, objects and fingerprints go (their crate names are the
-/// workspace's targets, per `cargo metadata`).
-fn strip_own_artefacts(checkout: &Path, target: &Path) -> Result<(), String> {
-    let output = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
-        .current_dir(checkout)
-        .args([
-            "metadata",
-            "--no-deps",
-            "--format-version",
-            "1",
-            "--offline",
-        ])
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("cannot run cargo: {e}"))?;
-    let metadata: serde_json::Value =
-        serde_json::from_slice(&output.stdout).map_err(|e| e.to_string())?;
-    let mut own = BTreeSet::new();
-    for package in metadata["packages"].as_array().into_iter().flatten() {
-        own.insert(package["name"].as_str().unwrap_or("").replace('-', "_"));
-        for target in package["targets"].as_array().into_iter().flatten() {
-            own.insert(target["name"].as_str().unwrap_or("").replace('-', "_"));
-        }
-    }
-    let debug = target.join("debug");
-    let io = |p: &Path, e: std::io::Error| format!("{}: {e}", p.display());
-    for entry in std::fs::read_dir(&debug)
-        .map_err(|e| io(&debug, e))?
-        .flatten()
-    {
-        let name = entry.file_name();
-        if !["deps", "build", ".fingerprint"].contains(&name.to_string_lossy().as_ref()) {
-            remove(&entry.path());
-        }
-    }
-    for kept in ["deps", "build", ".fingerprint"] {
-        let dir = debug.join(kept);
-        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-            let name = entry.file_name().to_string_lossy().replace('-', "_");
-            let name = name.strip_prefix("lib").unwrap_or(&name);
-            if own.iter().any(|crate_name| {
-                name.strip_prefix(crate_name.as_str())
-                    .is_some_and(|rest| rest.starts_with('_') || rest.starts_with('.'))
-            }) {
-                remove(&entry.path());
-            }
-        }
-    }
-    for extra in ["tmp", "CACHEDIR.TAG", ".rustc_info.json"] {
-        remove(&target.join(extra));
-    }
-    Ok(())
-}
-
-fn remove(path: &Path) {
-    match std::fs::symlink_metadata(path) {
-        Ok(meta) if meta.is_dir() => {
-            let _ = std::fs::remove_dir_all(path);
-        }
-        Ok(_) => {
-            let _ = std::fs::remove_file(path);
-        }
-        Err(_) => {}
-    }
-}
-
-/// Every path under `dir`, relative to the tree's top.
-fn list(dir: &Path, relative: &Path, into: &mut BTreeSet<PathBuf>) {
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let path = relative.join(entry.file_name());
-        if entry.file_type().is_ok_and(|t| t.is_dir()) {
-            list(&entry.path(), &path, into);
-        }
-        into.insert(path);
-    }
-}
-
-/// Removes whatever under `dir` is not in `keep`.
-fn prune(dir: &Path, relative: &Path, keep: &BTreeSet<PathBuf>) -> Result<(), String> {
-    let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    for entry in entries.flatten() {
-        let path = relative.join(entry.file_name());
-        if !keep.contains(&path) {
-            remove(&entry.path());
-        } else if entry.file_type().is_ok_and(|t| t.is_dir()) {
-            prune(&entry.path(), &path, keep)?;
-        }
-    }
-    Ok(())
-}
-
-/// Copies a tree (the store into a slot). `std::fs::copy` shares the
-/// blocks where the file system can (copy_file_range, reflinks). Each
-/// file keeps its modification time: cargo takes a dependency whose output
-/// is newer than its dependent's for rebuilt, and would compile again
-/// whatever happened to be copied first.
-fn copy_tree(from: &Path, into: &Path) -> Result<(), String> {
-    std::fs::create_dir_all(into).map_err(|e| format!("{}: {e}", into.display()))?;
-    for entry in std::fs::read_dir(from)
-        .map_err(|e| format!("{}: {e}", from.display()))?
-        .flatten()
-    {
-        let to = into.join(entry.file_name());
-        let kind = entry.file_type().map_err(|e| e.to_string())?;
-        if kind.is_dir() {
-            copy_tree(&entry.path(), &to)?;
-        } else if kind.is_file() {
-            let io = |e: std::io::Error| format!("{}: {e}", entry.path().display());
-            std::fs::copy(entry.path(), &to).map_err(io)?;
-            let modified = entry.metadata().and_then(|m| m.modified()).map_err(io)?;
-            std::fs::File::options()
-                .write(true)
-                .open(&to)
-                .and_then(|f| f.set_modified(modified))
-                .map_err(io)?;
-        }
-    }
-    Ok(())
 }
 
 /// A progress bar with the current students and the ETA on a terminal;

@@ -16,6 +16,7 @@ pub mod report;
 mod requirements;
 pub mod runner;
 pub mod sandbox;
+pub mod store;
 pub mod submission;
 mod supervisor;
 pub mod verdict;
@@ -135,6 +136,8 @@ pub fn grade(options: &Options) -> Result<Outcome, String> {
         return Err(format!("--tests {}: no such directory", tests.display()));
     }
     let started = Instant::now();
+    // `--submission`: the slot it is laid out and built in, locked.
+    let mut slot = None;
     let workspace_dir = match (&options.submission, &options.workspace) {
         (Some(_), Some(_)) => return Err("give --submission or --workspace, not both".into()),
         (Some(_), None) if options.solutions => {
@@ -142,12 +145,13 @@ pub fn grade(options: &Options) -> Result<Outcome, String> {
         }
         (Some(dir), None) => match submission::check(dir, &root) {
             Ok(placements) => {
-                let checkout = options
-                    .checkout
-                    .clone()
-                    .unwrap_or_else(|| submission::default_checkout(&root));
-                submission::checkout(&root, &checkout, &placements)?;
-                checkout
+                let dir = match &options.checkout {
+                    Some(dir) => dir.clone(),
+                    None => store::area(&root)?.join("submission"),
+                };
+                let taken = store::Slot::take(&dir)?;
+                submission::checkout(&root, &taken.checkout, &placements)?;
+                slot.insert(taken).checkout.clone()
             }
             Err(refusal) => return Ok(refused(&steps, &tests, refusal, started)),
         },
@@ -164,39 +168,38 @@ pub fn grade(options: &Options) -> Result<Outcome, String> {
     if options.prebuilt_dependencies && !jailed {
         return Err("--prebuilt-dependencies is for --workspace and --submission".into());
     }
-    // Lives until the grading ends: the build's target directory.
-    let mut seeded = None;
+    // `--workspace --prebuilt-dependencies`: a private place to build in.
+    let mut private_slot = None;
+    // Held (shared) while the build reads it.
+    let dependency_store;
     let workspace = if jailed {
         if let Err(refusal) = sandbox::check_submission(&workspace_dir) {
             return Ok(refused(&steps, &tests, refusal, started));
         }
         // Registry packages: only those the workbook itself uses.
         let allowed = sandbox::locked_registry_packages(&root.join("Cargo.lock"));
-        // A checkout the grader laid out itself (`--submission` with a
-        // class slot) keeps its target, where the class's compiled
-        // dependencies wait; with --prebuilt-dependencies, a private target
-        // gets a copy of them; any other is built into a private one, from
-        // nothing.
-        let slot_target = options
-            .checkout
-            .as_ref()
-            .filter(|_| options.submission.is_some())
-            .map(|c| c.join("target"));
-        if slot_target.is_none() && options.prebuilt_dependencies {
-            seeded = Some(class::SeededTarget::new()?);
+        // A checkout the grader laid out itself (`--submission`) is built
+        // on the compiled dependencies of the store (see `store`), and so
+        // is a `--workspace` with --prebuilt-dependencies, in a private
+        // slot; any other into a private target directory, from nothing.
+        // A class's graders never rebuild the store their class uses.
+        if slot.is_none() && options.prebuilt_dependencies {
+            private_slot = Some(store::Slot::private()?);
         }
-        let target = slot_target.or_else(|| seeded.as_ref().map(class::SeededTarget::target));
-        let workspace = build::Workspace::open_submission(
+        let building_in = slot.as_ref().or(private_slot.as_ref());
+        dependency_store = building_in
+            .map(|_| store::Store::ready(&root, options.checkout.is_none()))
+            .transpose()?;
+        let target = match (building_in, &dependency_store) {
+            (Some(slot), Some(store)) => store.seed(slot)?,
+            _ => sandbox::BuildTarget::Private,
+        };
+        build::Workspace::open_submission(
             &workspace_dir,
             options.build_time_limit,
             &allowed,
-            target.as_deref(),
-        )?;
-        // Copied only where used: the store is tens of megabytes.
-        if let Some(seeded) = seeded.as_ref().filter(|_| workspace.uses_registry()) {
-            seeded.fill(&root)?;
-        }
-        workspace
+            target,
+        )?
     } else {
         build::Workspace::open(&workspace_dir)?
     };

@@ -1226,6 +1226,10 @@ pub fn probe_command() -> Result<(), String> {
 // to a target directory the grader owns outside the checkout (so a
 // `target/` shipped with the submission, or a link, is never used) and to
 // the checkout's `Cargo.lock`; signals and abstract sockets stay inside.
+// Cargo runs from the jail's private directory (`--manifest-path`), so
+// that it reads no cargo configuration of the checkout's parents. The
+// compiled dependencies a build starts from (the `store`) are shared
+// read-only: see [`BuildTarget::Overlay`].
 // ---------------------------------------------------------------------------
 
 /// How long a submission's build may take, by default.
@@ -1428,6 +1432,17 @@ pub struct CargoPackage {
     pub targets: Vec<CargoTarget>,
 }
 
+impl CargoPackage {
+    /// The names of its binary targets.
+    pub fn binaries(&self) -> BTreeSet<String> {
+        self.targets
+            .iter()
+            .filter(|t| t.kind.iter().any(|k| k == "bin"))
+            .map(|t| t.name.clone())
+            .collect()
+    }
+}
+
 #[derive(Debug, Deserialize)]
 pub struct CargoTarget {
     pub name: String,
@@ -1544,10 +1559,149 @@ fn private_dir() -> PathBuf {
     std::env::temp_dir().join(format!("xtask-build-{}-{n}", std::process::id()))
 }
 
+/// Where a jailed build writes its target directory.
+pub enum BuildTarget<'a> {
+    /// A private directory of the jail's own, empty at first.
+    Private,
+    /// A directory the grader laid out and owns (a copy of the dependency
+    /// store, see `store`).
+    Given(&'a Path),
+    /// `target`, seen by the build as the dependency store `lower` with
+    /// the build's own writes on top (an overlay mounted in the build's
+    /// own mount namespace, over a read-only bind mount of `lower`): the
+    /// store is shared by every build and none can change it. Outside the
+    /// build, `target` holds only what the build wrote. `work` is the
+    /// overlay's work directory, on the same file system as `target`, and
+    /// `target`'s parent holds nothing else (the build may write there:
+    /// the mount hides `target`'s own Landlock rule).
+    Overlay {
+        target: &'a Path,
+        lower: &'a Path,
+        work: &'a Path,
+    },
+}
+
+/// The mounts that make a [`BuildTarget::Overlay`], prepared before the
+/// fork (the child makes only system calls).
+#[cfg(target_os = "linux")]
+struct OverlayMount {
+    lower: CString,
+    target: CString,
+    /// `lowerdir=…,upperdir=…,workdir=…`.
+    options: CString,
+    /// The flags of the mount `lower` is on, which a read-only remount
+    /// must keep (in a user namespace, they are locked).
+    kept_flags: nix::libc::c_ulong,
+}
+
+#[cfg(target_os = "linux")]
+impl OverlayMount {
+    fn new(target: &Path, lower: &Path, work: &Path) -> Result<Self, String> {
+        use nix::sys::statvfs::{statvfs, FsFlags};
+        use std::os::unix::ffi::OsStrExt;
+        let path = |p: &Path| {
+            let bytes = p.as_os_str().as_bytes();
+            // The overlay's options are split at commas and colons.
+            if bytes.iter().any(|b| b",:\\".contains(b)) {
+                return Err(format!(
+                    "{}: a comma, colon or backslash in the path",
+                    p.display()
+                ));
+            }
+            CString::new(bytes).map_err(|e| e.to_string())
+        };
+        let (lower, target, work) = (path(lower)?, path(target)?, path(work)?);
+        let options = format!(
+            "lowerdir={},upperdir={},workdir={}",
+            lower.to_string_lossy(),
+            target.to_string_lossy(),
+            work.to_string_lossy()
+        );
+        let flags = statvfs(Path::new(&*lower.to_string_lossy()))
+            .map_err(|e| format!("{}: {e}", lower.to_string_lossy()))?
+            .flags();
+        let mut kept_flags = 0;
+        for (statvfs_flag, mount_flag) in [
+            (FsFlags::ST_NOSUID, nix::libc::MS_NOSUID),
+            (FsFlags::ST_NODEV, nix::libc::MS_NODEV),
+            (FsFlags::ST_NOEXEC, nix::libc::MS_NOEXEC),
+            (FsFlags::ST_NOATIME, nix::libc::MS_NOATIME),
+            (FsFlags::ST_NODIRATIME, nix::libc::MS_NODIRATIME),
+            (FsFlags::ST_RELATIME, nix::libc::MS_RELATIME),
+        ] {
+            if flags.contains(statvfs_flag) {
+                kept_flags |= mount_flag;
+            }
+        }
+        Ok(Self {
+            lower,
+            target,
+            options: CString::new(options).map_err(|e| e.to_string())?,
+            kept_flags,
+        })
+    }
+
+    /// In the child, in a mount namespace of its own: `lower` read-only,
+    /// the overlay on `target`.
+    ///
+    /// # Safety
+    /// Only system calls on memory prepared before the fork.
+    unsafe fn mount(&self) -> std::io::Result<()> {
+        use nix::libc;
+        let fail = || Err(std::io::Error::last_os_error());
+        let none = std::ptr::null::<libc::c_char>();
+        // Nothing mounted here is seen outside, and nothing mounted
+        // outside later reaches in.
+        if libc::mount(
+            none,
+            c"/".as_ptr(),
+            none,
+            libc::MS_REC | libc::MS_PRIVATE,
+            none.cast(),
+        ) != 0
+        {
+            return fail();
+        }
+        // The store read-only, for every process of the build, whatever
+        // its uid and mode bits: a write, chmod or utime gets EROFS.
+        if libc::mount(
+            self.lower.as_ptr(),
+            self.lower.as_ptr(),
+            none,
+            libc::MS_BIND,
+            none.cast(),
+        ) != 0
+            || libc::mount(
+                none,
+                self.lower.as_ptr(),
+                none,
+                libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY | self.kept_flags,
+                none.cast(),
+            ) != 0
+        {
+            return fail();
+        }
+        if libc::mount(
+            c"overlay".as_ptr(),
+            self.target.as_ptr(),
+            c"overlay".as_ptr(),
+            0,
+            self.options.as_ptr().cast(),
+        ) != 0
+        {
+            return fail();
+        }
+        Ok(())
+    }
+}
+
 /// The jail `cargo` runs in for a submission: see the section's comment.
 /// Owns the private directory the build writes into; removed when dropped.
 pub struct BuildJail {
     ruleset: Option<OwnedFd>,
+    /// The dependency store under the target directory, if it is shared.
+    #[cfg(target_os = "linux")]
+    overlay: Option<Arc<OverlayMount>>,
     /// As an ordinary user, the maps of the user namespace that brings the
     /// network and IPC namespaces with it.
     user_maps: Option<Arc<[CString; 5]>>,
@@ -1568,14 +1722,12 @@ pub struct BuildJail {
 }
 
 impl BuildJail {
-    /// A jail building `checkout` into `target`, a directory the grader
-    /// made and owns (a class slot's, seeded with the compiled
-    /// dependencies), or into a private one of its own when `None`.
+    /// A jail building `checkout` into `target` (see [`BuildTarget`]).
     #[cfg(target_os = "linux")]
     pub fn new(
         checkout: &Path,
         time_limit: std::time::Duration,
-        target: Option<&Path>,
+        target: BuildTarget,
     ) -> Result<Self, String> {
         use nix::unistd::{getegid, geteuid};
         use std::os::unix::fs::DirBuilderExt;
@@ -1599,13 +1751,28 @@ impl BuildJail {
             .mode(0o700)
             .create(&private)
             .map_err(|e| format!("cannot create {}: {e}", private.display()))?;
-        let target = match target {
+        // The directory whose Landlock rule lets the build write `target`.
+        let (target, writes_in, overlay) = match target {
             // Never a link: what the build writes must land where we say.
-            Some(dir) if dir.is_symlink() => {
+            BuildTarget::Given(dir) | BuildTarget::Overlay { target: dir, .. }
+                if dir.is_symlink() =>
+            {
                 return Err(format!("{} is a symbolic link", dir.display()))
             }
-            Some(dir) => dir.to_path_buf(),
-            None => private.join("target"),
+            BuildTarget::Given(dir) => (dir.to_path_buf(), dir.to_path_buf(), None),
+            BuildTarget::Overlay {
+                target,
+                lower,
+                work,
+            } => (
+                target.to_path_buf(),
+                target
+                    .parent()
+                    .ok_or("the target directory has no parent")?
+                    .to_path_buf(),
+                Some(Arc::new(OverlayMount::new(target, lower, work)?)),
+            ),
+            BuildTarget::Private => (private.join("target"), private.join("target"), None),
         };
         let tmp = private.join("tmp");
         let _ = std::fs::create_dir(&target);
@@ -1615,7 +1782,7 @@ impl BuildJail {
         readable.extend(rustup_home.clone());
         readable.extend(toolchain.clone());
         readable.extend(cargo_home.clone());
-        let mut writable = vec![private.clone(), target.clone()];
+        let mut writable = vec![private.clone(), writes_in];
         // Cargo records the versions it resolved in the checkout's
         // Cargo.lock: that one file may be written (made now if missing;
         // no link can be in the way, see `check_submission`).
@@ -1667,14 +1834,19 @@ impl BuildJail {
         }
         let namespaces = build_namespaces_available(user_maps.as_deref());
         let parts = format!(
-            "{}{}empty environment, {} s limit",
+            "{}{}empty environment, {} s limit{}",
             match (namespaces, root) {
                 (false, _) => "",
                 (true, true) => "net+ipc namespaces, ",
                 (true, false) => "user+net+ipc namespaces, ",
             },
             if root { "no capabilities, " } else { "" },
-            time_limit.as_secs()
+            time_limit.as_secs(),
+            if overlay.is_some() {
+                ", the dependency store read-only under an overlay"
+            } else {
+                ""
+            }
         );
         let mut missing = Vec::new();
         if !namespaces {
@@ -1685,7 +1857,7 @@ impl BuildJail {
         }
         let mut isolation = format!("build sandbox: {parts}");
         match &ruleset {
-            Some(_) => isolation.push_str(", landlock (reads: checkout, toolchain, cargo home; writes: a private target directory)"),
+            Some(_) => isolation.push_str(", landlock (reads: checkout, toolchain, cargo home; writes: a target directory of the grader's)"),
             None => missing.push("no landlock, so the compiler can read whatever you can".into()),
         }
         if !missing.is_empty() {
@@ -1693,6 +1865,7 @@ impl BuildJail {
         }
         Ok(Self {
             ruleset,
+            overlay,
             user_maps,
             drop_capabilities: root,
             namespaces,
@@ -1725,10 +1898,15 @@ impl BuildJail {
     pub fn new(
         _checkout: &Path,
         time_limit: std::time::Duration,
-        _target: Option<&Path>,
+        target: BuildTarget,
     ) -> Result<Self, String> {
         let private = private_dir();
         let _ = std::fs::create_dir_all(&private);
+        let target = match target {
+            BuildTarget::Given(dir) => dir.to_path_buf(),
+            BuildTarget::Overlay { .. } => return Err("only Linux has overlays".into()),
+            BuildTarget::Private => private.join("target"),
+        };
         Ok(Self {
             ruleset: None,
             user_maps: None,
@@ -1737,10 +1915,18 @@ impl BuildJail {
             isolation: "build sandbox: none (only Linux has one)".into(),
             missing: vec!["no build sandbox outside Linux".into()],
             env: Vec::new(),
-            target: private.join("target"),
+            target,
             private,
             time_limit,
         })
+    }
+
+    /// Where cargo runs: the jail's private directory, so that no cargo
+    /// configuration of the checkout's parents (the workbook's own, when
+    /// the checkout is in its build area) is read: cargo looks for them
+    /// from its working directory, never from `--manifest-path`.
+    pub fn working_dir(&self) -> &Path {
+        &self.private
     }
 
     /// Makes `command` (cargo) enter the jail between fork and exec.
@@ -1758,10 +1944,11 @@ impl BuildJail {
         let maps = self.user_maps.clone();
         let drop_capabilities = self.drop_capabilities;
         let namespaces = self.namespaces;
+        let overlay = self.overlay.clone();
         // SAFETY: the closure runs in the forked child before exec and
         // makes only system calls (close_range or fcntl, unshare, open,
-        // write, close, setrlimit, prctl, landlock_restrict_self) on memory
-        // prepared before the fork.
+        // write, close, mount, setrlimit, prctl, landlock_restrict_self) on
+        // memory prepared before the fork.
         unsafe {
             command.pre_exec(move || {
                 // Cargo (and the compiler) get no descriptor the grader
@@ -1769,6 +1956,16 @@ impl BuildJail {
                 close_on_exec_from(3);
                 if namespaces {
                     enter_build_namespaces(maps.as_deref())?;
+                }
+                // In a mount namespace of the build's own (inside the
+                // user namespace, as an ordinary user), mounted while we
+                // may: before the capabilities go, and before Landlock,
+                // which forbids mounting.
+                if let Some(overlay) = &overlay {
+                    if libc::unshare(libc::CLONE_NEWNS) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    overlay.mount()?;
                 }
                 let memory = libc::rlimit {
                     rlim_cur: BUILD_MEMORY_LIMIT,

@@ -1,12 +1,11 @@
 //! One student's submission (`cargo xtask grade --submission DIR`), as an
 //! autograder receives it: placed over a fresh copy of the workbook's
-//! `exercises/` in a checkout of its own beside the workbook
-//! (`WORKBOOK.submission/`), which is then built in the sandbox like any
-//! student's checkout. Being outside the workbook, the build can read none
-//! of the instructor's files (cases included), nor is it under the
-//! workbook's cargo settings. It is built into a target directory of the
-//! grader's own: an empty one, or with `--prebuilt-dependencies` a copy of
-//! the dependencies compiled once (see `class::SeededTarget`).
+//! `exercises/` in a checkout of its own in the grader's build area
+//! (`target/xtask-grade/submission`, see `store`), which is then built in
+//! the sandbox on the dependencies compiled once for the workbook. The
+//! build can read nothing of the workbook but that checkout (the
+//! instructor's cases included), and cargo reads none of the workbook's
+//! cargo settings.
 //!
 //! A submission may contain the steps' sources only: regular files under
 //! `<step>/src/`, optionally under a leading `exercises/`
@@ -157,12 +156,6 @@ fn destination(relative: &Path, clone: bool) -> Option<PathBuf> {
         .all(|c| matches!(c, std::path::Component::Normal(_)));
     (STEPS.contains(&step) && src == "src" && plain && !rest.as_os_str().is_empty())
         .then(|| Path::new(step).join("src").join(rest))
-}
-
-/// Where `--submission` lays out its checkout: beside the workbook.
-pub fn default_checkout(workbook: &Path) -> PathBuf {
-    let name = workbook.file_name().unwrap_or_default().to_string_lossy();
-    workbook.with_file_name(format!("{name}.submission"))
 }
 
 /// Lays out the checkout a submission is graded in, `dir` (outside the
