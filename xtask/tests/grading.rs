@@ -559,6 +559,8 @@ fn hostile_fixtures_are_contained_for_an_ordinary_user() {
         "ex1_hostile_open_files",
         "ex1_hostile_file_size",
         "ex1_hostile_cpu_time",
+        // Landlock does not cover chmod or utime: a read-only host does.
+        "ex1_redteam_chmod_host",
     ];
     for name in hostile {
         let checkout = scratch.join(name);
@@ -583,6 +585,17 @@ fn hostile_fixtures_are_contained_for_an_ordinary_user() {
         let _ = Command::new("chmod")
             .args(["-R", "a+rX"])
             .arg(&*scratch)
+            .status();
+        // The binaries belonging to the keeper's uid, as when an ordinary
+        // user grades: theirs to chmod, but for the sandbox.
+        let owner = if name == "ex1_redteam_chmod_host" {
+            "65534:65534"
+        } else {
+            "0:0"
+        };
+        let _ = Command::new("chown")
+            .args(["-R", owner])
+            .arg(&bins)
             .status();
         // The request on stdin, as the grader sends it: no case file
         // named on a command line.

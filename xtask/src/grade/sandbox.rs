@@ -92,7 +92,7 @@
 //!
 //! | guarantee | enforced by |
 //! | --- | --- |
-//! | writes only in scratch | Landlock; also the case uid (root) |
+//! | writes only in scratch | Landlock; also the case uid (root); as an ordinary user, every other mount read-only (Landlock does not cover chmod or utime) |
 //! | scratch is size-limited | tmpfs `size=` in the keeper's mount namespace; `RLIMIT_FSIZE` per file |
 //! | reads only system files and its own binary | Landlock; binaries are copied by the grader into a read-only directory, so `target/` is never reachable |
 //! | no signal, ptrace or `/proc/<pid>/fd` outside the case | PID namespace (nothing outside has a PID there); Landlock scoping and ptrace rule; case uid (root); non-dumpable keeper |
@@ -167,6 +167,10 @@ pub struct Isolation {
     #[serde(default)]
     pub hidepid: bool,
     pub scratch_tmpfs: bool,
+    /// Every mount but scratch and /proc read-only (as an ordinary user,
+    /// whose programs share its uid: Landlock does not cover chmod).
+    #[serde(default)]
+    pub read_only_host: bool,
     /// Landlock ABI version, 0 if none.
     pub landlock: i32,
     pub pids_cgroup: bool,
@@ -225,6 +229,9 @@ impl Isolation {
         if self.hidden_dirs {
             parts.push("/tmp, /run, /home... emptied".into());
         }
+        if self.read_only_host {
+            parts.push("read-only host files".into());
+        }
         if self.hidepid {
             parts.push("/proc hidepid".into());
         }
@@ -258,6 +265,12 @@ impl Isolation {
         }
         if !self.ipc_ns {
             missing.push("no IPC namespace: programs share System V IPC with the host".to_string());
+        }
+        if !self.own_uid && !self.read_only_host {
+            missing.push(
+                "programs have your uid and the host's files are writable to chmod and utime (landlock does not cover them)"
+                    .to_string(),
+            );
         }
         if !self.pid_ns {
             let why = pid_why_not
@@ -757,6 +770,13 @@ impl Jail {
             if !keeper.pid_ns && keeper.stranded.is_none() && root {
                 isolation.hidepid = mount_proc_fs(&["hidepid=invisible", "hidepid=2"]).is_ok();
             }
+            // As an ordinary user, programs have our uid (in a user
+            // namespace of their own), and Landlock does not cover chmod
+            // or utime: only a read-only mount keeps them off our files.
+            // (As root, the case uid owns nothing out here.)
+            if !root {
+                isolation.read_only_host = freeze_host_mounts(&scratch);
+            }
         }
         if let Some(case_uid) = case_uid {
             isolation.own_uid = true;
@@ -1034,6 +1054,55 @@ fn hide_host_dirs(keep: &[PathBuf]) -> bool {
             .is_ok();
     }
     all
+}
+
+/// Makes every mount of the keeper's namespace read-only but `scratch`
+/// and `/proc` (a program writes its own user namespace's maps there):
+/// `mount_setattr` with `AT_RECURSIVE` (Linux 5.12). Setting read-only is
+/// allowed even on the mounts our user namespace inherited locked.
+#[cfg(target_os = "linux")]
+fn freeze_host_mounts(scratch: &Path) -> bool {
+    use nix::libc;
+    use std::os::unix::ffi::OsStrExt;
+    #[repr(C)]
+    struct MountAttr {
+        attr_set: u64,
+        attr_clr: u64,
+        propagation: u64,
+        userns_fd: u64,
+    }
+    const MOUNT_ATTR_RDONLY: u64 = 0x1;
+    const AT_RECURSIVE: libc::c_uint = 0x8000;
+    let setattr = |path: &Path, flags: libc::c_uint, attr: MountAttr| -> bool {
+        let Ok(path) = CString::new(path.as_os_str().as_bytes()) else {
+            return false;
+        };
+        // SAFETY: a valid C string and a mount_attr of the size given.
+        unsafe {
+            libc::syscall(
+                libc::SYS_mount_setattr,
+                libc::AT_FDCWD,
+                path.as_ptr(),
+                flags,
+                &attr as *const MountAttr,
+                std::mem::size_of::<MountAttr>(),
+            ) == 0
+        }
+    };
+    let read_only = |set: bool| MountAttr {
+        attr_set: if set { MOUNT_ATTR_RDONLY } else { 0 },
+        attr_clr: if set { 0 } else { MOUNT_ATTR_RDONLY },
+        propagation: 0,
+        userns_fd: 0,
+    };
+    setattr(Path::new("/"), AT_RECURSIVE, read_only(true))
+        && setattr(scratch, 0, read_only(false))
+        && setattr(Path::new("/proc"), 0, read_only(false))
+}
+
+#[cfg(not(target_os = "linux"))]
+fn freeze_host_mounts(_scratch: &Path) -> bool {
+    false
 }
 
 /// A fresh /proc over `/proc`, in the keeper's mount namespace, showing
