@@ -375,7 +375,7 @@ fn main() {{
         let text = std::fs::read_to_string(&file)
             .unwrap_or_else(|e| panic!("{}: {e}\n{}", file.display(), show(&output)));
         let report: serde_json::Value = serde_json::from_str(&text).unwrap();
-        assert_eq!(report["schema_version"], 1, "{}", file.display());
+        assert_eq!(report["schema_version"], 2, "{}", file.display());
         assert_eq!(report["score"].to_string(), row[6], "{}", file.display());
         assert_eq!(report["max_score"], 54, "{}", file.display());
         let steps: Vec<&str> = report["steps"]

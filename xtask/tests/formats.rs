@@ -4,7 +4,9 @@
 //! - gradescope: `results.json` checked field by field;
 //! - junit: the XML parses (quick-junit's reader, and element by element
 //!   with quick-xml) with one testsuite per step, one testcase per case;
-//! - json: the schema's fields are there (`schema_version` 1);
+//! - json: the schema's fields are there (`schema_version` 2), and each
+//!   traced case lists its requirements with the events that decided
+//!   them, at most 16 each, texts cut to 200 characters;
 //! - a failing grade gives 0 to each failed case and exit status 1, a
 //!   hidden case's details appear in no format, and every case of a step
 //!   that is missing or does not compile counts at 0.
@@ -22,6 +24,72 @@ use std::process::Command;
 use serde_json::Value;
 
 use common::{cases_of, copy_tree, grade, one_at_a_time, root, Run, Scratch, STEPS};
+
+/// The most events a requirement lists, and the longest text an event
+/// shows, in the json report (`report::json`).
+const MAX_DECIDING: usize = 16;
+const EVENT_TEXT_CHARS: usize = 200;
+
+/// A traced case's `observed.requirements`: each with its verdict and its
+/// deciding events, bounded; the rules of every traced case among them;
+/// and, with `decided` when the case has requirements of its own, some
+/// event that decided one (a fake that prints no line a requirement looks
+/// for leaves it nothing to judge).
+fn check_requirements(observed: &Value, decided: bool) {
+    let requirements = observed["requirements"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no requirements: {observed:#}"));
+    let whats: BTreeSet<&str> = requirements
+        .iter()
+        .filter_map(|r| r["what"].as_str())
+        .collect();
+    assert!(whats.contains("no_refused_calls"), "{observed:#}");
+    let mut deciding = 0;
+    for requirement in requirements {
+        assert_eq!(
+            keys(requirement),
+            BTreeSet::from([
+                "what",
+                "process",
+                "passed",
+                "diagnosis",
+                "events",
+                "events_left_off"
+            ]),
+            "{requirement:#}"
+        );
+        let diagnosis = requirement["diagnosis"].as_array().unwrap();
+        assert_eq!(
+            requirement["passed"].as_bool().unwrap(),
+            diagnosis.is_empty(),
+            "a failed requirement says why, a passed one nothing: {requirement:#}"
+        );
+        let events = requirement["events"].as_array().unwrap();
+        assert!(events.len() <= MAX_DECIDING, "{requirement:#}");
+        assert!(requirement["events_left_off"].is_u64(), "{requirement:#}");
+        if requirement["events_left_off"].as_u64() > Some(0) {
+            assert_eq!(events.len(), MAX_DECIDING, "{requirement:#}");
+        }
+        let mut last = f64::MIN;
+        for event in events {
+            assert!(event["at_ms"].is_f64(), "{event:#}");
+            assert!(event["pid"].is_i64(), "{event:#}");
+            assert!(event["kind"].is_string(), "{event:#}");
+            if let Some(text) = event["text"].as_str() {
+                assert!(text.chars().count() <= EVENT_TEXT_CHARS, "{event:#}");
+            }
+            // In the trace's order.
+            let at = event["at_ms"].as_f64().unwrap();
+            assert!(at >= last, "{requirement:#}");
+            last = at;
+        }
+        deciding += events.len();
+    }
+    // A case with requirements of its own rests on some event.
+    if decided && whats.len() > 2 {
+        assert!(deciding > 0, "nothing decided anything: {observed:#}");
+    }
+}
 
 fn json(text: &[u8]) -> Value {
     serde_json::from_slice(text)
@@ -235,7 +303,7 @@ fn a_failing_grade_in_every_format() {
     // json, on stdout.
     let output = run(args("json"));
     let report = json(&output.stdout);
-    assert_eq!(report["schema_version"], 1);
+    assert_eq!(report["schema_version"], 2);
     assert_eq!(report["score"], 0);
     assert_eq!(report["max_score"], 10);
     assert_eq!(report["full_marks"], false);
@@ -272,6 +340,7 @@ fn a_failing_grade_in_every_format() {
         } else {
             assert!(case["observed"]["event_count"].is_u64(), "{case:#}");
             assert!(!case["diagnosis"].as_array().unwrap().is_empty());
+            check_requirements(&case["observed"], false);
         }
     }
     let text = output.stdout();
@@ -303,6 +372,89 @@ fn full_marks_in_every_format() {
     let report = json(&output.stdout);
     assert_eq!(report["full_marks"], true);
     assert_eq!(report["score"], report["max_score"]);
+    for case in report["steps"][0]["cases"].as_array().unwrap() {
+        check_requirements(&case["observed"], true);
+        for requirement in case["observed"]["requirements"].as_array().unwrap() {
+            assert_eq!(requirement["passed"], true, "{requirement:#}");
+        }
+    }
+}
+
+/// Grades a fixture with step 1's case `fib_10` alone, in json.
+fn grade_with_fib_10(fixture: &str) -> Run {
+    let _one = one_at_a_time();
+    let scratch = Scratch::new(&format!("formats-{fixture}"));
+    let checkout = scratch.join("checkout");
+    copy_tree(
+        &root().join("xtask/tests/fixtures").join(fixture),
+        &checkout,
+    );
+    let cases = scratch.join("cases").join(STEPS[0]);
+    std::fs::create_dir_all(&cases).unwrap();
+    std::fs::copy(
+        root().join("tests").join(STEPS[0]).join("fib_10.toml"),
+        cases.join("fib_10.toml"),
+    )
+    .unwrap();
+    grade(&[
+        "ex1",
+        "--workspace",
+        checkout.to_str().unwrap(),
+        "--tests",
+        scratch.join("cases").to_str().unwrap(),
+        "--format",
+        "json",
+    ])
+}
+
+/// What was observed of `fib_10` graded on a fixture, which must pass or not.
+fn observed_in_fib_10(fixture: &str, passes: bool) -> Value {
+    let output = grade_with_fib_10(fixture);
+    output.assert_code(if passes { 0 } else { 1 });
+    let report = json(&output.stdout);
+    report["steps"][0]["cases"][0]["observed"].clone()
+}
+
+/// A child that prints its line one byte per write: the requirement that
+/// it wrote the line rests on a write per byte (40 or more), of which the
+/// report keeps the first 16, every one a write of the child's to its
+/// stdout, and says how many more.
+#[test]
+fn deciding_events_are_bounded() {
+    let observed = &observed_in_fib_10("ex1_byte_writes", true);
+    check_requirements(observed, true);
+    let main = observed["processes"][0]["pid"].as_i64().unwrap();
+    let requirements = observed["requirements"].as_array().unwrap();
+    let written = requirements
+        .iter()
+        .find(|r| r["what"] == "written_by_child")
+        .unwrap_or_else(|| panic!("{observed:#}"));
+    let events = written["events"].as_array().unwrap();
+    assert_eq!(events.len(), MAX_DECIDING, "{written:#}");
+    let child = events[0]["pid"].as_i64().unwrap();
+    assert_ne!(child, main);
+    // One write per byte of the line, all counted.
+    let line = format!("child {child} (parent {main}): 0 1 1 2 3 5 8 13 21 34 55");
+    assert_eq!(
+        written["events_left_off"].as_u64().unwrap() as usize,
+        line.len() - MAX_DECIDING,
+        "{written:#}"
+    );
+    for event in events {
+        assert_eq!(event["kind"], "write", "{event:#}");
+        assert_eq!(event["fd"], 1, "{event:#}");
+        assert_eq!(event["pid"], child, "{event:#}");
+    }
+    let text: String = events.iter().filter_map(|e| e["text"].as_str()).collect();
+    assert_eq!(text.len(), MAX_DECIDING, "one byte each: {written:#}");
+    assert!(
+        text.starts_with("child "),
+        "the first writes, in order: {written:#}"
+    );
+    // The fork it rests on names the same child.
+    let fork = requirements.iter().find(|r| r["what"] == "fork").unwrap();
+    assert_eq!(fork["events"][0]["kind"], "spawn", "{fork:#}");
+    assert_eq!(fork["events"][0]["pid"], child, "{fork:#}");
 }
 
 /// Step 1 does not compile and the others are missing: every case of every
@@ -355,26 +507,7 @@ fn every_case_of_an_ungraded_step_counts() {
 /// "failed". One case only: it takes its whole time limit.
 #[test]
 fn a_case_past_its_time_limit_is_timed_out() {
-    let _one = one_at_a_time();
-    let scratch = Scratch::new("formats-timeout");
-    let checkout = scratch.join("checkout");
-    copy_tree(&root().join("xtask/tests/fixtures/ex1_hangs"), &checkout);
-    let cases = scratch.join("cases").join(STEPS[0]);
-    std::fs::create_dir_all(&cases).unwrap();
-    std::fs::copy(
-        root().join("tests").join(STEPS[0]).join("fib_10.toml"),
-        cases.join("fib_10.toml"),
-    )
-    .unwrap();
-    let output = grade(&[
-        "ex1",
-        "--workspace",
-        checkout.to_str().unwrap(),
-        "--tests",
-        scratch.join("cases").to_str().unwrap(),
-        "--format",
-        "json",
-    ]);
+    let output = grade_with_fib_10("ex1_hangs");
     output.assert_code(1);
     let report = json(&output.stdout);
     let case = &report["steps"][0]["cases"][0];
@@ -523,4 +656,50 @@ fn the_gradescope_autograder_grades_a_submission() {
         summary.contains("ex1_fibonacci_child: does not compile"),
         "{output}\n{report:#}"
     );
+}
+
+/// A parent that prints the child's line itself and forks nothing: each
+/// failed requirement lists what happened instead (main's own writes that
+/// carried the line; main's start and end, with no fork between).
+#[test]
+fn a_failed_requirement_shows_what_happened_instead() {
+    let observed = &observed_in_fib_10("ex1_parent_computes", false);
+    check_requirements(observed, true);
+    let main = observed["processes"][0]["pid"].as_i64().unwrap();
+    let requirement = |what: &str| {
+        observed["requirements"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["what"] == what)
+            .unwrap_or_else(|| panic!("no {what}: {observed:#}"))
+            .clone()
+    };
+    let written = requirement("written_by_child");
+    assert_eq!(written["passed"], false, "{written:#}");
+    assert!(
+        written["diagnosis"][0]
+            .as_str()
+            .unwrap()
+            .contains("was written by main itself"),
+        "{written:#}"
+    );
+    let events = written["events"].as_array().unwrap();
+    assert!(!events.is_empty(), "{written:#}");
+    for event in events {
+        assert_eq!(event["kind"], "write", "{event:#}");
+        assert_eq!(event["pid"], main, "{event:#}");
+    }
+    let text: String = events.iter().filter_map(|e| e["text"].as_str()).collect();
+    assert!(text.contains("child "), "{written:#}");
+    let fork = requirement("fork");
+    assert_eq!(fork["passed"], false, "{fork:#}");
+    let kinds: Vec<&str> = fork["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["pid"] == main)
+        .filter_map(|e| e["kind"].as_str())
+        .collect();
+    assert_eq!(kinds, ["spawn", "exec", "exit"], "{fork:#}");
 }

@@ -311,7 +311,7 @@ fn error_row(student: &str, steps: &[&'static str], why: String) -> Row {
     }
 }
 
-/// A row from a student's json report (schema 1, see `report::json`).
+/// A row from a student's json report (schema 2, see `report::json`).
 pub fn row_from_report(student: &str, steps: &[&'static str], text: &str) -> Row {
     let report: serde_json::Value = match serde_json::from_str(text) {
         Ok(v) => v,

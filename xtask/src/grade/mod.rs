@@ -533,6 +533,7 @@ fn grade_one(case: Case, places: &Places, step: &str, trace: bool) -> CaseOutcom
                     details: Vec::new(),
                 }],
                 not_started: None,
+                judged: Vec::new(),
             },
         ),
     }

@@ -26,27 +26,33 @@ use labcheck::{Bindings, LinePattern};
 use super::case::{full_signal_name, parse_duration, Case, Requirement};
 use super::runner::{CaseRun, ProcessRun};
 use super::supervisor::{Event, EVENT_CONTENTS, MAX_CONTENTS};
-use super::verdict::{problem_with, Problem};
+use super::verdict::{problem_with, Judged, Problem};
 
 /// The largest write POSIX promises is atomic on a pipe, on Linux.
 const PIPE_BUF: u64 = 4096;
+
+/// The most events a requirement's verdict keeps: the most telling ones.
+pub const MAX_DECIDING: usize = 16;
 
 struct Trace<'a> {
     events: &'a [Event],
     grader: i32,
 }
 
-impl Trace<'_> {
-    fn of_kind<'b>(&'b self, kind: &'b str) -> impl Iterator<Item = &'b Event> + 'b {
+impl<'a> Trace<'a> {
+    fn of_kind(&self, kind: &'static str) -> impl Iterator<Item = &'a Event> + 'a {
         self.events.iter().filter(move |e| e.kind == kind)
+    }
+
+    /// The spawn events of the processes `parent` created.
+    fn spawns_by(&self, parent: i32) -> impl Iterator<Item = &'a Event> + 'a {
+        self.of_kind("spawn")
+            .filter(move |e| e.other == Some(parent))
     }
 
     /// The processes `parent` created.
     fn children(&self, parent: i32) -> BTreeSet<i32> {
-        self.of_kind("spawn")
-            .filter(|e| e.other == Some(parent))
-            .map(|e| e.pid)
-            .collect()
+        self.spawns_by(parent).map(|e| e.pid).collect()
     }
 
     /// Every process `ancestor` created, at any depth.
@@ -70,57 +76,102 @@ impl Trace<'_> {
             .unwrap_or_else(|| kill.other.into_iter().collect())
     }
 
-    fn exec_of(&self, pid: i32) -> Option<&Event> {
-        self.of_kind("exec").find(|e| e.pid == pid)
+    fn exec_of(&self, pid: i32) -> Option<&'a Event> {
+        self.of_kind("exec").find(move |e| e.pid == pid)
+    }
+
+    /// Where `event` is in the trace.
+    fn index_of(&self, event: &Event) -> Option<usize> {
+        let size = std::mem::size_of::<Event>();
+        let offset = (event as *const Event as usize).checked_sub(self.events.as_ptr() as usize)?;
+        (offset % size == 0 && offset / size < self.events.len()).then_some(offset / size)
     }
 }
 
-/// Every requirement of the case, plus the ones that hold for every case:
-/// no refused system call, and each process a program created was reaped
-/// by a program of the case.
-pub fn check(case: &Case, run: &CaseRun, bindings: &Bindings) -> Vec<Problem> {
-    let mut problems = Vec::new();
+/// What a requirement's rule found: its problems (none when it held) and
+/// the events it rested on, the most telling first: those that satisfied
+/// it or, for a failure, those that show what happened instead.
+struct Finding<'a> {
+    problems: Vec<Problem>,
+    events: Vec<&'a Event>,
+}
+
+impl<'a> Finding<'a> {
+    fn held(events: impl IntoIterator<Item = &'a Event>) -> Self {
+        Self {
+            problems: Vec::new(),
+            events: events.into_iter().collect(),
+        }
+    }
+
+    fn failed(problem: Problem, events: impl IntoIterator<Item = &'a Event>) -> Self {
+        Self {
+            problems: vec![problem],
+            events: events.into_iter().collect(),
+        }
+    }
+
+    /// As a verdict: the first [`MAX_DECIDING`] distinct events, in the
+    /// trace's order, and how many were left off.
+    fn judged(self, trace: &Trace, what: &str, process: &str) -> Judged {
+        let mut seen = BTreeSet::new();
+        let distinct: Vec<usize> = self
+            .events
+            .iter()
+            .filter_map(|e| trace.index_of(e))
+            .filter(|i| seen.insert(*i))
+            .collect();
+        let mut events: Vec<usize> = distinct.iter().copied().take(MAX_DECIDING).collect();
+        events.sort_unstable();
+        Judged {
+            what: what.to_string(),
+            process: process.to_string(),
+            problems: self.problems,
+            events,
+            left_off: distinct.len().saturating_sub(MAX_DECIDING),
+        }
+    }
+}
+
+/// Every requirement of the case, plus the ones that hold for every traced
+/// case: no refused system call (`no_refused_calls`), and each process a
+/// program created was reaped by a program of the case (`all_reaped`).
+pub fn check(case: &Case, run: &CaseRun, bindings: &Bindings) -> Vec<Judged> {
+    let mut judged = Vec::new();
     if run.untraced.is_some() {
-        return problems;
+        return judged;
     }
     let trace = Trace {
         events: &run.events,
         grader: run.grader_pid,
     };
-    let mut refused = BTreeSet::new();
-    for e in trace.of_kind("refused") {
-        let what = e.text.clone().unwrap_or_default();
-        if refused.insert((e.pid, what.clone())) {
-            problems.push(problem_with(
-                format!("process {} made a refused system call: {what}", e.pid),
-                vec![],
-            ));
-        }
-    }
+    let every_case = case.process.first().map_or("", |p| p.name.as_str());
+    judged.push(no_refused_calls(&trace).judged(&trace, "no_refused_calls", every_case));
     // A full trace lost what came after: nothing it does not show can be
     // taken as not done, so no requirement is judged on it. The keeper
     // stops such a case; one that ended first still fails here.
     if let Some(full) = &run.trace_cut.full {
         if run.killed_because.is_none() {
-            problems.push(problem_with(
+            let problem = problem_with(
                 format!(
                     "the trace is full ({full}): {} later events were not kept, so what the case requires of the programs cannot be judged",
                     run.trace_cut.dropped
                 ),
                 vec![],
-            ));
+            );
+            judged.push(Finding::failed(problem, []).judged(&trace, "complete_trace", every_case));
         }
-        return problems;
+        return judged;
     }
     // A case killed for a limit has failed already; one whose script could
     // not go on is still worth a diagnosis of what was never done, but its
     // processes were killed before they could reap anything.
     let script_stopped = run.script_error.is_some();
     if run.killed_because.is_some() && !script_stopped {
-        return problems;
+        return judged;
     }
     if !script_stopped {
-        check_all_reaped(&trace, &mut problems);
+        judged.push(all_reaped(&trace).judged(&trace, "all_reaped", every_case));
     }
     for requirement in &case.require {
         let name = requirement
@@ -154,11 +205,11 @@ pub fn check(case: &Case, run: &CaseRun, bindings: &Bindings) -> Vec<Problem> {
             "slices" => slices(&context),
             "pipes" => pipes(&context),
             "cpu_at_most" => cpu_at_most(&context),
-            _ => None,
+            _ => continue,
         };
-        problems.extend(found);
+        judged.push(found.judged(&trace, &requirement.what, &name));
     }
-    problems
+    judged
 }
 
 /// What a requirement is judged with.
@@ -210,29 +261,64 @@ impl Context<'_> {
     }
 }
 
-fn check_all_reaped(trace: &Trace, problems: &mut Vec<Problem>) {
-    let reaped: BTreeSet<i32> = trace.of_kind("reap").filter_map(|e| e.other).collect();
+fn no_refused_calls<'a>(trace: &Trace<'a>) -> Finding<'a> {
+    let mut found = Finding::held([]);
+    let mut refused = BTreeSet::new();
+    for e in trace.of_kind("refused") {
+        let what = e.text.clone().unwrap_or_default();
+        if refused.insert((e.pid, what.clone())) {
+            found.problems.push(problem_with(
+                format!("process {} made a refused system call: {what}", e.pid),
+                vec![],
+            ));
+            found.events.push(e);
+        }
+    }
+    found
+}
+
+fn all_reaped<'a>(trace: &Trace<'a>) -> Finding<'a> {
+    let reaps: Vec<&Event> = trace.of_kind("reap").collect();
+    let reaped: BTreeSet<i32> = reaps.iter().filter_map(|e| e.other).collect();
+    let mut found = Finding::held([]);
     for spawn in trace.of_kind("spawn") {
         let (child, parent) = (spawn.pid, spawn.other.unwrap_or(0));
         if parent != trace.grader && !reaped.contains(&child) {
-            problems.push(problem_with(
+            found.problems.push(problem_with(
                 format!("process {child}, created by {parent}, was never reaped (wait/waitpid): it was left a zombie or an orphan"),
                 vec![],
             ));
+            found.events.push(spawn);
+            found
+                .events
+                .extend(trace.of_kind("exit").filter(|e| e.pid == child));
         }
     }
+    if found.problems.is_empty() {
+        found.events = reaps;
+    }
+    found
 }
 
-fn fork(c: &Context) -> Option<Problem> {
-    c.trace.children(c.process.pid).is_empty().then(|| {
+fn fork<'a>(c: &Context<'a>) -> Finding<'a> {
+    let me = c.process.pid;
+    let spawns: Vec<&Event> = c.trace.spawns_by(me).collect();
+    if !spawns.is_empty() {
+        return Finding::held(spawns);
+    }
+    // What it did instead: it ran, perhaps had forks refused, and ended.
+    Finding::failed(
         problem_with(
             format!(
-                "{} (pid {}) created no process: it never forked",
-                c.process.name, c.process.pid
+                "{} (pid {me}) created no process: it never forked",
+                c.process.name
             ),
             vec![],
-        )
-    })
+        ),
+        c.trace.events.iter().filter(|e| {
+            e.pid == me && matches!(e.kind.as_str(), "spawn" | "exec" | "fork_refused" | "exit")
+        }),
+    )
 }
 
 fn matching_lines<'a>(process: &'a ProcessRun, pattern: &str) -> Vec<&'a str> {
@@ -250,7 +336,7 @@ fn matching_lines<'a>(process: &'a ProcessRun, pattern: &str) -> Vec<&'a str> {
 /// What a series of reads or writes moved, in order, as runs of bytes
 /// known to be contiguous: an event whose contents were not all kept ends
 /// a run, so that no match spans bytes the trace did not see.
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct Contents {
     runs: Vec<String>,
     /// Events whose contents were not all kept.
@@ -306,9 +392,40 @@ fn written(trace: &Trace, fd: Option<i32>) -> BTreeMap<i32, Contents> {
     streams
 }
 
-fn written_by_child(c: &Context) -> Option<Problem> {
+/// The writes of `pid` to `fd` that carried `needle` (the writes its
+/// first occurrence in their concatenation spans), or all of them if none
+/// did.
+fn writes_carrying<'a>(trace: &Trace<'a>, pid: i32, fd: i32, needle: &str) -> Vec<&'a Event> {
+    let writes: Vec<&Event> = trace
+        .of_kind("write")
+        .filter(|e| e.pid == pid && e.fd == Some(fd))
+        .collect();
+    let stream: String = writes
+        .iter()
+        .map(|e| e.text.as_deref().unwrap_or(""))
+        .collect();
+    let Some(start) = stream.find(needle) else {
+        return writes;
+    };
+    let end = start + needle.len();
+    let mut at = 0;
+    let mut carrying = Vec::new();
+    for write in writes {
+        let len = write.text.as_deref().map_or(0, str::len);
+        if at < end && at + len > start {
+            carrying.push(write);
+        }
+        at += len;
+    }
+    carrying
+}
+
+fn written_by_child<'a>(c: &Context<'a>) -> Finding<'a> {
     let pattern = c.requirement.line.as_deref().unwrap_or("");
-    let line = *matching_lines(c.process, pattern).first()?;
+    // No such line: the output checks say so.
+    let Some(&line) = matching_lines(c.process, pattern).first() else {
+        return Finding::held([]);
+    };
     let children = c.the_child();
     let streams = written(c.trace, Some(1));
     let cut = streams.values().map(|s| s.cut).sum();
@@ -318,17 +435,21 @@ fn written_by_child(c: &Context) -> Option<Problem> {
         .map(|(pid, _)| pid)
         .collect();
     if let Some(&writer) = writers.iter().find(|w| children.contains(w)) {
+        let writes = writes_carrying(c.trace, writer, 1, line);
         // The child itself, not a program it became.
         if let Some(exec) = c.trace.exec_of(writer) {
-            return Some(problem_with(
-                format!(
-                    "`{line}` was written by child {writer} after it ran {} (exec): the child must write it itself",
-                    exec.text.as_deref().unwrap_or("another program")
+            return Finding::failed(
+                problem_with(
+                    format!(
+                        "`{line}` was written by child {writer} after it ran {} (exec): the child must write it itself",
+                        exec.text.as_deref().unwrap_or("another program")
+                    ),
+                    vec![],
                 ),
-                vec![],
-            ));
+                std::iter::once(exec).chain(writes),
+            );
         }
-        return None;
+        return Finding::held(writes);
     }
     let all_children = c.trace.children(c.process.pid);
     let who = match writers.first() {
@@ -339,22 +460,36 @@ fn written_by_child(c: &Context) -> Option<Problem> {
         Some(&pid) => format!("pid {pid}, which {} did not create", c.process.name),
         None => "no process the trace saw".to_string(),
     };
-    Some(problem_with(
-        format!(
-            "`{line}` was written by {who}, not by the process {} created and reported",
-            c.process.name
+    // What happened instead: the writes that carried it, or else what the
+    // children wrote.
+    let instead: Vec<&Event> = match writers.first() {
+        Some(&pid) => writes_carrying(c.trace, pid, 1, line),
+        None => c
+            .trace
+            .of_kind("write")
+            .filter(|e| children.contains(&e.pid) && e.fd == Some(1))
+            .collect(),
+    };
+    Finding::failed(
+        problem_with(
+            format!(
+                "`{line}` was written by {who}, not by the process {} created and reported",
+                c.process.name
+            ),
+            cut_note(cut),
         ),
-        cut_note(cut),
-    ))
+        instead,
+    )
 }
 
 /// For each stdout line matching `line`, its text after `": "` (the
 /// payload) must have been written by a child, and read by the process
 /// from a pipe, before the process printed it.
-fn computed_by_child(c: &Context) -> Option<Problem> {
+fn computed_by_child<'a>(c: &Context<'a>) -> Finding<'a> {
     let pattern = c.requirement.line.as_deref().unwrap_or("");
     let children = c.the_child();
     let name = &c.process.name;
+    let mut decided: Vec<&Event> = Vec::new();
     for line in matching_lines(c.process, pattern) {
         let Some((_, payload)) = line.split_once(": ") else {
             continue;
@@ -370,63 +505,95 @@ fn computed_by_child(c: &Context) -> Option<Problem> {
             .find(|e| e.text.as_deref().is_some_and(|t| t.contains(payload)));
         // Not found where contents were cut: when it was printed, and so
         // what came before, is unknown.
-        let cut = c
+        let cut: Vec<&Event> = c
             .trace
             .of_kind("write")
             .filter(printing)
             .filter(|e| e.cut)
-            .count();
-        if printed.is_none() && cut > 0 {
-            return Some(problem_with(
-                format!("cannot tell when {name} printed `{payload}`: the trace did not keep all it printed"),
-                cut_note(cut),
-            ));
+            .collect();
+        if printed.is_none() && !cut.is_empty() {
+            return Finding::failed(
+                problem_with(
+                    format!("cannot tell when {name} printed `{payload}`: the trace did not keep all it printed"),
+                    cut_note(cut.len()),
+                ),
+                cut,
+            );
         }
         let printed_at = printed.map_or(f64::MAX, |e| e.start_ms.unwrap_or(e.at_ms));
         // What each child had written, on any descriptor, by then.
-        let mut before: BTreeMap<i32, Contents> = BTreeMap::new();
-        for e in c
+        let child_writes: Vec<&Event> = c
             .trace
             .of_kind("write")
             .filter(|e| children.contains(&e.pid) && e.at_ms <= printed_at)
-        {
+            .collect();
+        let mut before: BTreeMap<i32, Contents> = BTreeMap::new();
+        for e in &child_writes {
             before.entry(e.pid).or_default().push(e);
         }
+        let wrote_it: Vec<&Event> = child_writes
+            .iter()
+            .copied()
+            .filter(|e| e.text.as_deref().is_some_and(|t| t.contains(payload)))
+            .collect();
         // Unless the grader itself altered the reply on its way (a
         // perturbation): then the child wrote the original.
-        let altered = c.trace.of_kind("altered").any(|e| {
-            e.pid == c.process.pid && e.text.as_deref().is_some_and(|t| t.contains(payload))
-        });
-        if !altered && !before.values().any(|text| text.contains(payload)) {
-            return Some(problem_with(
-                format!("{name} printed `{payload}` before any process it created wrote it: the work must be done in the child"),
-                cut_note(before.values().map(|s| s.cut).sum()),
-            ));
+        let altered: Vec<&Event> = c
+            .trace
+            .of_kind("altered")
+            .filter(|e| {
+                e.pid == c.process.pid && e.text.as_deref().is_some_and(|t| t.contains(payload))
+            })
+            .collect();
+        if altered.is_empty() && !before.values().any(|text| text.contains(payload)) {
+            return Finding::failed(
+                problem_with(
+                    format!("{name} printed `{payload}` before any process it created wrote it: the work must be done in the child"),
+                    cut_note(before.values().map(|s| s.cut).sum()),
+                ),
+                printed.into_iter().chain(child_writes),
+            );
         }
         // And it printed what it had read from a pipe.
+        let reads: Vec<&Event> = c
+            .trace
+            .of_kind("read")
+            .filter(|e| {
+                e.pid == c.process.pid
+                    && e.at_ms <= printed_at
+                    && e.target.as_deref().is_some_and(|t| t.starts_with("pipe:"))
+            })
+            .collect();
         let mut read = Contents::default();
-        for e in c.trace.of_kind("read").filter(|e| {
-            e.pid == c.process.pid
-                && e.at_ms <= printed_at
-                && e.target.as_deref().is_some_and(|t| t.starts_with("pipe:"))
-        }) {
+        for e in &reads {
             read.push(e);
         }
         if !read.contains(payload) {
-            return Some(problem_with(
-                format!("{name} printed `{payload}` without having read it from a pipe first"),
-                cut_note(read.cut),
-            ));
+            return Finding::failed(
+                problem_with(
+                    format!("{name} printed `{payload}` without having read it from a pipe first"),
+                    cut_note(read.cut),
+                ),
+                printed.into_iter().chain(reads),
+            );
         }
+        let read_it = reads
+            .iter()
+            .copied()
+            .filter(|e| e.text.as_deref().is_some_and(|t| t.contains(payload)));
+        decided.extend(printed);
+        decided.extend(wrote_it);
+        decided.extend(altered);
+        decided.extend(read_it);
     }
-    None
+    Finding::held(decided)
 }
 
 fn signal_matches(event: &Event, wanted: &str) -> bool {
     wanted == "any" || event.signal.as_deref() == Some(&full_signal_name(wanted))
 }
 
-fn signal(c: &Context) -> Option<Problem> {
+fn signal<'a>(c: &Context<'a>) -> Finding<'a> {
     let requirement = c.requirement;
     let trace = c.trace;
     let wanted = requirement.signal.as_deref().unwrap_or("any");
@@ -436,13 +603,13 @@ fn signal(c: &Context) -> Option<Problem> {
     let to_name = c.role_name(requirement.to.as_deref());
     // When the senders received the signal they answer: its delivery to
     // them, or their taking it (sigwaitinfo, signalfd).
-    let received_at = requirement.after_receiving.as_ref().map(|received| {
+    let receipt: Option<Option<&Event>> = requirement.after_receiving.as_ref().map(|received| {
         trace
             .of_kind("signal")
             .filter(|e| senders.contains(&e.pid) && signal_matches(e, received))
-            .map(|e| e.at_ms)
-            .fold(f64::MAX, f64::min)
+            .min_by(|a, b| a.at_ms.total_cmp(&b.at_ms))
     });
+    let received_at = receipt.map(|r| r.map_or(f64::MAX, |e| e.at_ms));
     let sent: Vec<&Event> = trace
         .of_kind("kill")
         .filter(|e| {
@@ -458,7 +625,7 @@ fn signal(c: &Context) -> Option<Problem> {
     };
     // A kill counts from its start: it must begin after the delivery.
     let began = |e: &Event| e.start_ms.unwrap_or(e.at_ms);
-    let Some(first) = sent
+    let Some(&first) = sent
         .iter()
         .find(|e| received_at.is_none_or(|t| began(e) >= t))
     else {
@@ -495,62 +662,83 @@ fn signal(c: &Context) -> Option<Problem> {
         } else {
             format!("signals sent: {}", seen.join("; "))
         };
-        return Some(problem_with(headline, vec![detail]));
+        // What happened instead: the kills that went the wanted way (too
+        // early), the receipt, then every other kill.
+        return Finding::failed(
+            problem_with(headline, vec![detail]),
+            sent.iter()
+                .copied()
+                .chain(receipt.flatten())
+                .chain(trace.of_kind("kill")),
+        );
     };
+    let decided = std::iter::once(first).chain(receipt.flatten());
     if let (Some(at), Some(tolerance)) = (&requirement.at, &requirement.tolerance) {
-        let (at, tolerance) = (parse_duration(at).ok()?, parse_duration(tolerance).ok()?);
+        let (Ok(at), Ok(tolerance)) = (parse_duration(at), parse_duration(tolerance)) else {
+            return Finding::held(decided);
+        };
         // From the sender's creation: a child's delay starts when it does.
-        let born = trace
-            .of_kind("spawn")
-            .find(|e| e.pid == first.pid)
-            .map_or(c.process.started_ms, |e| e.at_ms);
-        let seen = (began(first) - born) / 1e3;
+        let born = trace.of_kind("spawn").find(|e| e.pid == first.pid);
+        let seen = (began(first) - born.map_or(c.process.started_ms, |e| e.at_ms)) / 1e3;
+        let decided = decided.chain(born);
         if (seen - at.as_secs_f64()).abs() > tolerance.as_secs_f64() {
-            return Some(problem_with(
-                format!(
-                    "{what} from {from_name} came {seen:.3} s after it was created, not between {:.3} and {:.3} s",
-                    (at.as_secs_f64() - tolerance.as_secs_f64()).max(0.0),
-                    at.as_secs_f64() + tolerance.as_secs_f64()
+            return Finding::failed(
+                problem_with(
+                    format!(
+                        "{what} from {from_name} came {seen:.3} s after it was created, not between {:.3} and {:.3} s",
+                        (at.as_secs_f64() - tolerance.as_secs_f64()).max(0.0),
+                        at.as_secs_f64() + tolerance.as_secs_f64()
+                    ),
+                    vec![],
                 ),
-                vec![],
-            ));
+                decided,
+            );
         }
+        return Finding::held(decided);
     }
-    None
+    Finding::held(decided)
 }
 
-fn child_killed(c: &Context) -> Option<Problem> {
+fn child_killed<'a>(c: &Context<'a>) -> Finding<'a> {
     let trace = c.trace;
     let wanted = c.requirement.signal.as_deref().unwrap_or("any");
     let children = c.the_child();
-    let killed = trace.of_kind("exit").any(|exit| {
-        children.contains(&exit.pid)
-            && exit.signal.is_some()
-            && signal_matches(exit, wanted)
-            && trace.of_kind("kill").any(|k| {
-                k.pid == c.process.pid
-                    && Trace::reached(k).contains(&exit.pid)
-                    && k.signal == exit.signal
-                    // Begun before the death: the kill is logged at its
-                    // exit, which a loaded tracer may see after the target's
-                    // own exit, though the signal came first.
-                    && k.start_ms.unwrap_or(k.at_ms) <= exit.at_ms
-            })
+    let kills_of = |exit: &Event| {
+        trace.of_kind("kill").find(move |k| {
+            k.pid == c.process.pid
+                && Trace::reached(k).contains(&exit.pid)
+                && k.signal == exit.signal
+                // Begun before the death: the kill is logged at its
+                // exit, which a loaded tracer may see after the target's
+                // own exit, though the signal came first.
+                && k.start_ms.unwrap_or(k.at_ms) <= exit.at_ms
+        })
+    };
+    let killed = trace.of_kind("exit").find_map(|exit| {
+        (children.contains(&exit.pid) && exit.signal.is_some() && signal_matches(exit, wanted))
+            .then(|| kills_of(exit).map(|kill| [kill, exit]))
+            .flatten()
     });
-    (!killed).then(|| {
-        let ends: Vec<String> = trace
-            .of_kind("exit")
-            .filter(|e| children.contains(&e.pid))
-            .map(|e| match (&e.signal, e.code) {
-                (Some(s), _) => format!("{} died of {s}", e.pid),
-                (None, code) => format!("{} exited with {}", e.pid, code.unwrap_or(-1)),
-            })
-            .collect();
-        let what = if wanted == "any" {
-            "a signal".to_string()
-        } else {
-            full_signal_name(wanted)
-        };
+    if let Some(decided) = killed {
+        return Finding::held(decided);
+    }
+    let exits: Vec<&Event> = trace
+        .of_kind("exit")
+        .filter(|e| children.contains(&e.pid))
+        .collect();
+    let ends: Vec<String> = exits
+        .iter()
+        .map(|e| match (&e.signal, e.code) {
+            (Some(s), _) => format!("{} died of {s}", e.pid),
+            (None, code) => format!("{} exited with {}", e.pid, code.unwrap_or(-1)),
+        })
+        .collect();
+    let what = if wanted == "any" {
+        "a signal".to_string()
+    } else {
+        full_signal_name(wanted)
+    };
+    Finding::failed(
         problem_with(
             format!(
                 "no child of {} died of {what} that {} sent it",
@@ -564,79 +752,110 @@ fn child_killed(c: &Context) -> Option<Problem> {
                     ends.join("; ")
                 }
             )],
-        )
-    })
+        ),
+        exits
+            .into_iter()
+            .chain(trace.of_kind("kill").filter(|k| k.pid == c.process.pid)),
+    )
 }
 
-fn reaped(c: &Context) -> Option<Problem> {
-    let reaped: BTreeSet<i32> = c
+fn reaped<'a>(c: &Context<'a>) -> Finding<'a> {
+    let me = c.process.pid;
+    let reaps: Vec<&Event> = c.trace.of_kind("reap").filter(|e| e.pid == me).collect();
+    let reaped: BTreeSet<i32> = reaps.iter().filter_map(|e| e.other).collect();
+    let missing: Vec<&Event> = c
         .trace
-        .of_kind("reap")
-        .filter(|e| e.pid == c.process.pid)
-        .filter_map(|e| e.other)
+        .spawns_by(me)
+        .filter(|e| !reaped.contains(&e.pid))
         .collect();
-    let missing: Vec<String> = c
-        .trace
-        .children(c.process.pid)
-        .difference(&reaped)
-        .map(i32::to_string)
-        .collect();
-    (!missing.is_empty()).then(|| {
+    if missing.is_empty() {
+        return Finding::held(reaps);
+    }
+    let list: Vec<String> = missing.iter().map(|e| e.pid.to_string()).collect();
+    // What it did instead: its waits that consumed no exit status.
+    let waits = c.trace.events.iter().filter(|e| {
+        e.pid == me
+            && matches!(
+                e.kind.as_str(),
+                "waited_stop" | "waited_cont" | "waited_exit"
+            )
+    });
+    Finding::failed(
         problem_with(
             format!(
                 "{} never reaped its child {} (no wait/waitpid returned its exit status)",
                 c.process.name,
-                missing.join(", ")
+                list.join(", ")
             ),
             vec![],
-        )
-    })
+        ),
+        missing
+            .iter()
+            .copied()
+            .chain(waits)
+            .chain(reaps.iter().copied()),
+    )
 }
 
 /// The stdout line matching `line` ends with the status the process
 /// reports for its child (`status N` or a signal name): it must be the one
 /// its wait consumed, which is the one the kernel gave.
-fn reported_status(c: &Context) -> Option<Problem> {
+fn reported_status<'a>(c: &Context<'a>) -> Finding<'a> {
     let pattern = c.requirement.line.as_deref().unwrap_or("");
-    let line = *matching_lines(c.process, pattern).first()?;
-    let reported = line.split_whitespace().last()?.to_string();
+    let Some(&line) = matching_lines(c.process, pattern).first() else {
+        return Finding::held([]);
+    };
+    let Some(reported) = line.split_whitespace().last() else {
+        return Finding::held([]);
+    };
     let children = c.the_child();
-    let child = *children.first()?;
+    let Some(&child) = children.first() else {
+        return Finding::held([]);
+    };
     let describe = |code: Option<i32>, signal: Option<&str>| match (code, signal) {
         (Some(code), _) => code.to_string(),
         (_, Some(signal)) => signal.to_string(),
         _ => "unknown".to_string(),
     };
-    let kernel = c
-        .trace
-        .of_kind("exit")
-        .find(|e| e.pid == child)
-        .map(|e| describe(e.code, e.signal.as_deref()));
-    let consumed = c
+    let exit = c.trace.of_kind("exit").find(|e| e.pid == child);
+    let reap = c
         .trace
         .of_kind("reap")
-        .find(|e| e.pid == c.process.pid && e.other == Some(child))
-        .map(|e| describe(e.code, e.signal.as_deref()));
+        .find(|e| e.pid == c.process.pid && e.other == Some(child));
+    let kernel = exit.map(|e| describe(e.code, e.signal.as_deref()));
+    let consumed = reap.map(|e| describe(e.code, e.signal.as_deref()));
     let name = &c.process.name;
+    let decided = exit.into_iter().chain(reap);
     match (kernel, consumed) {
-        (Some(kernel), _) if kernel != reported => Some(problem_with(
-            format!("{name} reported `{reported}` for child {child}, but the kernel says it ended with {kernel}"),
-            vec![],
-        )),
-        (_, Some(consumed)) if consumed != "unknown" && consumed != reported => Some(problem_with(
-            format!("{name} reported `{reported}` for child {child}, but its wait returned {consumed}"),
-            vec![],
-        )),
-        _ => None,
+        (Some(kernel), _) if kernel != reported => Finding::failed(
+            problem_with(
+                format!("{name} reported `{reported}` for child {child}, but the kernel says it ended with {kernel}"),
+                vec![],
+            ),
+            decided,
+        ),
+        (_, Some(consumed)) if consumed != "unknown" && consumed != reported => Finding::failed(
+            problem_with(
+                format!("{name} reported `{reported}` for child {child}, but its wait returned {consumed}"),
+                vec![],
+            ),
+            decided,
+        ),
+        _ => Finding::held(decided),
     }
 }
 
-fn pid_is_child(c: &Context) -> Option<Problem> {
+fn pid_is_child<'a>(c: &Context<'a>) -> Finding<'a> {
     let binding = c.requirement.binding.as_deref().unwrap_or("child");
-    let pid = *c.bindings.get(binding)?;
-    let children = c.trace.children(c.process.pid);
-    (!children.contains(&pid)).then(|| {
-        let list: Vec<String> = children.iter().map(i32::to_string).collect();
+    let Some(&pid) = c.bindings.get(binding) else {
+        return Finding::held([]);
+    };
+    let spawns: Vec<&Event> = c.trace.spawns_by(c.process.pid).collect();
+    if let Some(spawn) = spawns.iter().find(|e| e.pid == pid) {
+        return Finding::held([*spawn]);
+    }
+    let list: Vec<String> = spawns.iter().map(|e| e.pid.to_string()).collect();
+    Finding::failed(
         problem_with(
             format!(
                 "{} claims {pid} as a child ({{pid:{binding}}}), but created no such process",
@@ -650,8 +869,9 @@ fn pid_is_child(c: &Context) -> Option<Problem> {
                     list.join(", ")
                 }
             )],
-        )
-    })
+        ),
+        spawns,
+    )
 }
 
 /// `paths` and every name they were later linked or renamed to.
@@ -678,51 +898,57 @@ fn stdio_of(run: &CaseRun, trace: &Trace) -> BTreeMap<i32, Vec<String>> {
         .collect()
 }
 
-fn fifos(c: &Context) -> Option<Problem> {
+fn fifos<'a>(c: &Context<'a>) -> Finding<'a> {
     let trace = c.trace;
     let name = &c.process.name;
     let me = c.process.pid;
-    let made: BTreeSet<String> = trace
-        .of_kind("mkfifo")
-        .filter(|e| e.pid == me)
-        .filter_map(|e| e.text.clone())
-        .collect();
+    let makes: Vec<&Event> = trace.of_kind("mkfifo").filter(|e| e.pid == me).collect();
+    let made: BTreeSet<String> = makes.iter().filter_map(|e| e.text.clone()).collect();
     if made.is_empty() {
-        return Some(problem_with(
-            format!("{name} made no FIFO (mkfifo)"),
-            vec![],
-        ));
+        // What it opened instead.
+        return Finding::failed(
+            problem_with(format!("{name} made no FIFO (mkfifo)"), vec![]),
+            trace.of_kind("open").filter(|e| e.pid == me),
+        );
     }
     // A FIFO's names: made, then linked or renamed.
     let names = with_later_names(trace, made);
     // Access mode 1 is O_WRONLY: anything else can read.
-    let opened_for_reading = trace.of_kind("open").any(|e| {
+    let opened_for_reading = trace.of_kind("open").find(|e| {
         e.pid == me && e.code != Some(1) && e.text.as_ref().is_some_and(|p| names.contains(p))
     });
-    if !opened_for_reading {
-        return Some(problem_with(
-            format!("{name} never opened its own FIFO for reading"),
-            vec![],
-        ));
-    }
-    let unlinked: BTreeSet<String> = trace
+    let Some(opened_for_reading) = opened_for_reading else {
+        return Finding::failed(
+            problem_with(
+                format!("{name} never opened its own FIFO for reading"),
+                vec![],
+            ),
+            makes
+                .iter()
+                .copied()
+                .chain(trace.of_kind("open").filter(|e| e.pid == me)),
+        );
+    };
+    let removals: Vec<&Event> = trace
         .of_kind("unlink")
-        .filter_map(|e| e.text.clone())
+        .chain(trace.of_kind("rename"))
+        .filter(|e| e.text.as_ref().is_some_and(|p| names.contains(p)))
         .collect();
-    let renamed_away: BTreeSet<String> = trace
-        .of_kind("rename")
-        .filter_map(|e| e.text.clone())
-        .collect();
-    let left: Vec<&String> = names
-        .iter()
-        .filter(|n| !unlinked.contains(*n) && !renamed_away.contains(*n))
-        .collect();
+    let removed: BTreeSet<&String> = removals.iter().filter_map(|e| e.text.as_ref()).collect();
+    let left: Vec<&String> = names.iter().filter(|n| !removed.contains(n)).collect();
     if !left.is_empty() {
-        return Some(problem_with(
-            format!("{name} did not unlink its FIFO {}", left[0]),
-            vec![],
-        ));
+        return Finding::failed(
+            problem_with(
+                format!("{name} did not unlink its FIFO {}", left[0]),
+                vec![],
+            ),
+            makes.iter().copied().chain(removals),
+        );
     }
+    // What it rests on so far: the FIFO made, read and removed.
+    let mut decided: Vec<&Event> = makes.clone();
+    decided.push(opened_for_reading);
+    decided.extend(removals);
     // Sockets could carry messages past the FIFOs (a socketpair cannot
     // reach another member: it only links a process to itself).
     let mine = |e: &&Event| e.pid == me || trace.descendants(me).contains(&e.pid);
@@ -731,13 +957,16 @@ fn fifos(c: &Context) -> Option<Problem> {
         .filter(mine)
         .find(|e| e.text.as_deref() == Some("socket"))
     {
-        return Some(problem_with(
-            format!(
-                "process {} of {name} created a socket: members must talk through FIFOs only",
-                e.pid
+        return Finding::failed(
+            problem_with(
+                format!(
+                    "process {} of {name} created a socket: members must talk through FIFOs only",
+                    e.pid
+                ),
+                vec![],
             ),
-            vec![],
-        ));
+            [e],
+        );
     }
     // Every FIFO of the case, under all its names, whoever made it.
     let every_fifo = with_later_names(
@@ -756,10 +985,13 @@ fn fifos(c: &Context) -> Option<Problem> {
         };
         if every_fifo.contains(target) {
             if write.bytes.unwrap_or(0) > PIPE_BUF {
-                return Some(problem_with(
-                    format!("{name} wrote {} bytes to {target} at once: more than PIPE_BUF ({PIPE_BUF}), so it may interleave", write.bytes.unwrap_or(0)),
-                    vec![],
-                ));
+                return Finding::failed(
+                    problem_with(
+                        format!("{name} wrote {} bytes to {target} at once: more than PIPE_BUF ({PIPE_BUF}), so it may interleave", write.bytes.unwrap_or(0)),
+                        vec![],
+                    ),
+                    [write],
+                );
             }
             fifo_writes.push(write);
             continue;
@@ -771,10 +1003,13 @@ fn fifos(c: &Context) -> Option<Problem> {
             .iter()
             .find(|(pid, streams)| **pid != me && streams.iter().any(|s| s == target))
         {
-            return Some(problem_with(
-                format!("{name} wrote into the standard streams of process {other} ({target}, through /proc): members must talk through FIFOs only"),
-                vec![],
-            ));
+            return Finding::failed(
+                problem_with(
+                    format!("{name} wrote into the standard streams of process {other} ({target}, through /proc): members must talk through FIFOs only"),
+                    vec![],
+                ),
+                [write],
+            );
         }
         if target.starts_with("socket:") || target.starts_with("anon_inode:") {
             continue;
@@ -791,26 +1026,33 @@ fn fifos(c: &Context) -> Option<Problem> {
         if target == "/dev/null" {
             continue;
         }
-        return Some(problem_with(
-            format!("{name} wrote to {target}, which is not a FIFO: members must talk through FIFOs only"),
-            vec![],
-        ));
+        return Finding::failed(
+            problem_with(
+                format!("{name} wrote to {target}, which is not a FIFO: members must talk through FIFOs only"),
+                vec![],
+            ),
+            [write],
+        );
     }
     // Each message goes out whole, in one write.
     for message in &c.requirement.messages {
-        let whole = fifo_writes.iter().any(|w| {
+        let whole = fifo_writes.iter().find(|w| {
             w.text
                 .as_deref()
                 .is_some_and(|t| t.contains(message.as_str()))
         });
-        if !whole {
-            return Some(problem_with(
-                format!("{name}'s message `{message}` went into no FIFO in one write"),
-                cut_note(fifo_writes.iter().filter(|w| w.cut).count()),
-            ));
-        }
+        let Some(whole) = whole else {
+            return Finding::failed(
+                problem_with(
+                    format!("{name}'s message `{message}` went into no FIFO in one write"),
+                    cut_note(fifo_writes.iter().filter(|w| w.cut).count()),
+                ),
+                fifo_writes,
+            );
+        };
+        decided.push(whole);
     }
-    None
+    Finding::held(decided)
 }
 
 /// Running intervals of each process, in ms since the start: a process
@@ -855,7 +1097,18 @@ fn programs(trace: &Trace, process: &ProcessRun) -> BTreeMap<i32, BTreeSet<i32>>
         .collect()
 }
 
-fn one_at_a_time(c: &Context) -> Option<Problem> {
+/// The stop, continue, creation and exit events of these processes.
+fn states_of<'a>(trace: &Trace<'a>, pids: &BTreeSet<i32>) -> Vec<&'a Event> {
+    trace
+        .events
+        .iter()
+        .filter(|e| {
+            pids.contains(&e.pid) && matches!(e.kind.as_str(), "spawn" | "cont" | "stop" | "exit")
+        })
+        .collect()
+}
+
+fn one_at_a_time<'a>(c: &Context<'a>) -> Finding<'a> {
     let trace = c.trace;
     let tolerance_ms = c
         .requirement
@@ -886,13 +1139,16 @@ fn one_at_a_time(c: &Context) -> Option<Problem> {
         }
     }
     if worst.0 > tolerance_ms {
-        return Some(problem_with(
-            format!(
-                "programs {} and {} ran at the same time for {:.1} ms: only one may run at a time",
-                worst.1, worst.2, worst.0
+        return Finding::failed(
+            problem_with(
+                format!(
+                    "programs {} and {} ran at the same time for {:.1} ms: only one may run at a time",
+                    worst.1, worst.2, worst.0
+                ),
+                vec![],
             ),
-            vec![],
-        ));
+            states_of(trace, &BTreeSet::from([worst.1, worst.2])),
+        );
     }
     // Nothing stopped and abandoned: a program stopped for the last time
     // must have been continued before it ended.
@@ -906,10 +1162,13 @@ fn one_at_a_time(c: &Context) -> Option<Problem> {
                 .next_back();
             match last_state {
                 Some(("stop", at)) => {
-                    return Some(problem_with(
-                        format!("process {pid} (of program {program}) was stopped at {:.3} s and never continued: nothing may be left stopped", at / 1e3),
-                        vec![],
-                    ))
+                    return Finding::failed(
+                        problem_with(
+                            format!("process {pid} (of program {program}) was stopped at {:.3} s and never continued: nothing may be left stopped", at / 1e3),
+                            vec![],
+                        ),
+                        states_of(trace, &BTreeSet::from([*pid])),
+                    )
                 }
                 Some(("exit", _)) => {
                     // Did it die while stopped? Then it was abandoned.
@@ -920,17 +1179,20 @@ fn one_at_a_time(c: &Context) -> Option<Problem> {
                         .map(|e| e.kind.as_str())
                         .collect();
                     if states.last() == Some(&"stop") {
-                        return Some(problem_with(
-                            format!("process {pid} (of program {program}) was stopped and never continued before it was killed: it was abandoned"),
-                            vec![],
-                        ));
+                        return Finding::failed(
+                            problem_with(
+                                format!("process {pid} (of program {program}) was stopped and never continued before it was killed: it was abandoned"),
+                                vec![],
+                            ),
+                            states_of(trace, &BTreeSet::from([*pid])),
+                        );
                     }
                 }
                 _ => {}
             }
         }
     }
-    None
+    Finding::held(states_of(trace, &everyone))
 }
 
 /// Every stretch a program ran while another waited is judged, by the CPU
@@ -943,12 +1205,12 @@ fn one_at_a_time(c: &Context) -> Option<Problem> {
 /// within `slice` + `tolerance` too: the typical slice is on time even on a
 /// loaded machine, and a coordinator that gives long slices everywhere is
 /// caught even where each gets little CPU.
-fn slices(c: &Context) -> Option<Problem> {
+fn slices<'a>(c: &Context<'a>) -> Finding<'a> {
     let trace = c.trace;
-    let slice_ms = parse_duration(c.requirement.slice.as_deref()?)
-        .ok()?
-        .as_secs_f64()
-        * 1e3;
+    let Some(Ok(slice)) = c.requirement.slice.as_deref().map(parse_duration) else {
+        return Finding::held([]);
+    };
+    let slice_ms = slice.as_secs_f64() * 1e3;
     let tolerance_ms = c
         .requirement
         .tolerance
@@ -1013,7 +1275,7 @@ fn slices(c: &Context) -> Option<Problem> {
         }
     }
     if stretches.is_empty() {
-        return None;
+        return Finding::held([]);
     }
     let limit = slice_ms + tolerance_ms;
     let mut over: Vec<(i32, f64, f64)> =
@@ -1026,39 +1288,41 @@ fn slices(c: &Context) -> Option<Problem> {
     walls.sort_by(f64::total_cmp);
     let median = walls[walls.len() / 2];
     if median > limit {
-        return Some(problem_with(
+        return Finding::failed(problem_with(
             format!(
                 "programs ran {median:.1} ms at a stretch (the median of {} stretches) while others waited; the slice is {slice_ms:.1} ms (+ {tolerance_ms:.1} ms)",
                 walls.len()
             ),
             vec![],
-        ));
+        ), states_of(trace, &programs));
     }
     if over.len() > allowed {
         over.sort_by(|a, b| b.1.total_cmp(&a.1));
         let (pid, used, wall) = over[0];
-        return Some(problem_with(
+        return Finding::failed(problem_with(
             format!(
                 "{} of {} slices ran longer than {slice_ms:.1} ms + {tolerance_ms:.1} ms of CPU time while others waited (at most {allowed} may); the longest: program {pid}, {used:.1} ms of CPU in {wall:.1} ms",
                 over.len(),
                 stretches.len()
             ),
             vec![],
-        ));
+        ), states_of(trace, &BTreeSet::from([pid])));
     }
-    None
+    Finding::held(states_of(trace, &programs))
 }
 
 /// Data went down one pipe (written by the process, read by the child)
 /// and came back up another; with `down` and `up`, those texts travelled
 /// that way.
-fn pipes(c: &Context) -> Option<Problem> {
+fn pipes<'a>(c: &Context<'a>) -> Finding<'a> {
     let trace = c.trace;
     let children = c.the_child();
     let me = c.process.pid;
-    // Per pipe, what the process (or the child) wrote into it and read.
-    let flow = |kind: &str, by_child: bool| -> BTreeMap<String, Contents> {
-        let mut found: BTreeMap<String, Contents> = BTreeMap::new();
+    // Per pipe, what the process (or the child) wrote into it or read, and
+    // the events that moved it.
+    type Flow<'e> = BTreeMap<String, (Contents, Vec<&'e Event>)>;
+    let flow = |kind: &'static str, by_child: bool| -> Flow<'a> {
+        let mut found: Flow = BTreeMap::new();
         for e in trace.of_kind(kind).filter(|e| {
             if by_child {
                 children.contains(&e.pid)
@@ -1067,46 +1331,80 @@ fn pipes(c: &Context) -> Option<Problem> {
             }
         }) {
             if let Some(t) = e.target.clone().filter(|t| t.starts_with("pipe:")) {
-                found.entry(t).or_default().push(e);
+                let (text, events) = found.entry(t).or_default();
+                text.push(e);
+                events.push(e);
             }
         }
         found
     };
     let (main_wrote, child_read) = (flow("write", false), flow("read", true));
     let (child_wrote, main_read) = (flow("write", true), flow("read", false));
-    let down: BTreeMap<&String, &Contents> = main_wrote
-        .iter()
-        .filter(|(pipe, _)| child_read.contains_key(*pipe))
+    // A way between the two: the pipe, what the writer wrote into it, and
+    // every event that moved it (writes, then reads).
+    let way = |wrote: &Flow<'a>, read: &Flow<'a>| -> Flow<'a> {
+        wrote
+            .iter()
+            .filter_map(|(pipe, (text, writes))| {
+                let (_, reads) = read.get(pipe)?;
+                let events = writes.iter().chain(reads).copied().collect();
+                Some((pipe.clone(), (text.clone(), events)))
+            })
+            .collect()
+    };
+    let down = way(&main_wrote, &child_read);
+    let up = way(&child_wrote, &main_read);
+    let creations: Vec<&Event> = trace
+        .of_kind("pipe")
+        .filter(|e| e.pid == me || children.contains(&e.pid))
         .collect();
-    let up: BTreeMap<&String, &Contents> = child_wrote
-        .iter()
-        .filter(|(pipe, _)| main_read.contains_key(*pipe))
-        .collect();
+    let everything = |flows: [&Flow<'a>; 4]| -> Vec<&'a Event> {
+        let mut all: Vec<&Event> = creations.clone();
+        for flow in flows {
+            all.extend(flow.values().flat_map(|(_, events)| events.iter().copied()));
+        }
+        all
+    };
     let name = &c.process.name;
     if down.is_empty() {
-        return Some(problem_with(
-            format!("no pipe carried data from {name} to the child it reported"),
-            vec![],
-        ));
+        return Finding::failed(
+            problem_with(
+                format!("no pipe carried data from {name} to the child it reported"),
+                vec![],
+            ),
+            everything([&main_wrote, &child_read, &child_wrote, &main_read]),
+        );
     }
     if up.is_empty() {
-        return Some(problem_with(
-            format!("no pipe carried data back from the child to {name}"),
-            vec![],
-        ));
+        return Finding::failed(
+            problem_with(
+                format!("no pipe carried data back from the child to {name}"),
+                vec![],
+            ),
+            everything([&main_wrote, &child_read, &child_wrote, &main_read]),
+        );
     }
+    let both_ways = |flows: &Flow<'a>| -> Vec<&'a Event> {
+        flows
+            .values()
+            .flat_map(|(_, events)| events.iter().copied())
+            .collect()
+    };
     if down.len() == 1 && down.keys().eq(up.keys()) {
-        return Some(problem_with(
-            format!("{name} and its child used one pipe both ways: a pipe is one-way"),
-            vec![],
-        ));
+        return Finding::failed(
+            problem_with(
+                format!("{name} and its child used one pipe both ways: a pipe is one-way"),
+                vec![],
+            ),
+            both_ways(&down),
+        );
     }
     for (texts, way, flows) in [
         (&c.requirement.down, "down", &down),
         (&c.requirement.up, "up", &up),
     ] {
         for text in texts {
-            if !flows.values().any(|t| t.contains(text.as_str())) {
+            if !flows.values().any(|(t, _)| t.contains(text.as_str())) {
                 let writer = if way == "down" {
                     name.clone()
                 } else {
@@ -1115,45 +1413,57 @@ fn pipes(c: &Context) -> Option<Problem> {
                 let seen: String = flows
                     .values()
                     .next()
-                    .map_or("", |s| s.start())
+                    .map_or("", |(t, _)| t.start())
                     .chars()
                     .take(80)
                     .collect();
                 let mut details = vec![format!("{writer} wrote: {seen:?}")];
-                details.extend(cut_note(flows.values().map(|s| s.cut).sum()));
-                return Some(problem_with(
-                    format!("`{text}` never went {way} a pipe as it should"),
-                    details,
-                ));
+                details.extend(cut_note(flows.values().map(|(t, _)| t.cut).sum()));
+                return Finding::failed(
+                    problem_with(
+                        format!("`{text}` never went {way} a pipe as it should"),
+                        details,
+                    ),
+                    both_ways(flows),
+                );
             }
         }
     }
-    None
+    Finding::held(
+        creations
+            .into_iter()
+            .chain(both_ways(&down))
+            .chain(both_ways(&up)),
+    )
 }
 
 /// The CPU time of the process and every process it created.
-fn cpu_at_most(c: &Context) -> Option<Problem> {
-    let limit = parse_duration(c.requirement.limit.as_deref()?)
-        .ok()?
-        .as_secs_f64()
-        * 1e3;
+fn cpu_at_most<'a>(c: &Context<'a>) -> Finding<'a> {
+    let Some(Ok(limit)) = c.requirement.limit.as_deref().map(parse_duration) else {
+        return Finding::held([]);
+    };
+    let limit = limit.as_secs_f64() * 1e3;
     let mut tree = c.trace.descendants(c.process.pid);
     tree.insert(c.process.pid);
-    let used: f64 = c
+    let exits: Vec<&Event> = c
         .trace
         .of_kind("exit")
         .filter(|e| tree.contains(&e.pid))
-        .filter_map(|e| e.cpu_ms)
-        .sum();
-    (used > limit).then(|| {
-        problem_with(
-            format!(
-                "{} used {used:.0} ms of CPU time, more than {limit:.0} ms: an idle program must sleep, not poll",
-                c.process.name
+        .collect();
+    let used: f64 = exits.iter().filter_map(|e| e.cpu_ms).sum();
+    if used > limit {
+        return Finding::failed(
+            problem_with(
+                format!(
+                    "{} used {used:.0} ms of CPU time, more than {limit:.0} ms: an idle program must sleep, not poll",
+                    c.process.name
+                ),
+                vec![],
             ),
-            vec![],
-        )
-    })
+            exits,
+        );
+    }
+    Finding::held(exits)
 }
 
 #[cfg(test)]
@@ -1222,6 +1532,7 @@ mod tests {
     fn headlines(case: &Case, run: &CaseRun) -> Vec<String> {
         check(case, run, &Bindings::new())
             .into_iter()
+            .flat_map(|j| j.problems)
             .map(|p| format!("{} {:?}", p.headline, p.details))
             .collect()
     }

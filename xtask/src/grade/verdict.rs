@@ -27,6 +27,28 @@ pub struct Verdict {
     pub problems: Vec<Problem>,
     /// The `todo!()` message, when the program stopped at one.
     pub not_started: Option<String>,
+    /// Each trace requirement as judged (none when there was no trace).
+    pub judged: Vec<Judged>,
+}
+
+/// A trace requirement as judged: what went wrong, if anything, and the
+/// events it rested on.
+#[derive(Debug, Clone)]
+pub struct Judged {
+    /// The requirement's kind (`signal`, `reaped`...), or one of the rules
+    /// every traced case has: `no_refused_calls`, `all_reaped`,
+    /// `complete_trace` (when the trace is full).
+    pub what: String,
+    /// The case's process it is about.
+    pub process: String,
+    /// Empty when it held.
+    pub problems: Vec<Problem>,
+    /// Indices into the case's events: those that satisfied it or, for a
+    /// failure, those that show what happened instead; at most
+    /// `requirements::MAX_DECIDING`, in the trace's order.
+    pub events: Vec<usize>,
+    /// How many more events it rested on.
+    pub left_off: usize,
 }
 
 impl Verdict {
@@ -74,6 +96,7 @@ pub fn judge(case: &Case, run: &CaseRun) -> Verdict {
         return Verdict {
             problems,
             not_started: run.processes.iter().find_map(todo_message),
+            judged: Vec::new(),
         };
     }
     if let Some(why) = &run.killed_because {
@@ -99,7 +122,8 @@ pub fn judge(case: &Case, run: &CaseRun) -> Verdict {
             &mut problems,
         );
     }
-    problems.extend(super::requirements::check(case, run, &bindings));
+    let judged = super::requirements::check(case, run, &bindings);
+    problems.extend(judged.iter().flat_map(|j| j.problems.iter().cloned()));
     // Limits the kernel enforced (the jail's), unless already the reason
     // the case was stopped.
     for hit in &run.limits_hit {
@@ -123,6 +147,7 @@ pub fn judge(case: &Case, run: &CaseRun) -> Verdict {
     Verdict {
         problems,
         not_started,
+        judged,
     }
 }
 

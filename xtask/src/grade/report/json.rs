@@ -3,11 +3,12 @@
 //! Stable: fields are only ever added within a `schema_version`; renaming,
 //! removing or changing the meaning of one makes a new version.
 //!
-//! Schema version 1:
+//! Schema version 2 (version 1 gave a failed case's whole trace as
+//! `observed.events`; 2 gives each requirement's deciding events instead):
 //!
 //! ```text
 //! {
-//!   "schema_version": 1,
+//!   "schema_version": 2,
 //!   "score": 12,                  // points earned, every selected step
 //!   "max_score": 40,              // every point of every selected case
 //!   "full_marks": false,          // every case passed (the exit status is 0)
@@ -51,27 +52,50 @@
 //!         "killed_because": null, "script_error": null,
 //!         "leftovers": [], "scratch_leftovers": [],
 //!         "untraced_because": null,
-//!         "event_count": 57,
-//!         "events": [...]         // the trace (failed cases only): see below
+//!         "event_count": 57,      // events in the whole trace
+//!         "requirements": [{      // what the trace had to show, as judged
+//!           "what": "signal",     // the case's `[[require]]` kind, or a rule
+//!                                 //   of every traced case: no_refused_calls,
+//!                                 //   all_reaped, complete_trace (listed
+//!                                 //   only when the trace is full)
+//!           "process": "main",    // the case's process it is about
+//!           "passed": false,
+//!           "diagnosis": ["the kill came 0.200 s before main received SIGUSR1"],
+//!           "events": [...],      // the events that decided it: see below
+//!           "events_left_off": 0  // how many more it rested on
+//!         }]
 //!       }
 //!     }]
 //!   }]
 //! }
 //! ```
 //!
-//! An event is what the tracer saw: `at_ms` (from the case's start),
-//! `pid`, `kind` (`spawn`, `exec`, `exit`, `reap`, `kill`, `signal`,
-//! `pipe`, `read`, `write`, `open`, `mkfifo`, `unlink`, `limit`, ...), and
-//! where they apply `other` (the other process), `signal`, `code`, `text`,
-//! `cut` (the contents were not all kept), `target`, `fd`, `bytes`,
-//! `cpu_ms`. They are the facts the trace requirements were judged on.
+//! A requirement's `events` are the ones that satisfied it or, when it
+//! failed, the ones that show what happened instead (the kill that came too
+//! early, the writes that carried the line); at most 16 (`MAX_DECIDING`),
+//! in the trace's order, the most telling kept. Empty when there was
+//! nothing to judge (no line to check) or nothing to show (no refused call).
+//!
+//! An event is what the tracer saw: `at_ms` (from the case's start;
+//! `start_ms` too for a system call), `pid` (the process; `tid`, the thread,
+//! when not its main one), `kind` (`spawn`, `exec`, `exit`, `reap`, `kill`,
+//! `signal`, `stop`, `cont`, `pipe`, `read`, `write`, `open`, `mkfifo`,
+//! `unlink`, `limit`, ...), and where they apply `other` (the other
+//! process), `targets`, `signal`, `code`, `text` (at most 200 characters
+//! here, cut with `…`), `cut` (the trace did not keep all the contents),
+//! `target`, `fd`, `bytes`, `cpu_ms`.
 
 use serde::Serialize;
 
-use crate::grade::outcome::{CaseOutcome, Outcome, Status};
+use crate::grade::outcome::{CaseOutcome, Outcome};
+use crate::grade::runner::CaseRun;
 use crate::grade::supervisor::Event;
+use crate::grade::verdict::Judged;
 
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
+
+/// The longest event text the report shows, in characters.
+pub const EVENT_TEXT_CHARS: usize = 200;
 
 #[derive(Serialize)]
 struct Report<'a> {
@@ -128,7 +152,17 @@ struct Observed<'a> {
     scratch_leftovers: &'a [String],
     untraced_because: Option<&'a str>,
     event_count: usize,
-    events: &'a [Event],
+    requirements: Vec<Requirement<'a>>,
+}
+
+#[derive(Serialize)]
+struct Requirement<'a> {
+    what: &'a str,
+    process: &'a str,
+    passed: bool,
+    diagnosis: Vec<&'a str>,
+    events: Vec<Event>,
+    events_left_off: usize,
 }
 
 #[derive(Serialize)]
@@ -185,7 +219,7 @@ pub fn render(outcome: &Outcome) -> Result<String, String> {
 
 fn json_case(case: &CaseOutcome, number: String) -> Case<'_> {
     let observed = case.run.as_ref().filter(|_| !case.hidden).map(|run| {
-        let failed = case.status != Status::Passed;
+        let judged = case.verdict.as_ref().map_or(&[][..], |v| &v.judged[..]);
         Observed {
             processes: run
                 .processes
@@ -206,8 +240,7 @@ fn json_case(case: &CaseOutcome, number: String) -> Case<'_> {
             scratch_leftovers: &run.scratch_leftovers,
             untraced_because: run.untraced.as_deref(),
             event_count: run.events.len(),
-            // A passing case's trace decided nothing worth reading.
-            events: if failed { &run.events } else { &[] },
+            requirements: judged.iter().map(|j| requirement(j, run)).collect(),
         }
     });
     Case {
@@ -222,6 +255,38 @@ fn json_case(case: &CaseOutcome, number: String) -> Case<'_> {
         diagnosis: case.diagnosis(),
         observed,
     }
+}
+
+fn requirement<'a>(judged: &'a Judged, run: &CaseRun) -> Requirement<'a> {
+    Requirement {
+        what: &judged.what,
+        process: &judged.process,
+        passed: judged.problems.is_empty(),
+        diagnosis: judged
+            .problems
+            .iter()
+            .map(|p| p.headline.as_str())
+            .collect(),
+        events: judged
+            .events
+            .iter()
+            .filter_map(|&i| run.events.get(i))
+            .map(shortened)
+            .collect(),
+        events_left_off: judged.left_off,
+    }
+}
+
+/// The event, its text cut to [`EVENT_TEXT_CHARS`].
+fn shortened(event: &Event) -> Event {
+    let mut event = event.clone();
+    if let Some(text) = &event.text {
+        if text.chars().count() > EVENT_TEXT_CHARS {
+            let cut: String = text.chars().take(EVENT_TEXT_CHARS - 1).collect();
+            event.text = Some(cut + "…");
+        }
+    }
+    event
 }
 
 /// Seconds to the millisecond: more digits would only be noise.
