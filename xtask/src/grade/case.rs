@@ -174,8 +174,8 @@ pub struct Timing {
 /// | `reported_status`   | the stdout line matching `line` ends with the child's status (a number or a signal name) as the kernel gave it and the wait returned it |
 /// | `pid_is_child`      | the PID bound to `binding` is a child's                        |
 /// | `fifos`             | the process made a FIFO, opened it for reading, unlinked every FIFO it made; it and its children created no socket and wrote only to FIFOs (at most 4096 bytes a write), their own standard streams or pipes of their own, never another program's streams or a regular file; each of `messages` went into a FIFO in one write |
-/// | `one_at_a_time`     | never two of the process's programs (each child with its whole subtree) running at once beyond `tolerance`; nothing left stopped, or killed while stopped |
-/// | `slices`            | every stretch a child ran while another waited got at most `slice` + `tolerance` (default half a slice) of CPU time, but for a share `outliers` of them (default 0.1); and the median stretch lasted at most that, in wall time |
+/// | `one_at_a_time`     | never two of the process's programs (each child with its whole subtree, at any depth) running at once beyond `tolerance`; nothing left stopped, or killed while stopped. A single-threaded process stopped by a SIGSTOP ran until that kill returned (the kernel acts on a pending SIGSTOP before the process runs on), unless a SIGCONT was sent to it in between; otherwise until its stop was seen |
+/// | `slices`            | every stretch a program (a child with its subtree: it runs while any of its processes does) ran while another waited got at most `slice` + `tolerance` (default half a slice) of CPU time in its busiest process, but for a share `outliers` of them (default 0.1); and the median stretch lasted at most that, in wall time |
 /// | `pipes`             | one pipe carried data from the process to the child, another back; each of `down` travelled down, each of `up` came back |
 /// | `cpu_at_most`       | the process and everything it created used at most `limit` of CPU time (no busy waiting) |
 ///

@@ -1055,32 +1055,177 @@ fn fifos<'a>(c: &Context<'a>) -> Finding<'a> {
     Finding::held(decided)
 }
 
-/// Running intervals of each process, in ms since the start: a process
-/// runs from its creation or a `cont` until a `stop` or its exit.
-fn running_intervals(trace: &Trace, of: &BTreeSet<i32>) -> BTreeMap<i32, Vec<(f64, f64)>> {
-    let mut open: BTreeMap<i32, f64> = BTreeMap::new();
-    let mut intervals: BTreeMap<i32, Vec<(f64, f64)>> = BTreeMap::new();
+/// A stretch a process ran (see [`running`]).
+#[derive(Clone, Copy)]
+struct Run<'a> {
+    pid: i32,
+    start: f64,
+    end: f64,
+    /// The CPU time it got in the stretch (the scheduler's count), when
+    /// known at both ends: from its creation (none yet) or a continue, to a
+    /// stop.
+    cpu: Option<f64>,
+    /// The creation, continue or SIGCONT it began with.
+    from: &'a Event,
+    /// The SIGSTOP that ended it, if one did, and the stop or exit seen
+    /// after (none: it still ran at the end of the trace, or a SIGCONT
+    /// discarded the SIGSTOP).
+    stopped_by: Option<&'a Event>,
+    to: Option<&'a Event>,
+}
+
+impl<'a> Run<'a> {
+    fn events(&self) -> Vec<&'a Event> {
+        [Some(self.from), self.stopped_by, self.to]
+            .into_iter()
+            .flatten()
+            .collect()
+    }
+
+    /// The CPU time it got, or else its length.
+    fn busy(&self) -> f64 {
+        self.cpu.unwrap_or(self.end - self.start)
+    }
+}
+
+/// When each process ran, in ms since the start of the case.
+///
+/// A process runs from its creation or a `cont` until a `stop` or its
+/// exit. A stop is logged when the tracer sees it, which on a loaded
+/// machine can be well after the SIGSTOP that caused it: the SIGSTOP stays
+/// pending, and the kernel acts on a pending SIGSTOP before the process
+/// runs any more of its own code. So a single-threaded process stops
+/// running when a SIGSTOP is sent to it (when that kill returned), and only
+/// runs again once it is continued: from its `cont`, or from the start of a
+/// kill that sent it SIGCONT, which discards a SIGSTOP still pending. A
+/// process with more threads than one (a `thread` event) runs on until its
+/// stop is seen: another thread can run until the one the kernel woke for
+/// the SIGSTOP stops them all.
+fn running<'a>(trace: &Trace<'a>, of: &BTreeSet<i32>) -> BTreeMap<i32, Vec<Run<'a>>> {
+    struct Open<'a> {
+        start: f64,
+        cpu: Option<f64>,
+        from: &'a Event,
+    }
+    // Running, or held by a pending SIGSTOP (its run already closed, its
+    // CPU time known at the stop).
+    let mut open: BTreeMap<i32, Open<'a>> = BTreeMap::new();
+    let mut held: BTreeMap<i32, usize> = BTreeMap::new();
+    let mut threaded: BTreeSet<i32> = BTreeSet::new();
+    // When the last SIGCONT sent to each process returned.
+    let mut continued: BTreeMap<i32, f64> = BTreeMap::new();
+    let mut runs: BTreeMap<i32, Vec<Run>> = BTreeMap::new();
     let end_of_trace = trace.events.last().map_or(0.0, |e| e.at_ms);
-    for e in trace.events.iter().filter(|e| of.contains(&e.pid)) {
+    for e in trace.events {
+        if e.kind == "kill" {
+            for pid in Trace::reached(e).into_iter().filter(|p| of.contains(p)) {
+                match e.signal.as_deref() {
+                    Some("SIGCONT") => {
+                        continued.insert(pid, e.at_ms);
+                        if held.remove(&pid).is_some() {
+                            // Its SIGSTOP was discarded: it runs on.
+                            open.insert(
+                                pid,
+                                Open {
+                                    start: e.start_ms.unwrap_or(e.at_ms),
+                                    cpu: None,
+                                    from: e,
+                                },
+                            );
+                        }
+                    }
+                    Some("SIGSTOP") if !threaded.contains(&pid) => {
+                        // Only a SIGSTOP begun after any SIGCONT to it had
+                        // returned is surely still pending after both.
+                        let after = continued
+                            .get(&pid)
+                            .is_none_or(|&c| e.start_ms.unwrap_or(e.at_ms) > c);
+                        if !after {
+                            continue;
+                        }
+                        let Some(run) = open.remove(&pid) else {
+                            continue;
+                        };
+                        let list = runs.entry(pid).or_default();
+                        // Until the stop, `cpu` holds the count at the start.
+                        list.push(Run {
+                            pid,
+                            start: run.start,
+                            end: e.at_ms.max(run.start),
+                            cpu: run.cpu,
+                            from: run.from,
+                            to: None,
+                            stopped_by: Some(e),
+                        });
+                        held.insert(pid, list.len() - 1);
+                    }
+                    _ => {}
+                }
+            }
+            continue;
+        }
+        if !of.contains(&e.pid) {
+            continue;
+        }
         match e.kind.as_str() {
+            "thread" => {
+                threaded.insert(e.pid);
+            }
+            // A new process has had no CPU time yet.
             "spawn" | "cont" => {
-                open.entry(e.pid).or_insert(e.at_ms);
+                if let Some(index) = held.remove(&e.pid) {
+                    runs.get_mut(&e.pid).expect("a held run")[index].cpu = None;
+                }
+                open.entry(e.pid).or_insert(Open {
+                    start: e.at_ms,
+                    cpu: if e.kind == "spawn" {
+                        Some(0.0)
+                    } else {
+                        e.cpu_ms
+                    },
+                    from: e,
+                });
             }
             "stop" | "exit" => {
-                if let Some(start) = open.remove(&e.pid) {
-                    intervals.entry(e.pid).or_default().push((start, e.at_ms));
+                let cpu_since = |start: Option<f64>| match (e.kind.as_str(), start, e.cpu_ms) {
+                    ("stop", Some(a), Some(b)) => Some(b - a),
+                    _ => None,
+                };
+                if let Some(index) = held.remove(&e.pid) {
+                    let run = &mut runs.get_mut(&e.pid).expect("a held run")[index];
+                    run.to = Some(e);
+                    run.cpu = cpu_since(run.cpu);
+                } else if let Some(run) = open.remove(&e.pid) {
+                    runs.entry(e.pid).or_default().push(Run {
+                        pid: e.pid,
+                        start: run.start,
+                        end: e.at_ms,
+                        cpu: cpu_since(run.cpu),
+                        from: run.from,
+                        to: Some(e),
+                        stopped_by: None,
+                    });
                 }
             }
             _ => {}
         }
     }
-    for (pid, start) in open {
-        intervals
-            .entry(pid)
-            .or_default()
-            .push((start, end_of_trace));
+    // A run held until the end: its CPU time was never known.
+    for (pid, index) in held {
+        runs.get_mut(&pid).expect("a held run")[index].cpu = None;
     }
-    intervals
+    for (pid, run) in open {
+        runs.entry(pid).or_default().push(Run {
+            pid,
+            start: run.start,
+            end: end_of_trace,
+            cpu: None,
+            from: run.from,
+            to: None,
+            stopped_by: None,
+        });
+    }
+    runs
 }
 
 /// The programs the process runs (its children), each with every process
@@ -1097,15 +1242,22 @@ fn programs(trace: &Trace, process: &ProcessRun) -> BTreeMap<i32, BTreeSet<i32>>
         .collect()
 }
 
-/// The stop, continue, creation and exit events of these processes.
-fn states_of<'a>(trace: &Trace<'a>, pids: &BTreeSet<i32>) -> Vec<&'a Event> {
-    trace
-        .events
-        .iter()
-        .filter(|e| {
-            pids.contains(&e.pid) && matches!(e.kind.as_str(), "spawn" | "cont" | "stop" | "exit")
-        })
-        .collect()
+/// How deep `pid` is below `program` (0: the program itself).
+fn depth_below(trace: &Trace, program: i32, pid: i32) -> usize {
+    let mut depth = 0;
+    let mut at = pid;
+    while at != program && depth < 64 {
+        match trace
+            .of_kind("spawn")
+            .find(|e| e.pid == at)
+            .and_then(|e| e.other)
+        {
+            Some(parent) => at = parent,
+            None => break,
+        }
+        depth += 1;
+    }
+    depth
 }
 
 fn one_at_a_time<'a>(c: &Context<'a>) -> Finding<'a> {
@@ -1118,81 +1270,92 @@ fn one_at_a_time<'a>(c: &Context<'a>) -> Finding<'a> {
         .map_or(2.0, |d| d.as_secs_f64() * 1e3);
     let programs = programs(trace, c.process);
     let everyone: BTreeSet<i32> = programs.values().flatten().copied().collect();
-    let intervals = running_intervals(trace, &everyone);
     let program_of = |pid: i32| {
         programs
             .iter()
             .find(|(_, tree)| tree.contains(&pid))
             .map_or(pid, |(p, _)| *p)
     };
-    let all: Vec<(i32, f64, f64)> = intervals
-        .iter()
-        .flat_map(|(pid, list)| list.iter().map(move |&(a, b)| (*pid, a, b)))
-        .collect();
-    let mut worst = (0.0, 0, 0);
-    for (i, &(p, a, b)) in all.iter().enumerate() {
-        for &(q, c, d) in &all[i + 1..] {
-            let overlap = b.min(d) - a.max(c);
-            if program_of(p) != program_of(q) && overlap > worst.0 {
-                worst = (overlap, p, q);
+    let all: Vec<Run> = running(trace, &everyone).into_values().flatten().collect();
+    let mut worst: Option<(f64, &Run, &Run)> = None;
+    for (i, a) in all.iter().enumerate() {
+        for b in &all[i + 1..] {
+            let overlap = a.end.min(b.end) - a.start.max(b.start);
+            if program_of(a.pid) != program_of(b.pid) && worst.is_none_or(|w| overlap > w.0) {
+                worst = Some((overlap, a, b));
             }
         }
     }
-    if worst.0 > tolerance_ms {
+    if let Some((overlap, a, b)) = worst.filter(|w| w.0 > tolerance_ms) {
+        let describe = |pid: i32| {
+            let program = program_of(pid);
+            match depth_below(trace, program, pid) {
+                0 => format!("program {pid}"),
+                1 => format!("process {pid} (a child of program {program})"),
+                depth => format!("process {pid} ({depth} levels below program {program})"),
+            }
+        };
         return Finding::failed(
             problem_with(
                 format!(
-                    "programs {} and {} ran at the same time for {:.1} ms: only one may run at a time",
-                    worst.1, worst.2, worst.0
+                    "{} and {} ran at the same time for {overlap:.1} ms: only one program may run at a time, with everything it started",
+                    describe(a.pid),
+                    describe(b.pid)
                 ),
-                vec![],
+                vec![format!(
+                    "{} ran from {:.3} s to {:.3} s, {} from {:.3} s to {:.3} s",
+                    a.pid,
+                    a.start / 1e3,
+                    a.end / 1e3,
+                    b.pid,
+                    b.start / 1e3,
+                    b.end / 1e3
+                )],
             ),
-            states_of(trace, &BTreeSet::from([worst.1, worst.2])),
+            a.events().into_iter().chain(b.events()),
         );
     }
     // Nothing stopped and abandoned: a program stopped for the last time
     // must have been continued before it ended.
     for (program, tree) in &programs {
         for pid in tree {
-            let last_state = trace
+            let states: Vec<&Event> = trace
                 .events
                 .iter()
                 .filter(|e| e.pid == *pid && matches!(e.kind.as_str(), "stop" | "cont" | "exit"))
-                .map(|e| (e.kind.as_str(), e.at_ms))
-                .next_back();
-            match last_state {
+                .collect();
+            let last = states.last().map(|e| (e.kind.as_str(), e.at_ms));
+            let stopped_last = states.iter().rev().find(|e| e.kind != "exit").copied();
+            match last {
                 Some(("stop", at)) => {
                     return Finding::failed(
                         problem_with(
                             format!("process {pid} (of program {program}) was stopped at {:.3} s and never continued: nothing may be left stopped", at / 1e3),
                             vec![],
                         ),
-                        states_of(trace, &BTreeSet::from([*pid])),
+                        stopped_last,
                     )
                 }
-                Some(("exit", _)) => {
-                    // Did it die while stopped? Then it was abandoned.
-                    let states: Vec<&str> = trace
-                        .events
-                        .iter()
-                        .filter(|e| e.pid == *pid && matches!(e.kind.as_str(), "stop" | "cont"))
-                        .map(|e| e.kind.as_str())
-                        .collect();
-                    if states.last() == Some(&"stop") {
-                        return Finding::failed(
-                            problem_with(
-                                format!("process {pid} (of program {program}) was stopped and never continued before it was killed: it was abandoned"),
-                                vec![],
-                            ),
-                            states_of(trace, &BTreeSet::from([*pid])),
-                        );
-                    }
+                Some(("exit", _)) if stopped_last.is_some_and(|e| e.kind == "stop") => {
+                    // It died while stopped: it was abandoned.
+                    return Finding::failed(
+                        problem_with(
+                            format!("process {pid} (of program {program}) was stopped and never continued before it was killed: it was abandoned"),
+                            vec![],
+                        ),
+                        stopped_last.into_iter().chain(states.last().copied()),
+                    );
                 }
                 _ => {}
             }
         }
     }
-    Finding::held(states_of(trace, &everyone))
+    // What it rests on: the closest two programs came to running at once.
+    Finding::held(
+        worst
+            .map(|(_, a, b)| [a.events(), b.events()].concat())
+            .unwrap_or_default(),
+    )
 }
 
 /// Every stretch a program ran while another waited is judged, by the CPU
@@ -1205,6 +1368,12 @@ fn one_at_a_time<'a>(c: &Context<'a>) -> Finding<'a> {
 /// within `slice` + `tolerance` too: the typical slice is on time even on a
 /// loaded machine, and a coordinator that gives long slices everywhere is
 /// caught even where each gets little CPU.
+///
+/// A program is its whole subtree: it runs while any of its processes
+/// does, and the CPU time of a stretch is that of its busiest process in
+/// it (a program run through an intermediate process does its work in a
+/// grandchild; two busy processes of one program may share a slice on two
+/// CPUs).
 fn slices<'a>(c: &Context<'a>) -> Finding<'a> {
     let trace = c.trace;
     let Some(Ok(slice)) = c.requirement.slice.as_deref().map(parse_duration) else {
@@ -1218,29 +1387,35 @@ fn slices<'a>(c: &Context<'a>) -> Finding<'a> {
         .and_then(|t| parse_duration(t).ok())
         .map_or(slice_ms / 2.0, |d| d.as_secs_f64() * 1e3);
     let share = c.requirement.outliers.unwrap_or(0.1);
-    let programs: BTreeSet<i32> = trace.children(c.process.pid);
-    // Each program's stretches: (start, end, CPU time in it if known).
-    let mut stretches_of: BTreeMap<i32, Vec<(f64, f64, Option<f64>)>> = BTreeMap::new();
-    let mut open: BTreeMap<i32, (f64, Option<f64>)> = BTreeMap::new();
-    for e in trace.events.iter().filter(|e| programs.contains(&e.pid)) {
-        match e.kind.as_str() {
-            "spawn" | "cont" => {
-                open.entry(e.pid).or_insert((e.at_ms, e.cpu_ms));
-            }
-            "stop" | "exit" => {
-                if let Some((start, cpu)) = open.remove(&e.pid) {
-                    let used = match (e.kind.as_str(), cpu, e.cpu_ms) {
-                        ("stop", Some(a), Some(b)) => Some(b - a),
-                        _ => None,
-                    };
-                    stretches_of
-                        .entry(e.pid)
-                        .or_default()
-                        .push((start, e.at_ms, used));
+    // Each program's stretches: its processes' runs, merged where they
+    // overlap.
+    struct Stretch<'a> {
+        start: f64,
+        end: f64,
+        busy: f64,
+        runs: Vec<Run<'a>>,
+    }
+    let mut stretches_of: BTreeMap<i32, Vec<Stretch>> = BTreeMap::new();
+    for (program, tree) in programs(trace, c.process) {
+        let mut runs: Vec<Run> = running(trace, &tree).into_values().flatten().collect();
+        runs.sort_by(|a, b| a.start.total_cmp(&b.start));
+        let mut merged: Vec<Stretch> = Vec::new();
+        for run in runs {
+            match merged.last_mut() {
+                Some(last) if run.start <= last.end => {
+                    last.end = last.end.max(run.end);
+                    last.busy = last.busy.max(run.busy());
+                    last.runs.push(run);
                 }
+                _ => merged.push(Stretch {
+                    start: run.start,
+                    end: run.end,
+                    busy: run.busy(),
+                    runs: vec![run],
+                }),
             }
-            _ => {}
         }
+        stretches_of.insert(program, merged);
     }
     // A program waits while it is alive but not running.
     let lifetime: BTreeMap<i32, (f64, f64)> = stretches_of
@@ -1249,8 +1424,8 @@ fn slices<'a>(c: &Context<'a>) -> Finding<'a> {
             (
                 *pid,
                 (
-                    list.first().map_or(0.0, |i| i.0),
-                    list.last().map_or(0.0, |i| i.1),
+                    list.first().map_or(0.0, |s| s.start),
+                    list.last().map_or(0.0, |s| s.end),
                 ),
             )
         })
@@ -1258,57 +1433,72 @@ fn slices<'a>(c: &Context<'a>) -> Finding<'a> {
     let ran_within = |pid: &i32, a: f64, b: f64| -> f64 {
         stretches_of[pid]
             .iter()
-            .map(|&(c, d, _)| (b.min(d) - a.max(c)).max(0.0))
+            .map(|s| (b.min(s.end) - a.max(s.start)).max(0.0))
             .sum()
     };
-    let mut stretches: Vec<(i32, f64, f64)> = Vec::new();
+    // (program, the stretch): those it ran while another waited.
+    let mut judged: Vec<(i32, &Stretch)> = Vec::new();
     for (pid, list) in &stretches_of {
-        for &(a, b, used) in list {
+        for stretch in list {
+            let (a, b) = (stretch.start, stretch.end);
             let someone_waited = lifetime.iter().any(|(other, &(born, died))| {
                 other != pid
                     && b.min(died) - a.max(born) > (b - a) / 2.0
                     && ran_within(other, a, b) < (b - a) / 2.0
             });
             if b - a > 1.0 && someone_waited {
-                stretches.push((*pid, used.unwrap_or(b - a), b - a));
+                judged.push((*pid, stretch));
             }
         }
     }
-    if stretches.is_empty() {
+    if judged.is_empty() {
         return Finding::held([]);
     }
+    let events_of = |stretch: &Stretch<'a>| -> Vec<&'a Event> {
+        stretch.runs.iter().flat_map(|r| r.events()).collect()
+    };
     let limit = slice_ms + tolerance_ms;
-    let mut over: Vec<(i32, f64, f64)> =
-        stretches.iter().copied().filter(|s| s.1 > limit).collect();
-    let allowed = (stretches.len() as f64 * share).floor() as usize;
+    let allowed = (judged.len() as f64 * share).floor() as usize;
     // And the typical stretch in wall time: a coordinator that hands out
     // long slices on a loaded machine, where each gets little CPU, still
     // shows them here.
-    let mut walls: Vec<f64> = stretches.iter().map(|s| s.2).collect();
-    walls.sort_by(f64::total_cmp);
-    let median = walls[walls.len() / 2];
-    if median > limit {
-        return Finding::failed(problem_with(
-            format!(
-                "programs ran {median:.1} ms at a stretch (the median of {} stretches) while others waited; the slice is {slice_ms:.1} ms (+ {tolerance_ms:.1} ms)",
-                walls.len()
+    let mut by_wall: Vec<&(i32, &Stretch)> = judged.iter().collect();
+    by_wall.sort_by(|x, y| (x.1.end - x.1.start).total_cmp(&(y.1.end - y.1.start)));
+    let median = by_wall[by_wall.len() / 2];
+    let median_ms = median.1.end - median.1.start;
+    if median_ms > limit {
+        return Finding::failed(
+            problem_with(
+                format!(
+                    "programs ran {median_ms:.1} ms at a stretch (the median of {} stretches) while others waited; the slice is {slice_ms:.1} ms (+ {tolerance_ms:.1} ms)",
+                    judged.len()
+                ),
+                vec![],
             ),
-            vec![],
-        ), states_of(trace, &programs));
+            events_of(median.1),
+        );
     }
-    if over.len() > allowed {
-        over.sort_by(|a, b| b.1.total_cmp(&a.1));
-        let (pid, used, wall) = over[0];
-        return Finding::failed(problem_with(
-            format!(
-                "{} of {} slices ran longer than {slice_ms:.1} ms + {tolerance_ms:.1} ms of CPU time while others waited (at most {allowed} may); the longest: program {pid}, {used:.1} ms of CPU in {wall:.1} ms",
-                over.len(),
-                stretches.len()
+    let mut by_cpu: Vec<&(i32, &Stretch)> = judged.iter().collect();
+    by_cpu.sort_by(|x, y| y.1.busy.total_cmp(&x.1.busy));
+    let longest = by_cpu[0];
+    let over = judged.iter().filter(|s| s.1.busy > limit).count();
+    if over > allowed {
+        let (pid, stretch) = longest;
+        return Finding::failed(
+            problem_with(
+                format!(
+                    "{over} of {} slices ran longer than {slice_ms:.1} ms + {tolerance_ms:.1} ms of CPU time while others waited (at most {allowed} may); the longest: program {pid}, {:.1} ms of CPU in {:.1} ms",
+                    judged.len(),
+                    stretch.busy,
+                    stretch.end - stretch.start
+                ),
+                vec![],
             ),
-            vec![],
-        ), states_of(trace, &BTreeSet::from([pid])));
+            events_of(stretch),
+        );
     }
-    Finding::held(states_of(trace, &programs))
+    // What it rests on: the longest stretch, which was within the rule.
+    Finding::held(events_of(longest.1))
 }
 
 /// Data went down one pipe (written by the process, read by the child)

@@ -23,7 +23,7 @@
 //! | reads | read, readv, pread64, preadv, preadv2, recvfrom (recv), recvmsg, recvmmsg | at exit, from pipes, FIFOs, sockets and signalfds only: the bytes actually read, their text |
 //! | signals sent | kill, tkill, tgkill, rt_sigqueueinfo, rt_tgsigqueueinfo (sigqueue), pidfd_send_signal | at exit, if it succeeded: the target as given, and the processes it reached (0, -1 and -pgid resolved among the traced processes at entry) |
 //! | signals received | signal-delivery stops; rt_sigtimedwait (sigwait, sigwaitinfo); reads of a signalfd | the claimed sender (si_pid) |
-//! | process creation | fork, vfork, clone | ptrace fork/vfork/clone events; a new thread is not a process |
+//! | process creation | fork, vfork, clone | ptrace fork/vfork/clone events; a new thread is not a process (a `thread` event notes it before it first runs) |
 //! | | clone3 | answered ENOSYS by the filter: libc then falls back to clone, whose flags the filter can check |
 //! | waits | wait4 (waitpid), waitid (P_PID, P_PGID, P_ALL, P_PIDFD) | at exit: a reap only when an exit status was consumed (not WNOWAIT, not a stop or continue report) |
 //! | pipes | pipe, pipe2 | at exit: the new pipe |
@@ -32,6 +32,7 @@
 //! | exec, exit | execve, execveat, exit, exit_group | ptrace exec and exit events, with CPU time at exit |
 //! | memory | mmap, mremap, brk, mprotect (only making memory writable) | at exit, only a refusal: a `limit` event when the kernel refused it (ENOMEM, or brk's unmoved break) and the process's own accounting (`VmData`, `VmSize`) plus the request passes its `RLIMIT_DATA` or `RLIMIT_AS` |
 //! | descriptors | dup, fcntl (only F_DUPFD, F_DUPFD_CLOEXEC) | at exit, only a refusal (EMFILE): a `limit` event |
+//! | stops, continues | group-stops (PTRACE_EVENT_STOP), and their end | when the tracer sees them, with the CPU time so far (to the ns) |
 //! | **refused** | io_uring_setup, io_uring_enter, io_uring_register | the call fails (ENOSYS) and the verdict names it: its I/O would be unseen |
 //! | **refused** | process_vm_writev | writes into another process's memory, unseen |
 //! | **refused** | pidfd_getfd | takes another process's descriptors |
@@ -120,7 +121,7 @@ pub struct Event {
     /// `spawn`, `exec`, `exit`, `reap`, `waited_stop`, `waited_cont`,
     /// `kill`, `signal`, `stop`, `cont`, `pipe`, `read`, `write`, `open`
     /// (FIFOs only), `mkfifo`, `unlink`, `link`, `rename`, `socket`,
-    /// `connect`, `refused`, `held`, `altered`, `limit`.
+    /// `connect`, `refused`, `held`, `altered`, `limit`, `thread`.
     pub kind: String,
     /// The other process: the parent (spawn), the target as given (kill),
     /// the reaped child (reap), the claimed sender (signal).
@@ -954,6 +955,11 @@ impl Worker {
                     // SAFETY: PTRACE_LISTEN on a tracee in a group-stop.
                     unsafe { libc::ptrace(libc::PTRACE_LISTEN, raw, 0, 0) };
                 } else {
+                    if first && tgid != raw {
+                        // A new thread, before it first runs.
+                        let thread = self.by(raw, "thread");
+                        self.record(thread);
+                    }
                     if self.group_stopped.remove(&tgid) {
                         let mut cont = self.by(raw, "cont");
                         cont.cpu_ms = run_ms(tgid);
