@@ -133,6 +133,23 @@ impl<'a> Finding<'a> {
     }
 }
 
+/// The moves of unseen content (sendfile, splice, vmsplice...: see
+/// `supervisor`) among these events: they never count as a text.
+fn unseen<'a>(events: impl IntoIterator<Item = &'a Event>) -> Vec<&'a Event> {
+    events.into_iter().filter(|e| e.unseen.is_some()).collect()
+}
+
+/// The calls these moves were made with: `splice`, `vmsplice and splice`.
+fn calls(moves: &[&Event]) -> String {
+    let mut names: Vec<&str> = Vec::new();
+    for name in moves.iter().filter_map(|e| e.unseen.as_deref()) {
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    names.join(" and ")
+}
+
 /// Every requirement of the case, plus the ones that hold for every traced
 /// case: no refused system call (`no_refused_calls`), and each process a
 /// program created was reaped by a program of the case (`all_reaped`).
@@ -334,12 +351,13 @@ fn matching_lines<'a>(process: &'a ProcessRun, pattern: &str) -> Vec<&'a str> {
 }
 
 /// What a series of reads or writes moved, in order, as runs of bytes
-/// known to be contiguous: an event whose contents were not all kept ends
-/// a run, so that no match spans bytes the trace did not see.
+/// known to be contiguous: an event whose contents were not all kept (cut
+/// by the trace's budget, or moved unseen) ends a run, so that no match
+/// spans bytes the trace did not see.
 #[derive(Default, Clone)]
 struct Contents {
     runs: Vec<String>,
-    /// Events whose contents were not all kept.
+    /// Events whose contents the trace's budget cut.
     cut: usize,
 }
 
@@ -352,7 +370,9 @@ impl Contents {
             run.push_str(event.text.as_deref().unwrap_or(""));
         }
         if event.cut {
-            self.cut += 1;
+            if event.unseen.is_none() {
+                self.cut += 1;
+            }
             self.runs.push(String::new());
         }
     }
@@ -460,6 +480,25 @@ fn written_by_child<'a>(c: &Context<'a>) -> Finding<'a> {
         Some(&pid) => format!("pid {pid}, which {} did not create", c.process.name),
         None => "no process the trace saw".to_string(),
     };
+    // Written with a call whose bytes the grader cannot see?
+    let hidden = unseen(c.trace.of_kind("write").filter(|e| e.fd == Some(1)));
+    if let (None, Some(first)) = (writers.first(), hidden.first()) {
+        let mover = match first.pid {
+            pid if pid == c.process.pid => c.process.name.clone(),
+            pid if all_children.contains(&pid) => format!("child {pid}"),
+            pid => format!("pid {pid}"),
+        };
+        return Finding::failed(
+            problem_with(
+                format!(
+                    "`{line}` was written by no process the trace saw: {mover} wrote to its stdout with {}, whose contents the grader cannot check",
+                    calls(&hidden)
+                ),
+                vec![],
+            ),
+            hidden,
+        );
+    }
     // What happened instead: the writes that carried it, or else what the
     // children wrote.
     let instead: Vec<&Event> = match writers.first() {
@@ -546,6 +585,19 @@ fn computed_by_child<'a>(c: &Context<'a>) -> Finding<'a> {
             })
             .collect();
         if altered.is_empty() && !before.values().any(|text| text.contains(payload)) {
+            let hidden = unseen(child_writes.iter().copied());
+            if !hidden.is_empty() {
+                return Finding::failed(
+                    problem_with(
+                        format!(
+                            "{name} printed `{payload}`, which no process it created was seen to write: the child sent its data with {}, whose contents the grader cannot check",
+                            calls(&hidden)
+                        ),
+                        vec![],
+                    ),
+                    printed.into_iter().chain(hidden),
+                );
+            }
             return Finding::failed(
                 problem_with(
                     format!("{name} printed `{payload}` before any process it created wrote it: the work must be done in the child"),
@@ -569,6 +621,19 @@ fn computed_by_child<'a>(c: &Context<'a>) -> Finding<'a> {
             read.push(e);
         }
         if !read.contains(payload) {
+            let hidden = unseen(reads.iter().copied());
+            if !hidden.is_empty() {
+                return Finding::failed(
+                    problem_with(
+                        format!(
+                            "{name} printed `{payload}` without being seen to read it from a pipe: it read the pipe with {}, whose contents the grader cannot check",
+                            calls(&hidden)
+                        ),
+                        vec![],
+                    ),
+                    printed.into_iter().chain(hidden),
+                );
+            }
             return Finding::failed(
                 problem_with(
                     format!("{name} printed `{payload}` without having read it from a pipe first"),
@@ -1042,6 +1107,19 @@ fn fifos<'a>(c: &Context<'a>) -> Finding<'a> {
                 .is_some_and(|t| t.contains(message.as_str()))
         });
         let Some(whole) = whole else {
+            let hidden = unseen(fifo_writes.iter().copied());
+            if !hidden.is_empty() {
+                return Finding::failed(
+                    problem_with(
+                        format!(
+                            "{name}'s message `{message}` went into no FIFO in one write the grader saw: it wrote to FIFOs with {}, whose contents the grader cannot check",
+                            calls(&hidden)
+                        ),
+                        vec![],
+                    ),
+                    hidden,
+                );
+            }
             return Finding::failed(
                 problem_with(
                     format!("{name}'s message `{message}` went into no FIFO in one write"),
@@ -1600,6 +1678,25 @@ fn pipes<'a>(c: &Context<'a>) -> Finding<'a> {
                 } else {
                     "the child".to_string()
                 };
+                // What the writer moved unseen, that way.
+                let hidden = unseen(
+                    flows
+                        .values()
+                        .flat_map(|(_, events)| events.iter().copied())
+                        .filter(|e| e.kind == "write"),
+                );
+                if !hidden.is_empty() {
+                    return Finding::failed(
+                        problem_with(
+                            format!(
+                                "`{text}` never went {way} a pipe as it should: {writer} sent its data {way} with {}, whose contents the grader cannot check",
+                                calls(&hidden)
+                            ),
+                            vec![],
+                        ),
+                        hidden,
+                    );
+                }
                 let seen: String = flows
                     .values()
                     .next()
@@ -1778,6 +1875,36 @@ mod tests {
             found[0].contains("did not keep all the contents of 1"),
             "{found:?}"
         );
+    }
+
+    #[test]
+    fn a_move_of_unseen_content_is_no_text_and_is_named() {
+        let case = case("[[require]]\nwhat = \"written_by_child\"\nline = \"child {any}\"");
+        // Between the two writes, bytes moved by splice: whatever they
+        // were, the line is not found across them, and the diagnosis says
+        // why.
+        let mut events = child_prints("child 11:", false);
+        events.insert(
+            3,
+            Event {
+                fd: Some(1),
+                bytes: Some(4),
+                target: Some("pipe:[7]".into()),
+                unseen: Some("splice".into()),
+                cut: true,
+                ..event(CHILD, "write")
+            },
+        );
+        let found = headlines(&case, &run(&["child 11: 0 1 1"], events));
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(
+            found[0].contains(
+                "child 11 wrote to its stdout with splice, whose contents the grader cannot check"
+            ),
+            "{found:?}"
+        );
+        // Not a cut of the trace's budget: no note about that.
+        assert!(!found[0].contains("did not keep"), "{found:?}");
     }
 
     #[test]

@@ -18,9 +18,9 @@
 //!
 //! | family | system calls | how it is observed |
 //! |--------|--------------|--------------------|
-//! | writes | write, writev, pwrite64, pwritev, pwritev2, sendto (send), sendmsg, sendmmsg, vmsplice | at exit: the bytes actually written, their text, the descriptor's target |
-//! | fd-to-fd copies | sendfile, splice, tee, copy_file_range | at exit: bytes moved and both ends; the text is not seen |
-//! | reads | read, readv, pread64, preadv, preadv2, recvfrom (recv), recvmsg, recvmmsg | at exit, from pipes, FIFOs, sockets and signalfds only: the bytes actually read, their text |
+//! | writes | write, writev, pwrite64, pwritev, pwritev2, sendto (send), sendmsg, sendmmsg | at exit: the bytes actually written, their text, the descriptor's target |
+//! | moves of unseen content | sendfile, splice, tee, copy_file_range; vmsplice into a pipe | at exit: a write of the bytes moved, to its target, with `unseen` (the call) and `source`, and no text; splice and sendfile from a pipe, FIFO or socket also log a read of it, unseen too. The bytes never pass through the process's memory, or (vmsplice) the pipe keeps referring to the writer's pages, which it may change after the call: the content is unknown, so no requirement that needs a text is met by such a move, and its diagnosis names the call |
+//! | reads | read, readv, pread64, preadv, preadv2, recvfrom (recv), recvmsg, recvmmsg; vmsplice from a pipe (the kernel copies into memory) | at exit, from pipes, FIFOs, sockets and signalfds only: the bytes actually read, their text |
 //! | signals sent | kill, tkill, tgkill, rt_sigqueueinfo, rt_tgsigqueueinfo (sigqueue), pidfd_send_signal | at exit, if it succeeded: the target as given, and the processes it reached (0, -1 and -pgid resolved among the traced processes at entry) |
 //! | signals received | signal-delivery stops; rt_sigtimedwait (sigwait, sigwaitinfo); reads of a signalfd | the claimed sender (si_pid) |
 //! | process creation | fork, vfork, clone | ptrace fork/vfork/clone events; a new thread is not a process (a `thread` event notes it before it first runs) |
@@ -159,6 +159,13 @@ pub struct Event {
     /// at a stop or continue (time on a CPU, to the nanosecond).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cpu_ms: Option<f64>,
+    /// Data moved by a call whose bytes the tracer cannot see (see the
+    /// family table): that call's name. `text` is then absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unseen: Option<String>,
+    /// Where such a move took its data from (a path, `pipe:[..]`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
 }
 
 /// The kernel-enforced limits a `limit` event names (its `text`).
@@ -288,7 +295,7 @@ impl Shared {
             return;
         }
         self.text_kept += size;
-        if event.cut {
+        if event.cut && event.unseen.is_none() {
             self.cut.contents_cut += 1;
         }
         self.events.push(event);
@@ -420,6 +427,8 @@ struct Entry {
     path2: Option<String>,
     /// The processes a signal will reach.
     targets: Vec<i32>,
+    /// A vmsplice from a pipe into memory: a read.
+    reads: bool,
 }
 
 /// Per traced thread.
@@ -1048,6 +1057,7 @@ impl Worker {
             path: None,
             path2: None,
             targets: Vec::new(),
+            reads: false,
         };
         let [a0, a1, a2, a3, ..] = args;
         match nr {
@@ -1060,14 +1070,15 @@ impl Worker {
             }
             _ if is_read(nr) => {
                 let target = fd_target(raw, a0 as RawFd)?;
-                let watched = target.starts_with("pipe:")
-                    || target.starts_with("socket:")
-                    || target == "anon_inode:[signalfd]"
-                    || is_fifo(&target);
-                if !watched {
+                if !is_watched_source(&target) {
                     return None;
                 }
                 entry.target = Some(target);
+            }
+            libc::SYS_vmsplice if reads_only(raw, a0 as RawFd) => {
+                // From a pipe into memory: the kernel copies, as read does.
+                entry.target = Some(fd_target(raw, a0 as RawFd)?);
+                entry.reads = true;
             }
             libc::SYS_sendfile | libc::SYS_tee => {
                 // sendfile(out, in, ..), tee(in, out, ..).
@@ -1231,7 +1242,7 @@ impl Worker {
                     self.record(pipe);
                 }
             }
-            _ if is_read(nr) => {
+            _ if is_read(nr) || entry.reads => {
                 let buffers = self.buffers(pid, nr, &entry.args, result as u64);
                 let target = entry.target.clone().unwrap_or_default();
                 let reader = self.tgid(raw);
@@ -1294,13 +1305,35 @@ impl Worker {
                     }
                     return;
                 }
-                let copy = matches!(
+                // Moves whose bytes the tracer cannot see: the content is
+                // unknown, never guessed (see the family table).
+                let unseen = matches!(
                     nr,
                     libc::SYS_sendfile
                         | libc::SYS_splice
                         | libc::SYS_tee
                         | libc::SYS_copy_file_range
-                );
+                        | libc::SYS_vmsplice
+                )
+                .then(|| syscall_name(nr).to_string());
+                // splice and sendfile also consume what they take from a
+                // pipe, FIFO or socket: a read, of unseen content too.
+                let source_fd = match nr {
+                    libc::SYS_splice => Some(a0 as i32),
+                    libc::SYS_sendfile => Some(a1 as i32),
+                    _ => None,
+                };
+                if let (Some(fd), Some(source)) = (source_fd, entry.path.as_deref()) {
+                    if is_watched_source(source) {
+                        let mut read = event(self, "read");
+                        read.fd = Some(fd);
+                        read.bytes = Some(result as u64);
+                        read.target = Some(source.to_string());
+                        read.unseen.clone_from(&unseen);
+                        read.cut = true;
+                        self.record(read);
+                    }
+                }
                 let mut write = event(self, "write");
                 write.fd = Some(match nr {
                     libc::SYS_splice | libc::SYS_copy_file_range => a2 as i32,
@@ -1308,16 +1341,17 @@ impl Worker {
                     _ => a0 as i32,
                 });
                 write.bytes = Some(result as u64);
-                if !copy {
+                if unseen.is_none() {
                     let buffers = self.buffers(pid, nr, &entry.args, result as u64);
                     let data = gather(pid, &buffers, (result as u64).min(self.contents_room()));
                     write.cut = (data.len() as u64) < result as u64;
                     write.text = Some(lossy(&data));
                 } else {
-                    // The contents moved between descriptors are not seen.
+                    // No contents, and a gap in any run of them.
                     write.cut = true;
-                    write.text = entry.path.map(|source| format!("(copied from {source})"));
                 }
+                write.unseen = unseen;
+                write.source = entry.path;
                 write.target = entry.target;
                 self.record(write);
             }
@@ -1781,6 +1815,11 @@ fn syscall_name(nr: i64) -> &'static str {
         libc::SYS_pidfd_send_signal => "pidfd_send_signal",
         libc::SYS_socket => "socket",
         libc::SYS_socketpair => "socketpair",
+        libc::SYS_sendfile => "sendfile",
+        libc::SYS_splice => "splice",
+        libc::SYS_tee => "tee",
+        libc::SYS_copy_file_range => "copy_file_range",
+        libc::SYS_vmsplice => "vmsplice",
         _ => "syscall",
     }
 }
@@ -1834,6 +1873,26 @@ fn pidfd_pid(tid: i32, fd: i32) -> Option<i32> {
     info.lines()
         .find_map(|l| l.strip_prefix("Pid:"))
         .and_then(|p| p.trim().parse().ok())
+}
+
+/// What reads are watched from, and a copy's source is read from:
+/// pipes, FIFOs, sockets and signalfds.
+fn is_watched_source(target: &str) -> bool {
+    target.starts_with("pipe:")
+        || target.starts_with("socket:")
+        || target == "anon_inode:[signalfd]"
+        || is_fifo(target)
+}
+
+/// Whether descriptor `fd` of `pid` was opened for reading only.
+fn reads_only(pid: i32, fd: RawFd) -> bool {
+    let Ok(info) = std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{fd}")) else {
+        return false;
+    };
+    info.lines()
+        .find_map(|l| l.strip_prefix("flags:"))
+        .and_then(|f| i32::from_str_radix(f.trim(), 8).ok())
+        .is_some_and(|flags| flags & nix::libc::O_ACCMODE == nix::libc::O_RDONLY)
 }
 
 fn is_fifo(path: &str) -> bool {
@@ -2424,6 +2483,18 @@ mod tests {
             .unwrap()
             .contains("MiB of paths and text"));
         assert_eq!(shared.contents_room(), 0);
+    }
+
+    /// vmsplice reads when its descriptor was opened for reading only: a
+    /// pipe's read end, not its write end.
+    #[test]
+    fn a_pipe_read_end_reads_only() {
+        let (read, write) = nix::unistd::pipe().unwrap();
+        let me = std::process::id() as i32;
+        assert!(reads_only(me, read.as_raw_fd()));
+        assert!(!reads_only(me, write.as_raw_fd()));
+        assert!(is_watched_source(&fd_target(me, read.as_raw_fd()).unwrap()));
+        assert!(!is_watched_source("/etc/passwd"));
     }
 
     #[test]
