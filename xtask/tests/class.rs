@@ -6,24 +6,16 @@
 //! shares is the same after the class as before, and nothing is left
 //! beside the workbook.
 //!
-//! Rule (as in `grading.rs`): one grading at a time in this test binary.
+//! Rule (as in every grading test): one grading at a time, across test
+//! processes too (`common::one_at_a_time`).
+
+mod common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::{Mutex, MutexGuard};
 
-fn root() -> PathBuf {
-    let manifest = std::env::var_os("CARGO_MANIFEST_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| std::env::current_dir().unwrap());
-    manifest.parent().unwrap().to_path_buf()
-}
-
-fn one_at_a_time() -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
+use common::{one_at_a_time, parse_junit, root};
 
 fn show(output: &Output) -> String {
     format!(
@@ -497,31 +489,8 @@ fn check_gradescope(text: &str, score: u64, shown: &str) {
 /// quick-xml: one suite, one testcase per case, a failure for each case
 /// that lost its points, whose score properties add up to the total.
 fn check_junit(text: &str, score: u64, shown: &str) {
-    let report = quick_junit::Report::deserialize_from_str(text)
-        .unwrap_or_else(|e| panic!("JUnit XML does not parse: {e}\n{shown}"));
-    let mut reader = quick_xml::Reader::from_str(text);
-    let (mut suites, mut cases, mut failures) = (0, 0, 0);
-    loop {
-        match reader.read_event() {
-            Ok(quick_xml::events::Event::Eof) => break,
-            Ok(quick_xml::events::Event::Start(e) | quick_xml::events::Event::Empty(e)) => {
-                match e.name().as_ref() {
-                    b"testsuite" => suites += 1,
-                    b"testcase" => cases += 1,
-                    b"failure" => failures += 1,
-                    _ => {}
-                }
-            }
-            Ok(_) => {}
-            Err(e) => panic!("not well-formed XML: {e}\n{shown}"),
-        }
-    }
+    let (report, suites, cases, failures) = parse_junit(text);
     assert_eq!((suites, cases), (1, 8), "{shown}");
-    assert_eq!(
-        (report.test_suites.len(), report.tests, report.failures),
-        (suites, cases, failures),
-        "{shown}"
-    );
     let property = |case: &quick_junit::TestCase, name: &str| -> u64 {
         case.properties
             .iter()

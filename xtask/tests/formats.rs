@@ -23,7 +23,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use common::{cases_of, copy_tree, grade, one_at_a_time, root, Run, Scratch, STEPS};
+use common::{cases_of, copy_tree, grade, one_at_a_time, parse_junit, root, Run, Scratch, STEPS};
 
 /// The most events a requirement lists, and the longest text an event
 /// shows, in the json report (`report::json`).
@@ -173,35 +173,6 @@ fn check_gradescope(
     assert_eq!(report["max_score"], max);
 }
 
-/// Parses JUnit XML twice: with quick-junit's reader, and element by
-/// element with quick-xml; returns (suites, testcases, failures) as
-/// counted by quick-xml, after checking that both readings agree.
-fn check_junit(xml: &str) -> (quick_junit::Report, usize, usize, usize) {
-    let report = quick_junit::Report::deserialize_from_str(xml)
-        .unwrap_or_else(|e| panic!("JUnit XML does not parse: {e}\n{xml}"));
-    let mut reader = quick_xml::Reader::from_str(xml);
-    let (mut suites, mut cases, mut failures) = (0, 0, 0);
-    loop {
-        match reader.read_event() {
-            Ok(quick_xml::events::Event::Eof) => break,
-            Ok(quick_xml::events::Event::Start(e) | quick_xml::events::Event::Empty(e)) => {
-                match e.name().as_ref() {
-                    b"testsuite" => suites += 1,
-                    b"testcase" => cases += 1,
-                    b"failure" => failures += 1,
-                    _ => {}
-                }
-            }
-            Ok(_) => {}
-            Err(e) => panic!("not well-formed XML: {e}\n{xml}"),
-        }
-    }
-    assert_eq!(report.test_suites.len(), suites);
-    assert_eq!(report.tests, cases);
-    assert_eq!(report.failures, failures);
-    (report, suites, cases, failures)
-}
-
 /// A student's wrong step 1, graded with a copy of the cases in which one
 /// case is hidden and one names its visibility: every format says 0 for
 /// every failed case, exit status 1, and nothing of the hidden case.
@@ -282,7 +253,7 @@ fn a_failing_grade_in_every_format() {
     // junit, on stdout.
     let output = run(args("junit"));
     let xml = String::from_utf8(output.stdout.clone()).unwrap();
-    let (junit, suites, testcases, failures) = check_junit(&xml);
+    let (junit, suites, testcases, failures) = parse_junit(&xml);
     assert_eq!((suites, testcases, failures), (1, 8, 8), "{xml}");
     let suite = &junit.test_suites[0];
     assert_eq!(suite.name.as_str(), STEPS[0]);
@@ -363,7 +334,7 @@ fn full_marks_in_every_format() {
     let output = grade(&["ex1", "--solutions", "--format", "junit"]);
     output.assert_code(0);
     let xml = output.stdout();
-    let (_, suites, testcases, failures) = check_junit(&xml);
+    let (_, suites, testcases, failures) = parse_junit(&xml);
     let count = cases_of(&root().join("tests").join(STEPS[0])).len();
     assert_eq!((suites, testcases, failures), (1, count, 0), "{xml}");
 

@@ -336,3 +336,32 @@ pub fn points_of(step: &str) -> u64 {
         .map(|c| c.1)
         .sum()
 }
+
+/// Parses JUnit XML twice: with quick-junit's reader, and element by
+/// element with quick-xml; returns (suites, testcases, failures) as
+/// counted by quick-xml, after checking that both readings agree.
+pub fn parse_junit(xml: &str) -> (quick_junit::Report, usize, usize, usize) {
+    let report = quick_junit::Report::deserialize_from_str(xml)
+        .unwrap_or_else(|e| panic!("JUnit XML does not parse: {e}\n{xml}"));
+    let mut reader = quick_xml::Reader::from_str(xml);
+    let (mut suites, mut cases, mut failures) = (0, 0, 0);
+    loop {
+        match reader.read_event() {
+            Ok(quick_xml::events::Event::Eof) => break,
+            Ok(quick_xml::events::Event::Start(e) | quick_xml::events::Event::Empty(e)) => {
+                match e.name().as_ref() {
+                    b"testsuite" => suites += 1,
+                    b"testcase" => cases += 1,
+                    b"failure" => failures += 1,
+                    _ => {}
+                }
+            }
+            Ok(_) => {}
+            Err(e) => panic!("not well-formed XML: {e}\n{xml}"),
+        }
+    }
+    assert_eq!(report.test_suites.len(), suites);
+    assert_eq!(report.tests, cases);
+    assert_eq!(report.failures, failures);
+    (report, suites, cases, failures)
+}
