@@ -53,13 +53,13 @@ pub struct Options {
     pub format: Format,
     /// Where the report in `format` goes (stdout then gets the human one).
     pub output: Option<PathBuf>,
-    /// Where `submission` is laid out (default: beside the workbook); a
-    /// class's slot (see `class`).
+    /// Where `submission` is laid out (default: the workbook's
+    /// `target/xtask-grade/submission`); a class's slot (see `class`).
     pub checkout: Option<PathBuf>,
     /// Also write the json report here (what `class` reads back).
     pub outcome_json: Option<PathBuf>,
     /// Start a jailed build from the class's compiled dependencies (see
-    /// `class::SeededTarget`).
+    /// `store::Store`).
     pub prebuilt_dependencies: bool,
 }
 
