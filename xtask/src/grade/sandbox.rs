@@ -324,7 +324,7 @@ pub struct Confinement {
     /// As root: the case's uid (and gid).
     uid: Option<u32>,
     /// As an ordinary user: the maps for a user namespace of its own.
-    user_ns: Option<(CString, CString, CString, CString, CString)>,
+    user_ns: Option<OwnIdMaps>,
     landlock: Option<RawFd>,
     /// `RLIMIT_AS`, when no memory cgroup holds the case: `RLIMIT_DATA`
     /// alone misses shared mappings.
@@ -402,21 +402,12 @@ impl Confinement {
         // our own /proc/self/uid_map: the keeper's setting, or the uid
         // change, cleared this.
         libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0);
-        if let Some((setgroups, uid_map, gid_map, uid_line, gid_line)) = &self.user_ns {
+        if let Some(maps) = &self.user_ns {
             if libc::unshare(libc::CLONE_NEWUSER) != 0 {
                 return Err(b"xtask grade: cannot make a user namespace\n");
             }
-            for (path, text) in [
-                (setgroups, c"deny"),
-                (uid_map, uid_line.as_c_str()),
-                (gid_map, gid_line.as_c_str()),
-            ] {
-                let fd = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
-                let len = text.count_bytes();
-                if fd < 0 || libc::write(fd, text.as_ptr().cast(), len) != len as isize {
-                    return Err(b"xtask grade: cannot map the user namespace\n");
-                }
-                libc::close(fd);
+            if !maps.write() {
+                return Err(b"xtask grade: cannot map the user namespace\n");
             }
             // As above: IPC of its own (allowed in its own user namespace).
             libc::unshare(libc::CLONE_NEWIPC);
@@ -684,20 +675,61 @@ fn thread_count() -> Option<usize> {
         .and_then(|n| n.trim().parse().ok())
 }
 
+/// The maps of a user namespace that maps our own uid and gid and nothing
+/// else: `/proc/self/{setgroups,uid_map,gid_map}` and what goes in each.
+/// Built before a fork, so that the child can write them with system calls
+/// alone ([`OwnIdMaps::write`]).
+#[derive(Debug, Clone)]
+struct OwnIdMaps([(CString, CString); 3]);
+
+impl OwnIdMaps {
+    /// The maps for this process's effective uid and gid.
+    fn ours() -> Self {
+        use nix::unistd::{getegid, geteuid};
+        let (uid, gid) = (geteuid().as_raw(), getegid().as_raw());
+        let c = |text: String| CString::new(text).unwrap_or_default();
+        Self([
+            (c("/proc/self/setgroups".into()), c("deny".into())),
+            (c("/proc/self/uid_map".into()), c(format!("{uid} {uid} 1"))),
+            (c("/proc/self/gid_map".into()), c(format!("{gid} {gid} 1"))),
+        ])
+    }
+
+    /// Writes the maps into the user namespace the caller just made;
+    /// false if the kernel refused one.
+    ///
+    /// # Safety
+    /// Safe between fork and exec: open, write and close only, on memory
+    /// prepared before the fork.
+    #[cfg(target_os = "linux")]
+    unsafe fn write(&self) -> bool {
+        use nix::libc;
+        for (path, text) in &self.0 {
+            let fd = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+            let len = text.count_bytes();
+            let written = fd >= 0 && libc::write(fd, text.as_ptr().cast(), len) == len as isize;
+            if fd >= 0 {
+                libc::close(fd);
+            }
+            if !written {
+                return false;
+            }
+        }
+        true
+    }
+}
+
 /// Maps our own uid and gid, and nothing else, into the user namespace
 /// just made.
 #[cfg(target_os = "linux")]
 fn map_own_ids() -> Result<(), String> {
-    use nix::unistd::{getegid, geteuid};
-    let (uid, gid) = (geteuid().as_raw(), getegid().as_raw());
-    [
-        ("/proc/self/setgroups", "deny".to_string()),
-        ("/proc/self/uid_map", format!("{uid} {uid} 1")),
-        ("/proc/self/gid_map", format!("{gid} {gid} 1")),
-    ]
-    .iter()
-    .try_for_each(|(path, text)| std::fs::write(path, text))
-    .map_err(|e| format!("cannot map the user namespace ({e})"))
+    OwnIdMaps::ours()
+        .0
+        .iter()
+        .try_for_each(|(path, text)| {
+            std::fs::write(path.to_str().unwrap_or_default(), text.as_bytes())
+        })
+        .map_err(|e| format!("cannot map the user namespace ({e})"))
 }
 
 impl Jail {
@@ -708,7 +740,7 @@ impl Jail {
     #[cfg(target_os = "linux")]
     pub fn enter(readable: &[PathBuf], keeper: &Keeper) -> Self {
         use nix::sched::{unshare, CloneFlags};
-        use nix::unistd::{getegid, geteuid};
+        use nix::unistd::geteuid;
 
         if std::env::var_os(OFF_VARIABLE).is_some_and(|v| v == "off") {
             let mut jail = Self::unconfined(keeper.host_pid);
@@ -723,7 +755,6 @@ impl Jail {
             let _ = std::fs::DirBuilder::new().mode(0o700).create(&scratch);
         }
         let root = geteuid().is_root();
-        let (uid, gid) = (geteuid().as_raw(), getegid().as_raw());
         let mut isolation = Isolation {
             supported: true,
             pid_ns: keeper.pid_ns,
@@ -745,9 +776,7 @@ impl Jail {
             let all =
                 CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWNET;
             if unshare(all).is_ok() {
-                let mapped = std::fs::write("/proc/self/setgroups", "deny").is_ok()
-                    && std::fs::write("/proc/self/uid_map", format!("{uid} {uid} 1")).is_ok()
-                    && std::fs::write("/proc/self/gid_map", format!("{gid} {gid} 1")).is_ok();
+                let mapped = map_own_ids().is_ok();
                 isolation.user_ns = mapped;
                 isolation.mount_ns = mapped;
                 isolation.net_ns = mapped;
@@ -827,15 +856,7 @@ impl Jail {
                 .map(|dir| c(dir.join("cgroup.procs").display().to_string()))
                 .collect(),
             uid: case_uid,
-            user_ns: (!root && isolation.user_ns).then(|| {
-                (
-                    c("/proc/self/setgroups".into()),
-                    c("/proc/self/uid_map".into()),
-                    c("/proc/self/gid_map".into()),
-                    c(format!("{uid} {uid} 1")),
-                    c(format!("{gid} {gid} 1")),
-                )
-            }),
+            user_ns: (!root && isolation.user_ns).then(OwnIdMaps::ours),
             landlock: ruleset.as_ref().map(|fd| fd.as_raw_fd()),
             address_space: (!isolation.memory_cgroup).then_some(ADDRESS_SPACE_LIMIT),
         };
@@ -1773,7 +1794,7 @@ pub struct BuildJail {
     overlay: Option<Arc<OverlayMount>>,
     /// As an ordinary user, the maps of the user namespace that brings the
     /// network and IPC namespaces with it.
-    user_maps: Option<Arc<[CString; 5]>>,
+    user_maps: Option<Arc<OwnIdMaps>>,
     /// As root: drop every capability before exec.
     drop_capabilities: bool,
     /// Whether the network and IPC namespaces can be made here (not in a
@@ -1798,7 +1819,7 @@ impl BuildJail {
         time_limit: std::time::Duration,
         target: BuildTarget,
     ) -> Result<Self, String> {
-        use nix::unistd::{getegid, geteuid};
+        use nix::unistd::geteuid;
         use std::os::unix::fs::DirBuilderExt;
         let home = std::env::var_os("HOME").map(PathBuf::from);
         let from_env = |key: &str, fallback: &str| {
@@ -1866,17 +1887,7 @@ impl BuildJail {
             None
         };
         let root = geteuid().is_root();
-        let (uid, gid) = (geteuid().as_raw(), getegid().as_raw());
-        let c = |text: String| CString::new(text).unwrap_or_default();
-        let user_maps = (!root).then(|| {
-            Arc::new([
-                c("/proc/self/setgroups".into()),
-                c("/proc/self/uid_map".into()),
-                c("/proc/self/gid_map".into()),
-                c(format!("{uid} {uid} 1")),
-                c(format!("{gid} {gid} 1")),
-            ])
-        });
+        let user_maps = (!root).then(|| Arc::new(OwnIdMaps::ours()));
 
         let mut path = String::new();
         if let Some(bin) = toolchain.as_ref().map(|t| t.join("bin")) {
@@ -2080,14 +2091,13 @@ impl BuildJail {
 }
 
 /// Unshares the build's network and IPC namespaces: as root directly, as
-/// an ordinary user with a user namespace mapping only its own ids
-/// (`maps`: the setgroups, uid_map and gid_map paths, then the two lines).
+/// an ordinary user with a user namespace mapping only its own ids.
 ///
 /// # Safety
 /// Only in a freshly forked child: system calls on memory prepared before
 /// the fork, nothing else.
 #[cfg(target_os = "linux")]
-unsafe fn enter_build_namespaces(maps: Option<&[CString; 5]>) -> std::io::Result<()> {
+unsafe fn enter_build_namespaces(maps: Option<&OwnIdMaps>) -> std::io::Result<()> {
     use nix::libc;
     let fail = || Err(std::io::Error::last_os_error());
     let namespaces = libc::CLONE_NEWNET | libc::CLONE_NEWIPC;
@@ -2098,20 +2108,8 @@ unsafe fn enter_build_namespaces(maps: Option<&[CString; 5]>) -> std::io::Result
             Ok(())
         };
     };
-    if libc::unshare(libc::CLONE_NEWUSER | namespaces) != 0 {
+    if libc::unshare(libc::CLONE_NEWUSER | namespaces) != 0 || !maps.write() {
         return fail();
-    }
-    for (path, text) in [
-        (&maps[0], c"deny"),
-        (&maps[1], maps[3].as_c_str()),
-        (&maps[2], maps[4].as_c_str()),
-    ] {
-        let fd = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
-        let len = text.count_bytes();
-        if fd < 0 || libc::write(fd, text.as_ptr().cast(), len) != len as isize {
-            return fail();
-        }
-        libc::close(fd);
     }
     Ok(())
 }
@@ -2120,7 +2118,7 @@ unsafe fn enter_build_namespaces(maps: Option<&[CString; 5]>) -> std::io::Result
 /// (`/bin/true`): a container with the default capabilities refuses it,
 /// and the build then runs with what remains, saying what is missing.
 #[cfg(target_os = "linux")]
-fn build_namespaces_available(maps: Option<&[CString; 5]>) -> bool {
+fn build_namespaces_available(maps: Option<&OwnIdMaps>) -> bool {
     use std::os::unix::process::CommandExt;
     let maps = maps.cloned();
     let mut probe = std::process::Command::new("/bin/true");
