@@ -597,38 +597,11 @@ fn hostile_fixtures_are_contained_for_an_ordinary_user() {
             .args(["-R", owner])
             .arg(&bins)
             .status();
-        // The request on stdin, as the grader sends it: no case file
-        // named on a command line.
-        let request = format!(
-            "case = {:?}\nbins = {:?}\nprobe = {:?}\nsuffix = \"\"\nstep = \"ex1_fibonacci_child\"\ntrace = true\n",
-            root().join("tests/ex1_fibonacci_child/fib_10.toml"),
-            bins,
-            bins.join("spin_probe"),
-        );
         let mut command = Command::new("setpriv");
         command
             .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-            .arg(env!("CARGO_BIN_EXE_xtask"))
-            .arg("grade-case")
-            .current_dir("/")
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped());
-        let mut keeper = command.spawn().unwrap();
-        {
-            use std::io::Write;
-            let mut stdin = keeper.stdin.take().unwrap();
-            stdin.write_all(request.as_bytes()).unwrap();
-        }
-        let keeper_pid = keeper.id();
-        let run = Run {
-            command: common::command_line(&command),
-            output: keeper.wait_with_output().unwrap(),
-        };
-        // The keeper's scratch, hidden from it under its own /tmp, is left
-        // to whoever started it (as the grader does).
-        let _ =
-            std::fs::remove_dir_all(std::env::temp_dir().join(format!("xtask-grade-{keeper_pid}")));
+            .arg(env!("CARGO_BIN_EXE_xtask"));
+        let run = run_keeper_on_fib_10(&mut command, &bins);
         let report = run.stdout();
         if let Err(why) = run
             .check_code(0)
@@ -700,12 +673,6 @@ fn a_keeper_without_a_pid_namespace_says_so_and_still_runs_the_case() {
         .args(["-R", "a+rX"])
         .arg(&*scratch)
         .status();
-    let request = format!(
-        "case = {:?}\nbins = {:?}\nprobe = {:?}\nsuffix = \"\"\nstep = \"ex1_fibonacci_child\"\ntrace = true\n",
-        root().join("tests/ex1_fibonacci_child/fib_10.toml"),
-        bins,
-        bins.join("spin_probe"),
-    );
     // Written by the child between fork and exec: prepared here.
     let c = |text: &str| CString::new(text).unwrap();
     let writes = [
@@ -715,12 +682,6 @@ fn a_keeper_without_a_pid_namespace_says_so_and_still_runs_the_case() {
         (c("/proc/sys/user/max_pid_namespaces"), c("0")),
     ];
     let mut keeper = Command::new(env!("CARGO_BIN_EXE_xtask"));
-    keeper
-        .arg("grade-case")
-        .current_dir("/")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
     // SAFETY: the closure runs in the forked child of this threaded test
     // and makes only raw system calls on memory prepared before the fork.
     unsafe {
@@ -741,19 +702,7 @@ fn a_keeper_without_a_pid_namespace_says_so_and_still_runs_the_case() {
             Ok(())
         });
     }
-    let command = common::command_line(&keeper);
-    let mut spawned = keeper.spawn().unwrap();
-    {
-        use std::io::Write;
-        let mut stdin = spawned.stdin.take().unwrap();
-        stdin.write_all(request.as_bytes()).unwrap();
-    }
-    let keeper_pid = spawned.id();
-    let run = Run {
-        command,
-        output: spawned.wait_with_output().unwrap(),
-    };
-    let _ = std::fs::remove_dir_all(std::env::temp_dir().join(format!("xtask-grade-{keeper_pid}")));
+    let run = run_keeper_on_fib_10(&mut keeper, &bins);
     let survivors = running_from(&bins);
     let report = run.stdout();
     run.assert_code(0);
@@ -769,6 +718,39 @@ fn a_keeper_without_a_pid_namespace_says_so_and_still_runs_the_case() {
         }
     }
     assert!(survivors.is_empty(), "still running: {survivors:?}");
+}
+
+/// Runs a case helper (`command`, the xtask binary or a wrapper ending in
+/// it) on step 1's fib_10 case with the binaries in `bins`, sending the
+/// request on stdin as the grader does (no case file named on a command
+/// line), and removes its scratch directory afterwards: hidden from it
+/// under its own /tmp, that is left to whoever started it.
+fn run_keeper_on_fib_10(command: &mut Command, bins: &Path) -> Run {
+    let request = format!(
+        "case = {:?}\nbins = {:?}\nprobe = {:?}\nsuffix = \"\"\nstep = \"ex1_fibonacci_child\"\ntrace = true\n",
+        root().join("tests/ex1_fibonacci_child/fib_10.toml"),
+        bins,
+        bins.join("spin_probe"),
+    );
+    command
+        .arg("grade-case")
+        .current_dir("/")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut keeper = command.spawn().unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = keeper.stdin.take().unwrap();
+        stdin.write_all(request.as_bytes()).unwrap();
+    }
+    let keeper_pid = keeper.id();
+    let run = Run {
+        command: common::command_line(command),
+        output: keeper.wait_with_output().unwrap(),
+    };
+    let _ = std::fs::remove_dir_all(std::env::temp_dir().join(format!("xtask-grade-{keeper_pid}")));
+    run
 }
 
 /// Processes whose executable lies in `dir`, whatever they call themselves.
