@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use common::{one_at_a_time, parse_junit, root};
+use common::{one_at_a_time, parse_junit, root, STEPS};
 
 fn show(output: &Output) -> String {
     format!(
@@ -52,13 +52,6 @@ fn copy_dir(from: &Path, into: &Path) {
     }
 }
 
-const STEPS: [&str; 5] = [
-    "ex1_fibonacci_child",
-    "ex2_signal_exchange",
-    "ex3_pipe_reverser",
-    "ex4_named_pipe_chat",
-    "ex5_round_robin",
-];
 const EX1: &str = STEPS[0];
 
 fn reference(step: &str) -> String {
