@@ -111,6 +111,21 @@ impl<'a> Finding<'a> {
         }
     }
 
+    /// Failed for want of contents the tracer could not see: `said` is the
+    /// diagnosis up to the calls of `hidden` (it ends with "with"), shown
+    /// with the events `also` and those moves.
+    fn unseen(
+        said: String,
+        hidden: Vec<&'a Event>,
+        also: impl IntoIterator<Item = &'a Event>,
+    ) -> Self {
+        let said = format!(
+            "{said} {}, whose contents the grader cannot check",
+            calls(&hidden)
+        );
+        Self::failed(problem_with(said, vec![]), also.into_iter().chain(hidden))
+    }
+
     /// As a verdict: the first [`MAX_DECIDING`] distinct events, in the
     /// trace's order, and how many were left off.
     fn judged(self, trace: &Trace, what: &str, process: &str) -> Judged {
@@ -488,15 +503,10 @@ fn written_by_child<'a>(c: &Context<'a>) -> Finding<'a> {
             pid if all_children.contains(&pid) => format!("child {pid}"),
             pid => format!("pid {pid}"),
         };
-        return Finding::failed(
-            problem_with(
-                format!(
-                    "`{line}` was written by no process the trace saw: {mover} wrote to its stdout with {}, whose contents the grader cannot check",
-                    calls(&hidden)
-                ),
-                vec![],
-            ),
+        return Finding::unseen(
+            format!("`{line}` was written by no process the trace saw: {mover} wrote to its stdout with"),
             hidden,
+            [],
         );
     }
     // What happened instead: the writes that carried it, or else what the
@@ -587,15 +597,10 @@ fn computed_by_child<'a>(c: &Context<'a>) -> Finding<'a> {
         if altered.is_empty() && !before.values().any(|text| text.contains(payload)) {
             let hidden = unseen(child_writes.iter().copied());
             if !hidden.is_empty() {
-                return Finding::failed(
-                    problem_with(
-                        format!(
-                            "{name} printed `{payload}`, which no process it created was seen to write: the child sent its data with {}, whose contents the grader cannot check",
-                            calls(&hidden)
-                        ),
-                        vec![],
-                    ),
-                    printed.into_iter().chain(hidden),
+                return Finding::unseen(
+                    format!("{name} printed `{payload}`, which no process it created was seen to write: the child sent its data with"),
+                    hidden,
+                    printed,
                 );
             }
             return Finding::failed(
@@ -623,15 +628,10 @@ fn computed_by_child<'a>(c: &Context<'a>) -> Finding<'a> {
         if !read.contains(payload) {
             let hidden = unseen(reads.iter().copied());
             if !hidden.is_empty() {
-                return Finding::failed(
-                    problem_with(
-                        format!(
-                            "{name} printed `{payload}` without being seen to read it from a pipe: it read the pipe with {}, whose contents the grader cannot check",
-                            calls(&hidden)
-                        ),
-                        vec![],
-                    ),
-                    printed.into_iter().chain(hidden),
+                return Finding::unseen(
+                    format!("{name} printed `{payload}` without being seen to read it from a pipe: it read the pipe with"),
+                    hidden,
+                    printed,
                 );
             }
             return Finding::failed(
@@ -1109,15 +1109,10 @@ fn fifos<'a>(c: &Context<'a>) -> Finding<'a> {
         let Some(whole) = whole else {
             let hidden = unseen(fifo_writes.iter().copied());
             if !hidden.is_empty() {
-                return Finding::failed(
-                    problem_with(
-                        format!(
-                            "{name}'s message `{message}` went into no FIFO in one write the grader saw: it wrote to FIFOs with {}, whose contents the grader cannot check",
-                            calls(&hidden)
-                        ),
-                        vec![],
-                    ),
+                return Finding::unseen(
+                    format!("{name}'s message `{message}` went into no FIFO in one write the grader saw: it wrote to FIFOs with"),
                     hidden,
+                    [],
                 );
             }
             return Finding::failed(
@@ -1684,15 +1679,10 @@ fn pipes<'a>(c: &Context<'a>) -> Finding<'a> {
                         .filter(|e| e.kind == "write"),
                 );
                 if !hidden.is_empty() {
-                    return Finding::failed(
-                        problem_with(
-                            format!(
-                                "`{text}` never went {way} a pipe as it should: {writer} sent its data {way} with {}, whose contents the grader cannot check",
-                                calls(&hidden)
-                            ),
-                            vec![],
-                        ),
+                    return Finding::unseen(
+                        format!("`{text}` never went {way} a pipe as it should: {writer} sent its data {way} with"),
                         hidden,
+                        [],
                     );
                 }
                 let seen: String = flows
