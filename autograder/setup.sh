@@ -30,7 +30,7 @@ cargo fetch
 # checkout submissions are graded in and builds every dependency of the
 # steps once, the way grading builds them (the store in
 # $root/source/target/xtask-grade), and shows in the setup log that grading
-# works in this image (each step "not started").
+# works in this image (each step "missing", scoring 0).
 cargo build -p xtask
 empty="$(mktemp -d)"
 cargo xtask grade --submission "$empty" || true

@@ -15,6 +15,9 @@
 //! - Each skeleton says what the finished program must do (a `//!` header)
 //!   and marks every place to write with `// TODO:` and `todo!(…)`.
 //! - A skeleton file with nothing to write is the solution's, less its tests.
+//! - The skeletons are the ones recorded as released
+//!   (`xtask/released-skeletons.txt`, see `grade::released`), which
+//!   `cargo xtask check --bless` rewrites once every other check passes.
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -35,9 +38,27 @@ const SHEET_SECTIONS: [&str; 6] = [
 /// The lab sheet section whose fenced blocks list every output line shape.
 const OUTPUT_SECTION: &str = "## Output, exactly";
 
-/// `cargo xtask check` on this checkout.
-pub fn run() -> Result<(), String> {
-    check(&project::root())
+/// `cargo xtask check` on this checkout; with `bless`, the record of the
+/// released skeletons is rewritten first, if they pass every other check.
+pub fn run(bless: bool) -> Result<(), String> {
+    let root = project::root();
+    if bless {
+        let problems: Vec<String> = structure_problems(&root)
+            .into_iter()
+            .chain(skeleton_problems(&root))
+            .collect();
+        if let Some(first) = problems.first() {
+            return Err(format!(
+                "not blessing skeletons that break the conventions: {first}"
+            ));
+        }
+        let files = crate::grade::released::bless(&root)?;
+        println!(
+            "recorded {files} skeleton files in {}",
+            crate::grade::released::MANIFEST
+        );
+    }
+    check(&root)
 }
 
 /// `cargo xtask check`: both groups of checks, on the workbook at `root`.
@@ -79,6 +100,13 @@ pub fn structure_problems(root: &Path) -> Vec<String> {
 /// Departures that only hold while the skeletons in `exercises/` are as
 /// shipped: a learner who starts a step is expected to cause some.
 pub fn shipped_problems(root: &Path) -> Vec<String> {
+    let mut problems = skeleton_problems(root);
+    problems.extend(crate::grade::released::manifest_problems(root));
+    problems
+}
+
+/// [`shipped_problems`] but the record of the release.
+fn skeleton_problems(root: &Path) -> Vec<String> {
     let mut problems = Vec::new();
     for step in project::STEPS {
         let exercise = root.join("exercises").join(step);

@@ -147,7 +147,13 @@ enum Command {
     /// and document every line the cases expect, and every untouched
     /// skeleton grades as "not started". Needs untouched skeletons: once
     /// you have started the exercises, it reports your progress as problems.
-    Check,
+    Check {
+        /// Record the skeletons as released (`xtask/released-skeletons.txt`,
+        /// what a step left out of a submission is graded as), once they
+        /// pass the other checks: after changing a skeleton on purpose.
+        #[arg(long)]
+        bless: bool,
+    },
     /// Measure the steps with speed goals against same-run baselines.
     Bench {
         /// Only this benchmark: `ex3`, `ex5`, `grade` or `class`.
@@ -250,7 +256,7 @@ fn main() -> ExitCode {
         Command::Hint { step, level, all } => {
             hint::run(&step, if all { usize::MAX } else { level })
         }
-        Command::Check => conventions::run().and_then(|()| grade::check_skeletons()),
+        Command::Check { bless } => conventions::run(bless).and_then(|()| grade::check_skeletons()),
         Command::Bench { only, quick } => bench::run(only.as_deref(), quick),
     };
     match result {

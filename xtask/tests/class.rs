@@ -149,7 +149,7 @@ fn a_class_gives_the_expected_gradebook() {
     let correct = correct_student(&class, "correct");
     let theirs = correct.join(EX1).join("src/main.rs");
     // The reference, refusing N above 100: fib(186) is lost; and the
-    // reference step 3. The other steps are left out: not started.
+    // reference step 3. The other steps are left out: missing.
     let partial = ex1.replace("Ok(n) if n <= MAX_N", "Ok(n) if n <= 100");
     assert_ne!(partial, ex1);
     student(&class, "partial", EX1, &partial);
@@ -285,7 +285,7 @@ fn main() {{
     assert_eq!(points("clone"), "10,0,0,0,0,10,54,incomplete", "{csv}");
     assert_eq!(points("partial"), "9,0,11,0,0,20,54,incomplete", "{csv}");
     assert!(
-        reason("partial").contains("ex2_signal_exchange: not started")
+        reason("partial").contains("ex2_signal_exchange: missing: not in the submission")
             && !reason("partial").contains("ex3"),
         "{csv}"
     );
@@ -340,7 +340,7 @@ fn main() {{
         .join("../../../../../../../../tests/ex1_fibonacci_child/fib_10.toml")
         .is_file());
     assert_eq!(points("empty"), "0,0,0,0,0,0,54,incomplete", "{csv}");
-    assert!(reason("empty").contains("not started"), "{csv}");
+    assert!(reason("empty").contains("missing"), "{csv}");
     // Nobody changed the classmate's file, nor the store.
     assert_eq!(std::fs::read_to_string(&theirs).unwrap(), reference(EX1));
     assert!(

@@ -550,7 +550,9 @@ pub struct BinarySnapshot {
 impl BinarySnapshot {
     pub fn new() -> Result<Self, String> {
         use std::os::unix::fs::DirBuilderExt;
-        let dir = std::env::temp_dir().join(format!("xtask-bins-{}", std::process::id()));
+        // Where the cases' user can reach the binaries (see the sandbox).
+        let base = &super::sandbox::case_temp_dir()?.dir;
+        let dir = base.join(format!("xtask-bins-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::DirBuilder::new()
             .mode(0o755)

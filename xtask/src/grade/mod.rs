@@ -12,6 +12,7 @@ pub mod build;
 pub mod case;
 pub mod class;
 pub mod outcome;
+pub mod released;
 pub mod report;
 mod requirements;
 pub mod runner;
@@ -136,25 +137,37 @@ pub fn grade(options: &Options) -> Result<Outcome, String> {
         return Err(format!("--tests {}: no such directory", tests.display()));
     }
     let started = Instant::now();
-    // `--submission`: the slot it is laid out and built in, locked.
+    // Before anything is built: where the cases' programs can reach.
+    let case_temp = sandbox::case_temp_dir()?;
+    // `--submission`: the slot it is laid out and built in, locked; the
+    // steps it holds (the others are not built: "missing"), and what it and
+    // the checkout's skeletons call for a note on.
     let mut slot = None;
+    let mut provided = None;
+    let mut notes: Vec<String> = case_temp.note.iter().cloned().collect();
     let workspace_dir = match (&options.submission, &options.workspace) {
         (Some(_), Some(_)) => return Err("give --submission or --workspace, not both".into()),
         (Some(_), None) if options.solutions => {
             return Err("--submission grades a student's steps, not --solutions".into())
         }
-        (Some(dir), None) => match submission::check(dir, &root) {
-            Ok(placements) => {
-                let dir = match &options.checkout {
-                    Some(dir) => dir.clone(),
-                    None => store::area(&root)?.join("submission"),
-                };
-                let taken = store::Slot::take(&dir)?;
-                submission::checkout(&root, &taken.checkout, &placements)?;
-                slot.insert(taken).checkout.clone()
+        (Some(dir), None) => {
+            let release = released::Release::load(&root)?;
+            match submission::check(dir, &root, &steps, &release) {
+                Ok(accepted) => {
+                    let dir = match &options.checkout {
+                        Some(dir) => dir.clone(),
+                        None => store::area(&root)?.join("submission"),
+                    };
+                    let taken = store::Slot::take(&dir)?;
+                    submission::checkout(&root, &taken.checkout, &release, &accepted.placements)?;
+                    notes.extend(release.note());
+                    notes.extend(accepted.note);
+                    provided = Some(accepted.steps);
+                    slot.insert(taken).checkout.clone()
+                }
+                Err(refusal) => return Ok(refused(&steps, &tests, refusal, started)),
             }
-            Err(refusal) => return Ok(refused(&steps, &tests, refusal, started)),
-        },
+        }
         (None, Some(dir)) if !dir.is_dir() => {
             return Err(format!("--workspace {}: no such directory", dir.display()))
         }
@@ -208,11 +221,12 @@ pub fn grade(options: &Options) -> Result<Outcome, String> {
     // us, and are swept up at the end.
     #[cfg(any(target_os = "linux", target_os = "android"))]
     let _ = nix::sys::prctl::set_child_subreaper(true);
-    let mut notes: Vec<String> = [&workspace.target_note, &grader.target_note]
-        .into_iter()
-        .flatten()
-        .cloned()
-        .collect();
+    notes.extend(
+        [&workspace.target_note, &grader.target_note]
+            .into_iter()
+            .flatten()
+            .cloned(),
+    );
     // One note when the grader's tree and the graded one are the same.
     notes.dedup();
     // No process of our uid may read our memory or descriptors.
@@ -239,8 +253,24 @@ pub fn grade(options: &Options) -> Result<Outcome, String> {
         ));
     }
 
-    let packages: Vec<String> = steps.iter().map(|s| format!("{s}{suffix}")).collect();
-    let built = workspace.build(&packages, false);
+    // A step the submission leaves out is not built: it scores 0, as its
+    // skeleton would, whatever the checkout's `exercises/` holds.
+    let held = |step: &str| provided.as_ref().is_none_or(|p| p.contains(step));
+    let packages: Vec<String> = steps
+        .iter()
+        .filter(|s| held(s))
+        .map(|s| format!("{s}{suffix}"))
+        .collect();
+    let mut built_held = workspace.build(&packages, false).into_iter();
+    let built: Vec<_> = steps
+        .iter()
+        .map(|step| match held(step) {
+            true => built_held.next().expect("one build result per package"),
+            false => Err(build::BuildError::Missing(
+                "not in the submission: it scores 0, as the skeleton would".into(),
+            )),
+        })
+        .collect();
     // The grader's own probe worker (`{probe}` in cases), from the grader's
     // tree, never from the one being graded.
     let probe_built = grader
@@ -564,6 +594,8 @@ fn run_in_helper(case: &Case, places: &Places, step: &str, trace: bool) -> Resul
     let mut child = Command::new(me)
         .arg("grade-case")
         .env(sandbox::OFF_VARIABLE, mode)
+        // The keeper makes its scratch directory where the grader chose.
+        .env("TMPDIR", &sandbox::case_temp_dir()?.dir)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

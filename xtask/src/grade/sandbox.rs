@@ -475,7 +475,82 @@ pub fn landlock_abi() -> i32 {
 /// `host_pid`. The keeper makes it; whoever started the keeper removes it
 /// should the keeper not (it is hidden under the keeper's own `/tmp`).
 pub fn scratch_dir(host_pid: u32) -> PathBuf {
-    std::env::temp_dir().join(format!("xtask-grade-{host_pid}"))
+    case_temp_dir()
+        .map(|t| t.dir.clone())
+        .unwrap_or_else(|_| std::env::temp_dir())
+        .join(format!("xtask-grade-{host_pid}"))
+}
+
+/// Where the directories a case's programs must reach are made: the
+/// binaries' snapshot and each keeper's scratch directory.
+pub struct CaseTempDir {
+    pub dir: PathBuf,
+    /// Why it is not `TMPDIR`, when it is not.
+    pub note: Option<String>,
+}
+
+/// [`CaseTempDir`], chosen once per process. As root, the programs run as
+/// a case uid of their own, which must be able to enter every directory
+/// above theirs: a `TMPDIR` only its owner may enter (a `mktemp -d`
+/// folder, a private home, systemd's private temp) would make every `exec`
+/// fail. Then `/tmp` is used instead, with a note; failing that, grading
+/// stops with one line. The grader hands the choice to its keepers in
+/// their `TMPDIR`, so that both name the same scratch directories.
+pub fn case_temp_dir() -> Result<&'static CaseTempDir, String> {
+    static CHOSEN: std::sync::OnceLock<Result<CaseTempDir, String>> = std::sync::OnceLock::new();
+    CHOSEN
+        .get_or_init(|| {
+            let wanted = std::env::temp_dir();
+            if !nix::unistd::geteuid().is_root() {
+                // The programs keep this uid (or one mapped to it).
+                return Ok(CaseTempDir {
+                    dir: wanted,
+                    note: None,
+                });
+            }
+            let closed = |dir: &Path| closed_ancestor(dir);
+            match (closed(&wanted), closed(Path::new("/tmp"))) {
+                (None, _) => Ok(CaseTempDir {
+                    dir: wanted,
+                    note: None,
+                }),
+                (Some(shut), None) => Ok(CaseTempDir {
+                    dir: PathBuf::from("/tmp"),
+                    note: Some(format!(
+                        "TMPDIR ({}) cannot be entered by the user the cases run as ({} is \
+                         closed to others): their binaries and scratch directories are in /tmp",
+                        wanted.display(),
+                        shut.display()
+                    )),
+                }),
+                (Some(shut), Some(_)) => Err(format!(
+                    "TMPDIR ({}) cannot be entered by the user the cases run as ({} is \
+                     closed to others), nor can /tmp: set TMPDIR to a directory every user \
+                     may enter (mode 1777, as /tmp usually is)",
+                    wanted.display(),
+                    shut.display()
+                )),
+            }
+        })
+        .as_ref()
+        .map_err(Clone::clone)
+}
+
+/// The first directory from `/` down to `dir` (itself included) that a
+/// user other than its owner and group may not enter, if any (or that
+/// does not exist).
+fn closed_ancestor(dir: &Path) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    dir.ancestors()
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .find(|d| {
+            std::fs::metadata(d)
+                .map_or(true, |m| !m.is_dir() || m.permissions().mode() & 0o001 == 0)
+        })
+        .map(Path::to_path_buf)
 }
 
 /// What a keeper became in its first step ([`Keeper::begin`]).

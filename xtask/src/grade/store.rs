@@ -263,7 +263,8 @@ fn overlay_works(checkout: &Path, target: &Path, lower: &Path, work: &Path) -> b
 fn build_store(root: &Path, dir: &Path, target: &Path) -> Result<(), String> {
     eprintln!("building the dependencies once for this workbook's submissions...");
     remove_tree(dir)?;
-    submission::checkout(root, dir, &[])?;
+    let release = super::released::Release::load(root)?;
+    submission::checkout(root, dir, &release, &[])?;
     std::fs::create_dir_all(target).map_err(|e| format!("{}: {e}", target.display()))?;
     let allowed = sandbox::locked_registry_packages(&root.join("Cargo.lock"));
     let workspace = build::Workspace::open_submission(

@@ -1,42 +1,62 @@
 //! One student's submission (`cargo xtask grade --submission DIR`), as an
-//! autograder receives it: placed over a fresh copy of the workbook's
-//! `exercises/` in a checkout of its own in the grader's build area
+//! autograder receives it: placed over the released skeletons (see
+//! `released`) in a checkout of its own in the grader's build area
 //! (`target/xtask-grade/submission`, see `store`), which is then built in
 //! the sandbox on the dependencies compiled once for the workbook. The
 //! build can read nothing of the workbook but that checkout (the
 //! instructor's cases included), and cargo reads none of the workbook's
 //! cargo settings.
 //!
-//! A submission may contain the steps' sources only: regular files under
-//! `<step>/src/`, optionally under a leading `exercises/`
-//! (`ex1_fibonacci_child/src/main.rs`). Everything else is refused, with
-//! the list of what is not allowed: a manifest or `build.rs` would change
-//! what is built and how, a cargo configuration how cargo behaves, a
-//! symbolic link could point at the grader's own files, and tests or
-//! grader sources are the instructor's. macOS archive clutter
-//! (`__MACOSX/`, `.DS_Store`) is skipped silently. A step the submission
-//! leaves out keeps the skeleton, and grades as not started.
+//! # What is taken
+//! Only the steps' sources are ever used: the files under `<step>/src/`.
+//! The grade depends on them and on the workbook as released, never on
+//! the grading machine's `exercises/`: a step the submission leaves out is
+//! not built and scores 0 ("missing"), and a file of a step's `src/` that
+//! it leaves out is the released skeleton's.
 //!
-//! A clone of the student's repository (a `Cargo.toml` and an `exercises/`
-//! at its top) is accepted too: its step sources are taken as above, its
-//! `.git/` and `target/` folders skipped, and the rest never used. What
-//! would change the build if it were used must still be the workbook's
-//! own, byte for byte, or the submission is refused: the top `Cargo.toml`,
-//! `.cargo/`, `rust-toolchain*`, and every file under `exercises/` outside
-//! the steps' `src/` (a changed manifest, a `build.rs`, a file the
-//! workbook does not have). The instructor's `tests/`, `xtask/`,
-//! `solutions/` and `support/` are the grader's own; the student's copies
-//! are ignored.
+//! # Layouts, as students make them
+//! macOS and Windows clutter (`__MACOSX/`, `.DS_Store`, `._*`,
+//! `Thumbs.db`) is skipped, and so are `.git/` and `target/` folders; a
+//! single top folder around everything (GitHub's "Download ZIP" makes
+//! `workbook-main/`) is unwrapped. Then, at the top:
+//! - an `exercises/` folder: a clone of the workbook, or a zip of its
+//!   `exercises/`. The sources are `exercises/<step>/src/**`; the clone's
+//!   `tests/`, `xtask/`, `solutions/` and `support/` are the grader's own,
+//!   never read;
+//! - a step's folder (`ex1_fibonacci_child/`): the sources are
+//!   `<step>/src/**`, paths as under `exercises/`;
+//! - neither, with one step graded (`grade ex1 --submission`, or an
+//!   autograder made for one step): a step's folder's contents, or
+//!   `main.rs` and the other source files alone (a file named as one of
+//!   the step's released sources goes where that one is, such as
+//!   `print_time.rs` into `src/bin/`). With several steps graded that is
+//!   ambiguous, and refused.
+//!
+//! # Refused
+//! A file the build would read if it were used must be the workbook's own,
+//! byte for byte, or the submission is refused, with a reason that says
+//! what to upload instead: a manifest (`Cargo.toml`), a `build.rs`, a cargo
+//! configuration (`.cargo/`), a `rust-toolchain` file, wherever they are.
+//! So are a link or anything not a regular file (a link could name any
+//! file of the grader's), a source over 1 MiB, and too many files. Any
+//! other file is never used, and a note lists it.
 
-use std::path::{Path, PathBuf};
+use std::collections::BTreeSet;
+use std::path::{Component, Path, PathBuf};
 
+use super::released::Release;
 use crate::project::STEPS;
 
-/// Per file: a lab step's source is a few kilobytes.
+/// Per source file: a lab step's source is a few kilobytes.
 const MAX_FILE_BYTES: u64 = 1 << 20;
-const MAX_FILES: usize = 200;
-/// How many refused paths a message lists.
+const MAX_SOURCES: usize = 200;
+/// Every entry looked at, ignored ones included (a clone has a few
+/// hundred).
+const MAX_ENTRIES: usize = 20_000;
+/// How many paths a refusal or a note lists.
 const LISTED: usize = 10;
+/// How many single top folders are unwrapped.
+const MAX_WRAPPERS: usize = 3;
 
 /// A file to place: where it is, and where it goes under `exercises/`.
 pub struct Placement {
@@ -44,34 +64,68 @@ pub struct Placement {
     pub to: PathBuf,
 }
 
-/// Checks a submission against the `workbook` it is a copy of; Err is the
-/// reason it is refused, for the student.
-pub fn check(dir: &Path, workbook: &Path) -> Result<Vec<Placement>, String> {
+/// A submission that may be graded.
+pub struct Accepted {
+    /// Its sources, sorted by destination.
+    pub placements: Vec<Placement>,
+    /// The steps it holds sources of.
+    pub steps: BTreeSet<&'static str>,
+    /// One line on the files it holds that grading never uses.
+    pub note: Option<String>,
+}
+
+/// How a submission's paths map onto the workbook's.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Layout {
+    /// `exercises/` at the top: paths are the workbook's.
+    Workbook,
+    /// Step folders at the top: paths are under `exercises/`.
+    StepFolders,
+    /// One step's folder's contents: paths are under `exercises/<step>/`.
+    OneStep(&'static str),
+}
+
+/// Checks a submission against the `workbook` it is for, `graded` being
+/// the steps graded; Err is the reason it is refused, for the student.
+pub fn check(
+    dir: &Path,
+    workbook: &Path,
+    graded: &[&'static str],
+    release: &Release,
+) -> Result<Accepted, String> {
     if !dir.is_dir() {
         return Err(format!("{}: no such directory", dir.display()));
     }
-    let clone = dir.join("Cargo.toml").is_file() && dir.join("exercises").is_dir();
+    let top = unwrap(dir)?;
+    let layout = layout(&top, graded)?;
     let mut placements = Vec::new();
     let mut refused = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
+    let mut ignored = Vec::new();
+    let mut seen = 0;
+    let mut stack = vec![top.clone()];
     while let Some(folder) = stack.pop() {
         let entries =
             std::fs::read_dir(&folder).map_err(|e| format!("{}: {e}", folder.display()))?;
         for entry in entries.flatten() {
+            seen += 1;
+            if seen > MAX_ENTRIES {
+                return Err(format!(
+                    "submission refused: more than {MAX_ENTRIES} files; upload only your \
+                     steps' sources, such as ex1_fibonacci_child/src/main.rs"
+                ));
+            }
             let path = entry.path();
-            let relative = path.strip_prefix(dir).unwrap_or(&path).to_path_buf();
+            let relative = path.strip_prefix(&top).unwrap_or(&path).to_path_buf();
             let shown = relative.display().to_string();
             let name = entry.file_name();
-            if name == "__MACOSX" || name == ".DS_Store" {
-                continue;
-            }
-            if clone && (name == ".git" || name == "target") {
+            if clutter(&name.to_string_lossy()) || name == ".git" || name == "target" {
                 continue;
             }
             // A clone's copies of the grader's own folders are never used,
             // so never read either (the grader's fixtures hold links).
             let grader_own = ["tests", "xtask", "solutions", "support"];
-            if clone && folder == dir && grader_own.iter().any(|g| name == *g) {
+            if layout == Layout::Workbook && folder == top && grader_own.iter().any(|g| name == *g)
+            {
                 continue;
             }
             // Never followed: a link could name any file of the grader's.
@@ -81,88 +135,213 @@ pub fn check(dir: &Path, workbook: &Path) -> Result<Vec<Placement>, String> {
             };
             if meta.is_dir() {
                 stack.push(path);
-            } else if !meta.is_file() {
+                continue;
+            }
+            if meta.file_type().is_symlink() {
+                refused.push(format!("{shown} (a link)"));
+                continue;
+            }
+            if !meta.is_file() {
                 refused.push(format!("{shown} (not a regular file)"));
-            } else if meta.len() > MAX_FILE_BYTES {
-                refused.push(format!("{shown} (larger than 1 MiB)"));
-            } else if let Some(to) = destination(&relative, clone) {
-                placements.push(Placement { from: path, to });
-            } else if !clone {
-                refused.push(shown);
-            } else if let Some(why) = differs_from_workbook(&relative, &path, workbook) {
-                refused.push(format!("{shown} ({why})"));
+                continue;
+            }
+            let theirs = in_workbook(&relative, layout, release);
+            if let Some(to) = source(&theirs) {
+                if meta.len() > MAX_FILE_BYTES {
+                    refused.push(format!("{shown} (larger than 1 MiB)"));
+                } else {
+                    placements.push(Placement { from: path, to });
+                }
+                continue;
+            }
+            let ours = workbook.join(&theirs);
+            let same = std::fs::metadata(&ours).is_ok_and(|m| m.len() == meta.len())
+                && std::fs::read(&ours).ok() == std::fs::read(&path).ok();
+            match (same, read_by_the_build(&theirs), ours.is_file()) {
+                (true, _, _) => {}
+                (false, true, true) => refused.push(format!("{shown} (changed)")),
+                (false, true, false) => refused.push(format!("{shown} (not in the workbook)")),
+                (false, false, _) => ignored.push(shown),
             }
         }
     }
-    if placements.len() > MAX_FILES {
-        refused.push(format!("{} files (at most {MAX_FILES})", placements.len()));
+    if placements.len() > MAX_SOURCES {
+        refused.push(format!(
+            "{} source files (at most {MAX_SOURCES})",
+            placements.len()
+        ));
     }
-    if refused.is_empty() {
-        placements.sort_by(|a, b| a.to.cmp(&b.to));
-        return Ok(placements);
+    if !refused.is_empty() {
+        return Err(format!(
+            "submission refused: it holds what would change how the steps are built: {}; \
+             upload only your steps' sources (such as ex1_fibonacci_child/src/main.rs), or a \
+             clone of the workbook with its own files unchanged",
+            listed(refused)
+        ));
     }
-    refused.sort();
-    let more = refused.len().saturating_sub(LISTED);
-    refused.truncate(LISTED);
-    let mut message = format!(
-        "submission refused: it may contain only the steps' sources, such as \
-         ex1_fibonacci_child/src/main.rs (optionally under exercises/){}; not allowed: {}",
-        if clone {
-            ", and the workbook's own files unchanged"
-        } else {
-            ""
-        },
-        refused.join(", ")
-    );
+    placements.sort_by(|a, b| a.to.cmp(&b.to));
+    let steps = placements
+        .iter()
+        .filter_map(|p| {
+            let step = p.to.components().next()?.as_os_str().to_str()?;
+            STEPS.iter().find(|s| **s == step).copied()
+        })
+        .collect();
+    let note = (!ignored.is_empty()).then(|| {
+        format!(
+            "not used in grading (only the steps' src/ folders are): {}",
+            listed(ignored)
+        )
+    });
+    Ok(Accepted {
+        placements,
+        steps,
+        note,
+    })
+}
+
+/// Sorted, at most [`LISTED`], joined with commas.
+fn listed(mut paths: Vec<String>) -> String {
+    paths.sort();
+    let more = paths.len().saturating_sub(LISTED);
+    paths.truncate(LISTED);
+    let mut text = paths.join(", ");
     if more > 0 {
-        message.push_str(&format!(" and {more} more"));
+        text.push_str(&format!(" and {more} more"));
     }
-    Err(message)
+    text
 }
 
-/// In a clone, a file outside the steps' sources that would change the
-/// build if it were used: why, when it is not the workbook's own.
-fn differs_from_workbook(relative: &Path, path: &Path, workbook: &Path) -> Option<&'static str> {
-    let top = relative.components().next()?.as_os_str().to_string_lossy();
-    let matters = relative == Path::new("Cargo.toml")
-        || top == ".cargo"
-        || top.starts_with("rust-toolchain")
-        || top == "exercises";
-    if !matters {
-        return None;
+/// What archivers and file browsers add, never the student's work.
+fn clutter(name: &str) -> bool {
+    matches!(name, "__MACOSX" | ".DS_Store" | "Thumbs.db") || name.starts_with("._")
+}
+
+/// The submission's real top: a single folder around everything (apart
+/// from clutter) is unwrapped, unless it is named as one of the layouts'.
+fn unwrap(dir: &Path) -> Result<PathBuf, String> {
+    let mut top = dir.to_path_buf();
+    for _ in 0..MAX_WRAPPERS {
+        let entries: Vec<_> = std::fs::read_dir(&top)
+            .map_err(|e| format!("{}: {e}", top.display()))?
+            .flatten()
+            .filter(|e| !clutter(&e.file_name().to_string_lossy()))
+            .collect();
+        let [only] = entries.as_slice() else {
+            break;
+        };
+        let name = only.file_name();
+        let named = name == "exercises"
+            || name == "src"
+            || name.to_string_lossy().starts_with('.')
+            || STEPS.iter().any(|s| name == *s);
+        // Not followed if it is a link.
+        if named || !only.file_type().is_ok_and(|t| t.is_dir()) {
+            break;
+        }
+        top = only.path();
     }
-    let theirs = std::fs::read(path).ok();
-    match std::fs::read(workbook.join(relative)) {
-        Ok(ours) if Some(&ours) == theirs.as_ref() => None,
-        Ok(_) => Some("changed"),
-        Err(_) => Some("not in the workbook"),
+    Ok(top)
+}
+
+/// Which layout the folder at `top` has.
+fn layout(top: &Path, graded: &[&'static str]) -> Result<Layout, String> {
+    let is_dir = |name: &str| std::fs::symlink_metadata(top.join(name)).is_ok_and(|m| m.is_dir());
+    if is_dir("exercises") {
+        return Ok(Layout::Workbook);
+    }
+    if STEPS.iter().any(|s| top.join(s).exists()) {
+        return Ok(Layout::StepFolders);
+    }
+    let loose: Vec<String> = std::fs::read_dir(top)
+        .map_err(|e| format!("{}: {e}", top.display()))?
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| name == "src" || (name.ends_with(".rs") && name != "build.rs"))
+        .collect();
+    match (graded, loose.first()) {
+        (_, None) => Ok(Layout::StepFolders),
+        ([step], Some(_)) => Ok(Layout::OneStep(step)),
+        (_, Some(first)) => Err(format!(
+            "submission refused: {first} is not in a step's folder, and {} steps are graded, \
+             so which step it is for is unknown; upload each step's sources in its folder, \
+             such as ex1_fibonacci_child/src/main.rs",
+            graded.len()
+        )),
     }
 }
 
-/// `[exercises/]<step>/src/<rest>` becomes `<step>/src/<rest>` (in a
-/// clone, `exercises/` is required).
-fn destination(relative: &Path, clone: bool) -> Option<PathBuf> {
-    let relative = match relative.strip_prefix("exercises") {
-        Ok(inside) => inside,
-        Err(_) if clone => return None,
-        Err(_) => relative,
-    };
+/// Where the file at `relative` in the submission would be in the
+/// workbook.
+fn in_workbook(relative: &Path, layout: Layout, release: &Release) -> PathBuf {
+    match layout {
+        Layout::Workbook => relative.to_path_buf(),
+        Layout::StepFolders => Path::new("exercises").join(relative),
+        Layout::OneStep(step) => {
+            let folder = Path::new("exercises").join(step);
+            let name = relative.file_name().unwrap_or_default();
+            let loose_source = relative.parent() == Some(Path::new(""))
+                && name != "build.rs"
+                && relative.extension().is_some_and(|e| e == "rs");
+            if !loose_source {
+                return folder.join(relative);
+            }
+            // A loose `x.rs` goes where the released `x.rs` is, if the
+            // step has one and only one; else into `src/`.
+            let direct = folder.join("src").join(name);
+            let named: Vec<&Path> = release
+                .files_of(step)
+                .filter(|f| f.file_name() == Some(name))
+                .collect();
+            match named.as_slice() {
+                [only] if !named.contains(&direct.as_path()) => only.to_path_buf(),
+                _ => direct,
+            }
+        }
+    }
+}
+
+/// `exercises/<step>/src/<rest>` becomes `<step>/src/<rest>`.
+fn source(in_workbook: &Path) -> Option<PathBuf> {
+    let relative = in_workbook.strip_prefix("exercises").ok()?;
     let mut parts = relative.components();
     let step = parts.next()?.as_os_str().to_str()?;
     let src = parts.next()?.as_os_str();
     let rest = parts.as_path();
-    let plain = rest
-        .components()
-        .all(|c| matches!(c, std::path::Component::Normal(_)));
+    let plain = rest.components().all(|c| matches!(c, Component::Normal(_)));
     (STEPS.contains(&step) && src == "src" && plain && !rest.as_os_str().is_empty())
         .then(|| Path::new(step).join("src").join(rest))
 }
 
+/// Whether cargo would read the file at `in_workbook` if it were used:
+/// manifests, build scripts, cargo settings and toolchain files.
+fn read_by_the_build(in_workbook: &Path) -> bool {
+    let name = in_workbook
+        .file_name()
+        .unwrap_or_default()
+        .to_string_lossy();
+    name == "Cargo.toml"
+        || name == "build.rs"
+        || name.starts_with("rust-toolchain")
+        || in_workbook.components().any(|c| c.as_os_str() == ".cargo")
+}
+
 /// Lays out the checkout a submission is graded in, `dir` (outside the
 /// workbook): a workspace of the exercises alone (the workbook's manifest
-/// with `exercises/*` as its only members, and its lock file), a fresh copy
-/// of `exercises/`, and the submission over it.
-pub fn checkout(workbook: &Path, dir: &Path, placements: &[Placement]) -> Result<(), String> {
+/// with `exercises/*` as its only members, and its lock file), the
+/// workbook's `exercises/` with every step's `src/` as released, and the
+/// submission over it.
+///
+/// Every step stays a member, so that the lock file fits; a step the
+/// submission leaves out is not built, so where its released sources are
+/// not to be had its `src/` is the checkout's. A step it holds is built,
+/// so each released file it leaves out must be had, or nothing is graded.
+pub fn checkout(
+    workbook: &Path,
+    dir: &Path,
+    release: &Release,
+    placements: &[Placement],
+) -> Result<(), String> {
     let dir = dir.to_path_buf();
     let io = |path: &Path, e: std::io::Error| format!("{}: {e}", path.display());
     std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
@@ -192,13 +371,39 @@ pub fn checkout(workbook: &Path, dir: &Path, placements: &[Placement]) -> Result
     if exercises.exists() {
         std::fs::remove_dir_all(&exercises).map_err(|e| io(&exercises, e))?;
     }
-    copy_sources(&workbook.join("exercises"), &exercises)?;
+    copy_sources(&workbook.join("exercises"), &exercises, 0)?;
+    for step in STEPS {
+        let placed: BTreeSet<&Path> = placements
+            .iter()
+            .filter(|p| p.to.starts_with(step))
+            .map(|p| p.to.as_path())
+            .collect();
+        for file in release.files_of(step) {
+            let to = dir.join(file);
+            let inside = file.strip_prefix("exercises").unwrap_or(file);
+            let bytes = match release.content(file) {
+                Ok(bytes) => bytes,
+                Err(_) if placed.contains(inside) => continue,
+                Err(why) if !placed.is_empty() => return Err(why),
+                // Not built: only cargo's reading of the workspace needs it.
+                Err(_) => match std::fs::read(workbook.join(file)) {
+                    Ok(bytes) => bytes,
+                    Err(_) => continue,
+                },
+            };
+            if let Some(parent) = to.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| io(parent, e))?;
+            }
+            std::fs::write(&to, bytes).map_err(|e| io(&to, e))?;
+        }
+    }
     place(placements, &exercises)?;
     Ok(())
 }
 
-/// Copies a tree's regular files, build output aside.
-fn copy_sources(from: &Path, into: &Path) -> Result<(), String> {
+/// Copies a tree's regular files, build output and (one level down, in a
+/// step's folder) its `src/` aside: those are laid out as released.
+fn copy_sources(from: &Path, into: &Path, depth: usize) -> Result<(), String> {
     std::fs::create_dir_all(into).map_err(|e| format!("{}: {e}", into.display()))?;
     let entries = std::fs::read_dir(from).map_err(|e| format!("{}: {e}", from.display()))?;
     for entry in entries.flatten() {
@@ -206,8 +411,8 @@ fn copy_sources(from: &Path, into: &Path) -> Result<(), String> {
         let Ok(kind) = entry.file_type() else {
             continue;
         };
-        if kind.is_dir() && name != "target" {
-            copy_sources(&path, &into.join(&name))?;
+        if kind.is_dir() && name != "target" && !(depth == 1 && name == "src") {
+            copy_sources(&path, &into.join(&name), depth + 1)?;
         } else if kind.is_file() {
             std::fs::copy(&path, into.join(&name))
                 .map_err(|e| format!("{}: {e}", path.display()))?;
@@ -235,32 +440,259 @@ fn place(placements: &[Placement], exercises: &Path) -> Result<usize, String> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn only_step_sources_are_placed() {
-        let ok = |p: &str| destination(Path::new(p), false).map(|d| d.display().to_string());
-        assert_eq!(
-            ok("ex1_fibonacci_child/src/main.rs").as_deref(),
-            Some("ex1_fibonacci_child/src/main.rs")
-        );
-        assert_eq!(
-            ok("exercises/ex5_round_robin/src/bin/print_time.rs").as_deref(),
-            Some("ex5_round_robin/src/bin/print_time.rs")
-        );
-        for refused in [
-            "ex1_fibonacci_child/Cargo.toml",
-            "ex1_fibonacci_child/build.rs",
-            "ex1_fibonacci_child/src",
-            "tests/ex1_fibonacci_child/fib_10.toml",
-            ".cargo/config.toml",
-            "ex9/src/main.rs",
-            "Cargo.toml",
-        ] {
-            assert_eq!(ok(refused), None, "{refused}");
+    const EX1: &str = STEPS[0];
+    const EX5: &str = STEPS[4];
+
+    /// The steps a test grades.
+    type Graded<'a> = &'a [&'static str];
+    /// An upload's files: path and contents.
+    type Files = Vec<(String, &'static str)>;
+
+    /// A tree of `files` (path, contents) in a fresh temporary directory.
+    fn tree(name: &str, files: &[(&str, &str)]) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "xtask-submission-unit-{name}-{}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        for (path, text) in files {
+            let path = dir.join(path);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
         }
-        // In a clone, the sources are under exercises/ only.
-        assert!(destination(Path::new("ex1_fibonacci_child/src/main.rs"), true).is_none());
-        assert!(
-            destination(Path::new("exercises/ex1_fibonacci_child/src/main.rs"), true).is_some()
+        dir
+    }
+
+    /// A workbook of two steps, its release recorded.
+    fn workbook(name: &str) -> (PathBuf, Release) {
+        let root = tree(
+            &format!("{name}-workbook"),
+            &[
+                ("Cargo.toml", "[workspace]\n"),
+                ("exercises/hints.toml", "hints"),
+                (&format!("exercises/{EX1}/Cargo.toml"), "ex1 manifest"),
+                (&format!("exercises/{EX1}/README.md"), "ex1 sheet"),
+                (&format!("exercises/{EX1}/src/main.rs"), "ex1 skeleton"),
+                (&format!("exercises/{EX5}/Cargo.toml"), "ex5 manifest"),
+                (&format!("exercises/{EX5}/src/main.rs"), "ex5 skeleton"),
+                (&format!("exercises/{EX5}/src/bin/print_time.rs"), "ex5 bin"),
+            ],
         );
+        std::fs::create_dir_all(root.join("xtask")).unwrap();
+        super::super::released::bless(&root).unwrap();
+        let release = Release::load(&root).unwrap();
+        (root, release)
+    }
+
+    /// Where each accepted file goes, or the refusal.
+    fn taken(
+        dir: &Path,
+        root: &Path,
+        release: &Release,
+        graded: &[&'static str],
+    ) -> Result<Vec<String>, String> {
+        check(dir, root, graded, release).map(|accepted| {
+            accepted
+                .placements
+                .iter()
+                .map(|p| p.to.display().to_string())
+                .collect()
+        })
+    }
+
+    #[test]
+    fn every_layout_students_make_is_placed() {
+        let (root, release) = workbook("layouts");
+        let one = &[EX1][..];
+        let all = &STEPS[..];
+        let main = format!("{EX1}/src/main.rs");
+        let cases: Vec<(&str, Files, Graded)> = vec![
+            (
+                "step-folder",
+                vec![
+                    (main.clone(), "mine"),
+                    (".DS_Store".into(), "x"),
+                    ("__MACOSX/._main.rs".into(), "x"),
+                ],
+                all,
+            ),
+            (
+                "exercises-zip",
+                vec![
+                    (format!("exercises/{EX1}/src/main.rs"), "mine"),
+                    (format!("exercises/{EX1}/Cargo.toml"), "ex1 manifest"),
+                    (format!("exercises/{EX1}/README.md"), "ex1 sheet"),
+                    ("exercises/hints.toml".into(), "hints"),
+                ],
+                all,
+            ),
+            (
+                "exercises-contents",
+                vec![
+                    (main.clone(), "mine"),
+                    (format!("{EX1}/Cargo.toml"), "ex1 manifest"),
+                    ("hints.toml".into(), "hints"),
+                ],
+                all,
+            ),
+            (
+                "download-zip",
+                vec![
+                    ("workbook-main/Cargo.toml".into(), "[workspace]\n"),
+                    (format!("workbook-main/exercises/{EX1}/src/main.rs"), "mine"),
+                    ("workbook-main/tests/junk.toml".into(), "x"),
+                ],
+                all,
+            ),
+            (
+                "download-zip-of-steps",
+                vec![(format!("workbook-main/{main}"), "mine")],
+                all,
+            ),
+            ("main-alone", vec![("main.rs".into(), "mine")], one),
+            ("src-alone", vec![("src/main.rs".into(), "mine")], one),
+            (
+                "src-in-a-folder",
+                vec![("upload/src/main.rs".into(), "mine")],
+                one,
+            ),
+        ];
+        for (name, files, graded) in cases {
+            let files: Vec<(&str, &str)> = files.iter().map(|(p, t)| (p.as_str(), *t)).collect();
+            let dir = tree(name, &files);
+            assert_eq!(
+                taken(&dir, &root, &release, graded),
+                Ok(vec![main.clone()]),
+                "{name}"
+            );
+            let _ = std::fs::remove_dir_all(dir);
+        }
+        // A loose file named as a released one goes where that one is.
+        let dir = tree(
+            "ex5-loose",
+            &[("main.rs", "m"), ("print_time.rs", "p"), ("extra.rs", "e")],
+        );
+        assert_eq!(
+            taken(&dir, &root, &release, &[EX5]),
+            Ok(vec![
+                format!("{EX5}/src/bin/print_time.rs"),
+                format!("{EX5}/src/extra.rs"),
+                format!("{EX5}/src/main.rs"),
+            ])
+        );
+        let _ = std::fs::remove_dir_all(dir);
+        let _ = std::fs::remove_dir_all(root);
+    }
+
+    #[test]
+    fn what_would_change_the_build_is_refused_and_the_rest_noted() {
+        let (root, release) = workbook("refusals");
+        let main = format!("{EX1}/src/main.rs");
+        for (name, extra, why) in [
+            (
+                "manifest",
+                format!("{EX1}/Cargo.toml"),
+                "Cargo.toml (changed)",
+            ),
+            (
+                "build-rs",
+                format!("{EX1}/build.rs"),
+                "build.rs (not in the workbook)",
+            ),
+            (
+                "cargo-config",
+                ".cargo/config.toml".to_string(),
+                ".cargo/config.toml (not in the workbook)",
+            ),
+            (
+                "toolchain",
+                "rust-toolchain.toml".to_string(),
+                "rust-toolchain.toml (not in the workbook)",
+            ),
+        ] {
+            let dir = tree(
+                name,
+                &[(main.as_str(), "mine"), (extra.as_str(), "changed")],
+            );
+            let refusal = taken(&dir, &root, &release, &STEPS).unwrap_err();
+            assert!(
+                refusal.contains(why) && refusal.contains("upload only"),
+                "{name}: {refusal}"
+            );
+            assert_eq!(refusal.lines().count(), 1, "{refusal}");
+            let _ = std::fs::remove_dir_all(dir);
+        }
+        // A link, wherever it is.
+        let dir = tree("link", &[(main.as_str(), "mine")]);
+        std::os::unix::fs::symlink("/etc/passwd", dir.join(EX1).join("src/other.rs")).unwrap();
+        let refusal = taken(&dir, &root, &release, &STEPS).unwrap_err();
+        assert!(refusal.contains("other.rs (a link)"), "{refusal}");
+        let _ = std::fs::remove_dir_all(dir);
+        // Loose sources with several steps graded: for which step?
+        let dir = tree("loose-several", &[("main.rs", "mine")]);
+        let refusal = taken(&dir, &root, &release, &STEPS).unwrap_err();
+        assert!(
+            refusal.contains("main.rs is not in a step's folder"),
+            "{refusal}"
+        );
+        let _ = std::fs::remove_dir_all(dir);
+        // A file never used: accepted, and noted.
+        let dir = tree(
+            "notes",
+            &[
+                (main.as_str(), "mine"),
+                ("notes.txt", "x"),
+                (&format!("{EX1}/README.md"), "mine"),
+            ],
+        );
+        let accepted = check(&dir, &root, &STEPS, &release).unwrap();
+        assert_eq!(accepted.steps.iter().copied().collect::<Vec<_>>(), [EX1]);
+        let note = accepted.note.unwrap();
+        assert!(
+            note.contains("notes.txt") && note.contains("README.md"),
+            "{note}"
+        );
+        let _ = std::fs::remove_dir_all(dir);
+        let _ = std::fs::remove_dir_all(root);
+    }
+
+    #[test]
+    fn a_checkout_takes_left_out_files_from_the_release() {
+        let (root, release) = workbook("checkout");
+        // The instructor solved both steps in the checkout, after release.
+        for step in [EX1, EX5] {
+            std::fs::write(
+                root.join("exercises").join(step).join("src/main.rs"),
+                "solved",
+            )
+            .unwrap();
+        }
+        assert_eq!(release.changed_in_checkout().len(), 2);
+        assert!(release.note().unwrap().contains("and 1 more"));
+        let slot = tree("checkout-slot", &[]);
+        let theirs = tree(
+            "checkout-submission",
+            &[(&format!("{EX5}/src/main.rs"), "mine")],
+        );
+        let accepted = check(&theirs, &root, &STEPS, &release).unwrap();
+        // ex5's bin is the release's and its main the student's; without
+        // git history the release of ex1's main cannot be had, and ex1 is
+        // not built: the checkout's copy keeps cargo's metadata whole.
+        checkout(&root, &slot, &release, &accepted.placements).unwrap();
+        let read = |p: &str| std::fs::read_to_string(slot.join("exercises").join(p)).unwrap();
+        assert_eq!(read(&format!("{EX5}/src/main.rs")), "mine");
+        assert_eq!(read(&format!("{EX5}/src/bin/print_time.rs")), "ex5 bin");
+        assert_eq!(read(&format!("{EX1}/README.md")), "ex1 sheet");
+        // A submitted step that needs a release that cannot be had.
+        let partial = tree(
+            "checkout-partial",
+            &[(&format!("{EX5}/src/bin/print_time.rs"), "mine")],
+        );
+        let accepted = check(&partial, &root, &STEPS, &release).unwrap();
+        let why = checkout(&root, &slot, &release, &accepted.placements).unwrap_err();
+        assert!(why.contains("is not the released skeleton"), "{why}");
+        for dir in [root, slot, theirs, partial] {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
