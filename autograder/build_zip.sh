@@ -71,6 +71,7 @@ if [ -n "$step" ]; then
     echo "$step" >"$stage/STEP"
 fi
 
+mkdir -p "$(dirname "$out")"
 rm -f "$out"
 cd "$stage"
 if command -v zip >/dev/null; then

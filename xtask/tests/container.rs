@@ -26,6 +26,12 @@ const DOCKER_CAPABILITIES: &str = "-all,+chown,+dac_override,+fsetid,+fowner,+mk
 /// `xtask grade ARGS` in a Docker-like container, from the workbook's root;
 /// None when this machine cannot make one (not root, no util-linux).
 fn grade_in_container(args: &[&str]) -> Option<Run> {
+    grade_in_container_with(args, None, "")
+}
+
+/// [`grade_in_container`], with `TMPDIR` set to `tmpdir` and `setup` run
+/// first in the container's mount namespace.
+fn grade_in_container_with(args: &[&str], tmpdir: Option<&Path>, setup: &str) -> Option<Run> {
     let euid = std::fs::read_to_string("/proc/self/status")
         .unwrap_or_default()
         .lines()
@@ -37,7 +43,7 @@ fn grade_in_container(args: &[&str]) -> Option<Run> {
     // Every cgroup mount read-only, as Docker mounts /sys/fs/cgroup, then
     // the capabilities cut down; the grader is exec'd last.
     let script = format!(
-        "set -e\n\
+        "set -e\n{setup}\
          for m in $(findmnt -rn -t cgroup,cgroup2 -o TARGET); do mount -o remount,bind,ro \"$m\"; done\n\
          exec setpriv --bounding-set={DOCKER_CAPABILITIES} --inh-caps=-all -- \"$@\""
     );
@@ -51,6 +57,9 @@ fn grade_in_container(args: &[&str]) -> Option<Run> {
         .args(args)
         .current_dir(root())
         .env("NO_COLOR", "1");
+    if let Some(dir) = tmpdir {
+        command.env("TMPDIR", dir);
+    }
     let output = command.output().ok()?;
     let stderr = String::from_utf8_lossy(&output.stderr);
     if stderr.contains("unshare failed") || stderr.contains("not found") {
@@ -84,6 +93,38 @@ fn the_reference_passes_in_a_container_with_the_trace_on() {
     let refused = grade_in_container(&["ex1", "--solutions", "--sandbox", "require"]).unwrap();
     refused.assert_code(1);
     refused.assert_stderr_has("--sandbox=require");
+}
+
+/// A `TMPDIR` that only its owner may enter (a `mktemp -d` folder, a
+/// private home, systemd's private temp): the cases' user, which is not
+/// root, could reach no binary under it. The grader makes its scratch and
+/// binary directories in /tmp instead, and says so; with /tmp closed too,
+/// it stops at once with one line naming TMPDIR.
+#[test]
+fn a_tmpdir_closed_to_the_cases_user_still_grades_or_says_why_not() {
+    use std::os::unix::fs::PermissionsExt;
+    let _one = one_at_a_time();
+    let private = Scratch::new("container-private-tmpdir");
+    std::fs::set_permissions(&*private, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let args = ["ex1", "--solutions", "--jobs", "1"];
+    let Some(output) = grade_in_container_with(&args, Some(&private), "") else {
+        eprintln!("skipped: needs root, unshare, findmnt and setpriv");
+        return;
+    };
+    output.assert_code(0);
+    output.assert_stdout_has("their binaries and scratch directories are in /tmp");
+    output.assert_stdout_has("ex1_fibonacci_child: 10/10 points");
+    let left: Vec<_> = std::fs::read_dir(&*private).unwrap().flatten().collect();
+    assert!(left.is_empty(), "left in TMPDIR: {left:?}");
+
+    // /tmp closed to others as well (a tmpfs of mode 0700 over it).
+    let closed = "mount -t tmpfs -o mode=0700 tmpfs /tmp\n";
+    let output = grade_in_container_with(&args, Some(&private), closed).unwrap();
+    output.assert_code(1);
+    output.assert_stderr_has("TMPDIR (");
+    output.assert_stderr_has("nor can /tmp: set TMPDIR to a directory every user may enter");
+    assert_eq!(output.stderr().trim().lines().count(), 1, "{output}");
+    assert!(!output.stdout().contains("points"), "{output}");
 }
 
 const EX1: &str = "ex1_fibonacci_child";

@@ -34,7 +34,8 @@
 //!
 //! # Refused
 //! A file the build would read if it were used must be the workbook's own,
-//! byte for byte, or the submission is refused, with a reason that says
+//! byte for byte (a clone's top `Cargo.toml`: but for the workspace's
+//! members, which the checkout sets itself), or the submission is refused, with a reason that says
 //! what to upload instead: a manifest (`Cargo.toml`), a `build.rs`, a cargo
 //! configuration (`.cargo/`), a `rust-toolchain` file, wherever they are.
 //! So are a link or anything not a regular file (a link could name any
@@ -155,8 +156,12 @@ pub fn check(
                 continue;
             }
             let ours = workbook.join(&theirs);
-            let same = std::fs::metadata(&ours).is_ok_and(|m| m.len() == meta.len())
-                && std::fs::read(&ours).ok() == std::fs::read(&path).ok();
+            let same = if theirs == Path::new("Cargo.toml") {
+                same_workspace(&path, &ours)
+            } else {
+                std::fs::metadata(&ours).is_ok_and(|m| m.len() == meta.len())
+                    && std::fs::read(&ours).ok() == std::fs::read(&path).ok()
+            };
             match (same, read_by_the_build(&theirs), ours.is_file()) {
                 (true, _, _) => {}
                 (false, true, true) => refused.push(format!("{shown} (changed)")),
@@ -313,6 +318,40 @@ fn source(in_workbook: &Path) -> Option<PathBuf> {
         .then(|| Path::new(step).join("src").join(rest))
 }
 
+/// Whether a clone's top manifest is the workbook's, but for the
+/// workspace's members, which the checkout lays out itself (the
+/// autograder's workbook lists no solutions; a student's clone does).
+fn same_workspace(theirs: &Path, ours: &Path) -> bool {
+    let read = |path: &Path| -> Option<toml::Table> {
+        let metadata = std::fs::metadata(path).ok()?;
+        if metadata.len() > MAX_FILE_BYTES {
+            return None;
+        }
+        let mut table = toml::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
+        exercises_only(&mut table).ok()?;
+        Some(table)
+    };
+    match (read(theirs), read(ours)) {
+        (Some(theirs), Some(ours)) => theirs == ours,
+        _ => false,
+    }
+}
+
+/// Makes a workspace manifest's members the exercises alone.
+fn exercises_only(table: &mut toml::Table) -> Result<(), String> {
+    let workspace = table
+        .get_mut("workspace")
+        .and_then(|w| w.as_table_mut())
+        .ok_or("no [workspace]")?;
+    workspace.insert(
+        "members".into(),
+        toml::Value::Array(vec!["exercises/*".into()]),
+    );
+    workspace.remove("default-members");
+    workspace.remove("exclude");
+    Ok(())
+}
+
 /// Whether cargo would read the file at `in_workbook` if it were used:
 /// manifests, build scripts, cargo settings and toolchain files.
 fn read_by_the_build(in_workbook: &Path) -> bool {
@@ -349,15 +388,7 @@ pub fn checkout(
     let text = std::fs::read_to_string(&manifest).map_err(|e| io(&manifest, e))?;
     let mut table: toml::Table =
         toml::from_str(&text).map_err(|e| format!("{}: {e}", manifest.display()))?;
-    let workspace = table
-        .get_mut("workspace")
-        .and_then(|w| w.as_table_mut())
-        .ok_or(format!("{}: no [workspace]", manifest.display()))?;
-    workspace.insert(
-        "members".into(),
-        toml::Value::Array(vec!["exercises/*".into()]),
-    );
-    workspace.remove("default-members");
+    exercises_only(&mut table).map_err(|e| format!("{}: {e}", manifest.display()))?;
     let text = format!(
         "# Made by `cargo xtask grade --submission`: the exercises alone.\n{}",
         toml::to_string(&table).map_err(|e| e.to_string())?
@@ -545,6 +576,17 @@ mod tests {
                 all,
             ),
             (
+                "clone-listing-other-members",
+                vec![
+                    (
+                        "Cargo.toml".into(),
+                        "[workspace]\nmembers = [\"solutions/*\"]\n",
+                    ),
+                    (format!("exercises/{EX1}/src/main.rs"), "mine"),
+                ],
+                all,
+            ),
+            (
                 "download-zip-of-steps",
                 vec![(format!("workbook-main/{main}"), "mine")],
                 all,
@@ -603,6 +645,11 @@ mod tests {
                 "cargo-config",
                 ".cargo/config.toml".to_string(),
                 ".cargo/config.toml (not in the workbook)",
+            ),
+            (
+                "manifest-beside-steps",
+                "Cargo.toml".to_string(),
+                "Cargo.toml (not in the workbook)",
             ),
             (
                 "toolchain",
