@@ -416,24 +416,27 @@ fn cut_note(cut: usize) -> Vec<String> {
 
 /// Everything each process wrote to `fd` (or to any descriptor), in order:
 /// one line may take several writes, and one write several lines.
-fn written(trace: &Trace, fd: Option<i32>) -> BTreeMap<i32, Contents> {
+/// What each process wrote with the writes `onto` picks, in order.
+fn written(trace: &Trace, onto: impl Fn(&Event) -> bool) -> BTreeMap<i32, Contents> {
     let mut streams: BTreeMap<i32, Contents> = BTreeMap::new();
-    for e in trace
-        .of_kind("write")
-        .filter(|e| fd.is_none() || e.fd == fd)
-    {
+    for e in trace.of_kind("write").filter(|e| onto(e)) {
         streams.entry(e.pid).or_default().push(e);
     }
     streams
 }
 
-/// The writes of `pid` to `fd` that carried `needle` (the writes its
-/// first occurrence in their concatenation spans), or all of them if none
-/// did.
-fn writes_carrying<'a>(trace: &Trace<'a>, pid: i32, fd: i32, needle: &str) -> Vec<&'a Event> {
+/// The writes of `pid` that `onto` picks and that carried `needle` (the
+/// writes its first occurrence in their concatenation spans), or all of
+/// them if none did.
+fn writes_carrying<'a>(
+    trace: &Trace<'a>,
+    pid: i32,
+    onto: impl Fn(&Event) -> bool,
+    needle: &str,
+) -> Vec<&'a Event> {
     let writes: Vec<&Event> = trace
         .of_kind("write")
-        .filter(|e| e.pid == pid && e.fd == Some(fd))
+        .filter(|e| e.pid == pid && onto(e))
         .collect();
     let stream: String = writes
         .iter()
@@ -462,7 +465,17 @@ fn written_by_child<'a>(c: &Context<'a>) -> Finding<'a> {
         return Finding::held([]);
     };
     let children = c.the_child();
-    let streams = written(c.trace, Some(1));
+    // Only bytes a write put on the process's own stdout (the pipe the
+    // grader reads) count: a child whose fd 1 is /dev/null wrote nothing
+    // anyone saw, whatever it wrote there.
+    let stdout = stdio_of(c.run, c.trace)
+        .get(&c.process.pid)
+        .and_then(|streams| streams.get(1).cloned());
+    let onto = |e: &Event| match &stdout {
+        Some(pipe) => e.target.as_deref() == Some(pipe.as_str()),
+        None => e.fd == Some(1),
+    };
+    let streams = written(c.trace, onto);
     let cut = streams.values().map(|s| s.cut).sum();
     let writers: Vec<i32> = streams
         .into_iter()
@@ -470,7 +483,7 @@ fn written_by_child<'a>(c: &Context<'a>) -> Finding<'a> {
         .map(|(pid, _)| pid)
         .collect();
     if let Some(&writer) = writers.iter().find(|w| children.contains(w)) {
-        let writes = writes_carrying(c.trace, writer, 1, line);
+        let writes = writes_carrying(c.trace, writer, onto, line);
         // The child itself, not a program it became.
         if let Some(exec) = c.trace.exec_of(writer) {
             return Finding::failed(
@@ -495,39 +508,52 @@ fn written_by_child<'a>(c: &Context<'a>) -> Finding<'a> {
         Some(&pid) => format!("pid {pid}, which {} did not create", c.process.name),
         None => "no process the trace saw".to_string(),
     };
+    // The child wrote it, but not where anyone could see it?
+    let elsewhere = children.iter().find_map(|&child| {
+        let writes = writes_carrying(c.trace, child, |e| !onto(e), line);
+        let text: String = writes.iter().filter_map(|e| e.text.as_deref()).collect();
+        let target = writes.first()?.target.clone()?;
+        text.contains(line)
+            .then(|| (format!("; child {child} wrote it to {target}, not to the output"), writes))
+    });
+    let (also_said, also_events) = elsewhere.unwrap_or_default();
     // Written with a call whose bytes the grader cannot see?
-    let hidden = unseen(c.trace.of_kind("write").filter(|e| e.fd == Some(1)));
+    let hidden = unseen(c.trace.of_kind("write").filter(|e| onto(e)));
     if let (None, Some(first)) = (writers.first(), hidden.first()) {
         let mover = match first.pid {
             pid if pid == c.process.pid => c.process.name.clone(),
             pid if all_children.contains(&pid) => format!("child {pid}"),
             pid => format!("pid {pid}"),
         };
-        return Finding::unseen(
+        let mut found = Finding::unseen(
             format!("`{line}` was written by no process the trace saw: {mover} wrote to its stdout with"),
             hidden,
-            [],
+            also_events,
         );
+        if let Some(problem) = found.problems.first_mut() {
+            problem.headline.push_str(&also_said);
+        }
+        return found;
     }
     // What happened instead: the writes that carried it, or else what the
     // children wrote.
     let instead: Vec<&Event> = match writers.first() {
-        Some(&pid) => writes_carrying(c.trace, pid, 1, line),
+        Some(&pid) => writes_carrying(c.trace, pid, onto, line),
         None => c
             .trace
             .of_kind("write")
-            .filter(|e| children.contains(&e.pid) && e.fd == Some(1))
+            .filter(|e| children.contains(&e.pid) && (e.fd == Some(1) || onto(e)))
             .collect(),
     };
     Finding::failed(
         problem_with(
             format!(
-                "`{line}` was written by {who}, not by the process {} created and reported",
+                "`{line}` was written by {who}, not by the process {} created and reported{also_said}",
                 c.process.name
             ),
             cut_note(cut),
         ),
-        instead,
+        instead.into_iter().chain(also_events),
     )
 }
 
