@@ -168,7 +168,7 @@ pub struct Timing {
 /// | `fork`              | the process created a child                                     |
 /// | `written_by_child`  | the stdout line matching `line` was written by the child itself, which never exec'd another program |
 /// | `computed_by_child` | for each stdout line matching `line`, its text after `": "` was written by the child, then read by the process from a pipe, before the process printed it |
-/// | `signal`            | `signal` went `from` (`main`, `child` or another bound name) `to` such a role: a kill-family call that succeeded and reached it; with `after_receiving`, the call began after the sender received that signal (its delivery, sigwaitinfo or signalfd); with `at` ± `tolerance`, that long after the sender was created |
+/// | `signal`            | `signal` went `from` (`main`, `child` or another bound name) `to` such a role: a kill-family call that succeeded and reached it; with `after_receiving`, the call began after the sender received that signal (its delivery, sigwaitinfo or signalfd); with `at` ± `tolerance`, that long after the sender was created; with `announced` (a line pattern), the sender's own write of the stdout line matching it had returned before the call began, in the kernel's order, whatever the transcript's |
 /// | `child_killed`      | the child died of `signal`, sent by the process                 |
 /// | `reaped`            | the process reaped every child it created: a wait that consumed its exit status |
 /// | `reported_status`   | the stdout line matching `line` ends with the child's status (a number or a signal name) as the kernel gave it and the wait returned it |
@@ -191,6 +191,8 @@ pub struct Requirement {
     pub from: Option<String>,
     pub to: Option<String>,
     pub after_receiving: Option<String>,
+    /// `signal`: the line the sender prints before it sends.
+    pub announced: Option<String>,
     pub at: Option<String>,
     pub tolerance: Option<String>,
     pub binding: Option<String>,
@@ -368,7 +370,7 @@ impl Case {
                     return Err(format!("{label}: no process is named {process:?}"));
                 }
             }
-            if let Some(line) = &requirement.line {
+            for line in requirement.line.iter().chain(&requirement.announced) {
                 LinePattern::new(line)?;
             }
             if let Some(signal) = requirement

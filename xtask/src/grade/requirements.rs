@@ -104,6 +104,12 @@ impl<'a> Finding<'a> {
         }
     }
 
+    /// With `event` among those it rests on, first.
+    fn with(mut self, event: &'a Event) -> Self {
+        self.events.insert(0, event);
+        self
+    }
+
     fn failed(problem: Problem, events: impl IntoIterator<Item = &'a Event>) -> Self {
         Self {
             problems: vec![problem],
@@ -513,8 +519,12 @@ fn written_by_child<'a>(c: &Context<'a>) -> Finding<'a> {
         let writes = writes_carrying(c.trace, child, |e| !onto(e), line);
         let text: String = writes.iter().filter_map(|e| e.text.as_deref()).collect();
         let target = writes.first()?.target.clone()?;
-        text.contains(line)
-            .then(|| (format!("; child {child} wrote it to {target}, not to the output"), writes))
+        text.contains(line).then(|| {
+            (
+                format!("; child {child} wrote it to {target}, not to the output"),
+                writes,
+            )
+        })
     });
     let (also_said, also_events) = elsewhere.unwrap_or_default();
     // Written with a call whose bytes the grader cannot see?
@@ -763,7 +773,14 @@ fn signal<'a>(c: &Context<'a>) -> Finding<'a> {
                 .chain(trace.of_kind("kill")),
         );
     };
-    let decided = std::iter::once(first).chain(receipt.flatten());
+    let mut decided: Vec<&Event> = std::iter::once(first).chain(receipt.flatten()).collect();
+    if let Some(pattern) = &requirement.announced {
+        match announcement(c, pattern, first.pid, began(first)) {
+            Ok(writes) => decided.extend(writes),
+            Err(found) => return found.with(first),
+        }
+    }
+    let decided = decided.into_iter();
     if let (Some(at), Some(tolerance)) = (&requirement.at, &requirement.tolerance) {
         let (Ok(at), Ok(tolerance)) = (parse_duration(at), parse_duration(tolerance)) else {
             return Finding::held(decided);
@@ -788,6 +805,63 @@ fn signal<'a>(c: &Context<'a>) -> Finding<'a> {
         return Finding::held(decided);
     }
     Finding::held(decided)
+}
+
+/// The writes by which `sender` put the stdout line matching `pattern` on
+/// the process's stdout, all returned by `before` (ms), the start of the
+/// signal it announces; else the failure.
+fn announcement<'a>(
+    c: &Context<'a>,
+    pattern: &str,
+    sender: i32,
+    before: f64,
+) -> Result<Vec<&'a Event>, Finding<'a>> {
+    // No such line: the output checks say so.
+    let Some(&line) = matching_lines(c.process, pattern).first() else {
+        return Ok(Vec::new());
+    };
+    let stdout = stdio_of(c.run, c.trace)
+        .get(&c.process.pid)
+        .and_then(|streams| streams.get(1).cloned());
+    let onto = |e: &Event| match &stdout {
+        Some(pipe) => e.target.as_deref() == Some(pipe.as_str()),
+        None => e.fd == Some(1),
+    };
+    let writes = writes_carrying(c.trace, sender, onto, line);
+    let text: String = writes.iter().filter_map(|e| e.text.as_deref()).collect();
+    if !text.contains(line) {
+        let hidden = unseen(writes.iter().copied());
+        if !hidden.is_empty() {
+            return Err(Finding::unseen(
+                format!("`{line}` was not seen written by pid {sender} before its signal: it wrote with"),
+                hidden,
+                [],
+            ));
+        }
+        return Err(Finding::failed(
+            problem_with(
+                format!(
+                    "`{line}` was not written by pid {sender}, which sent the signal it announces"
+                ),
+                vec![],
+            ),
+            writes,
+        ));
+    }
+    let last = writes.iter().map(|e| e.at_ms).fold(f64::MIN, f64::max);
+    if last > before {
+        return Err(Finding::failed(
+            problem_with(
+                format!(
+                    "pid {sender} wrote `{line}` {:.3} s after it began to send the signal: it must announce first, then send",
+                    (last - before) / 1e3
+                ),
+                vec![],
+            ),
+            writes,
+        ));
+    }
+    Ok(writes)
 }
 
 fn child_killed<'a>(c: &Context<'a>) -> Finding<'a> {
