@@ -173,11 +173,12 @@ pub struct Timing {
 /// | `reaped`            | the process reaped every child it created: a wait that consumed its exit status |
 /// | `reported_status`   | the stdout line matching `line` ends with the child's status (a number or a signal name) as the kernel gave it and the wait returned it |
 /// | `pid_is_child`      | the PID bound to `binding` is a child's                        |
-/// | `fifos`             | the process made a FIFO, opened it for reading, unlinked every FIFO it made; it and its children created no socket and wrote only to FIFOs (at most 4096 bytes a write), their own standard streams or pipes of their own, never another program's streams or a regular file; each of `messages` went into a FIFO in one write |
+/// | `fifos`             | the process made a FIFO, opened it for reading, unlinked every FIFO it made; it and its children created no socket and wrote only to FIFOs (at most 4096 bytes a write), their own standard streams or pipes of their own, never another program's streams or a regular file; every write into a FIFO ended a line; each of `messages` (a whole line, as its sender writes it) went into a FIFO in one write |
 /// | `one_at_a_time`     | never two of the process's programs (each child with its whole subtree, at any depth) running at once beyond `tolerance`; nothing left stopped, or killed while stopped. A single-threaded process stopped by a SIGSTOP ran until that kill returned (the kernel acts on a pending SIGSTOP before the process runs on), unless a SIGCONT was sent to it in between; otherwise until its stop was seen |
 /// | `slices`            | every stretch a program (a child with its subtree: it runs while any of its processes does) ran while another waited got at most `slice` + `tolerance` (default half a slice) of CPU time in its busiest process, but for a share `outliers` of them (default 0.1); and the median stretch lasted at most that, in wall time |
 /// | `pipes`             | one pipe carried data from the process to the child, another back; each of `down` travelled down, each of `up` came back |
 /// | `cpu_at_most`       | the process and everything it created used at most `limit` of CPU time (no busy waiting) |
+/// | `idle`              | in every `idle` sleep of the script, the process and everything it created used at most `limit` (default 50ms) of CPU time a second and woke at most `wakeups` (default 10) times a second, as the kernel counts them (voluntary context switches), and started or ended no process or thread |
 ///
 /// In every case, a refused system call (see `supervisor`) fails, and
 /// every process created must have been reaped by its parent.
@@ -199,6 +200,8 @@ pub struct Requirement {
     pub slice: Option<String>,
     pub outliers: Option<f64>,
     pub limit: Option<String>,
+    /// `idle`: wake-ups a second at most.
+    pub wakeups: Option<f64>,
     #[serde(default)]
     pub messages: Vec<String>,
     #[serde(default)]
@@ -210,7 +213,7 @@ pub struct Requirement {
 /// Gradescope's test visibilities.
 pub const VISIBILITIES: [&str; 4] = ["visible", "hidden", "after_due_date", "after_published"];
 
-pub const REQUIREMENTS: [&str; 13] = [
+pub const REQUIREMENTS: [&str; 14] = [
     "fork",
     "written_by_child",
     "computed_by_child",
@@ -224,6 +227,7 @@ pub const REQUIREMENTS: [&str; 13] = [
     "slices",
     "pipes",
     "cpu_at_most",
+    "idle",
 ];
 
 /// `[perturb]`: the tracer holds every system call that sends
@@ -271,6 +275,11 @@ pub struct Step {
     pub send: Option<String>,
     pub signal: Option<String>,
     pub sleep: Option<String>,
+    /// With `sleep`: the programs have nothing to do meanwhile, and the
+    /// keeper measures what each process of the case used in it (see the
+    /// `idle` requirement).
+    #[serde(default)]
+    pub idle: bool,
     #[serde(default)]
     pub close_stdin: bool,
     pub start: Option<String>,
@@ -456,6 +465,9 @@ impl Case {
             }
             if let Some(sleep) = &step.sleep {
                 parse_duration(sleep)?;
+            }
+            if step.idle && step.sleep.is_none() {
+                return Err(format!("step {}: `idle` goes with `sleep`", n + 1));
             }
             if let Some(name) = &step.start {
                 if !names.contains(name) {

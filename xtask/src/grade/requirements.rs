@@ -243,6 +243,7 @@ pub fn check(case: &Case, run: &CaseRun, bindings: &Bindings) -> Vec<Judged> {
             "slices" => slices(&context),
             "pipes" => pipes(&context),
             "cpu_at_most" => cpu_at_most(&context),
+            "idle" => idle(&context),
             _ => continue,
         };
         judged.push(found.judged(&trace, &requirement.what, &name));
@@ -1199,12 +1200,33 @@ fn fifos<'a>(c: &Context<'a>) -> Finding<'a> {
             [write],
         );
     }
-    // Each message goes out whole, in one write.
+    // Every line goes out whole, in one write: a write into a FIFO ends
+    // with its line's end, so that the next begins a line too. (One whose
+    // contents were not all seen is judged by the messages below.)
+    if let Some(piece) = fifo_writes
+        .iter()
+        .find(|w| !w.cut && w.unseen.is_none() && !w.text.as_deref().unwrap_or("").ends_with('\n'))
+    {
+        return Finding::failed(
+            problem_with(
+                format!(
+                    "process {} of {name} wrote {:?} into {} without the end of its line: each line goes into a FIFO whole (name, text and newline), in one write",
+                    piece.pid,
+                    piece.text.as_deref().unwrap_or(""),
+                    piece.target.as_deref().unwrap_or("a FIFO")
+                ),
+                vec![],
+            ),
+            [*piece],
+        );
+    }
+    // Each message line, as its sender writes it, went out in one write.
     for message in &c.requirement.messages {
+        let line = format!("{message}\n");
         let whole = fifo_writes.iter().find(|w| {
             w.text
                 .as_deref()
-                .is_some_and(|t| t.contains(message.as_str()))
+                .is_some_and(|t| t.split_inclusive('\n').any(|l| l == line))
         });
         let Some(whole) = whole else {
             let hidden = unseen(fifo_writes.iter().copied());
@@ -1839,6 +1861,129 @@ fn cpu_at_most<'a>(c: &Context<'a>) -> Finding<'a> {
         );
     }
     Finding::held(exits)
+}
+
+/// In each idle window of the script (`idle_from` .. `idle_to`, measured
+/// by the keeper from the kernel's counts), the process's tree used at
+/// most `limit` of CPU a second and woke at most `wakeups` times a second,
+/// and no process or thread of it began or ended: a member with nothing to
+/// do waits in one blocking call, however the machine is loaded (a waiting
+/// process uses no CPU, and wakes for nothing).
+fn idle<'a>(c: &Context<'a>) -> Finding<'a> {
+    let limit = c
+        .requirement
+        .limit
+        .as_deref()
+        .and_then(|l| parse_duration(l).ok())
+        .map_or(50.0, |d| d.as_secs_f64() * 1e3);
+    let most_wakeups = c.requirement.wakeups.unwrap_or(10.0);
+    let name = &c.process.name;
+    let mut tree = c.trace.descendants(c.process.pid);
+    tree.insert(c.process.pid);
+    let froms: Vec<&Event> = c.trace.of_kind("idle_from").collect();
+    if froms.is_empty() {
+        return Finding::failed(
+            problem_with(
+                format!("the case measured no idle window for {name}: its script needs a `sleep` with `idle = true`"),
+                vec![],
+            ),
+            [],
+        );
+    }
+    let windows: BTreeSet<i32> = froms.iter().filter_map(|e| e.code).collect();
+    let mut decided = Vec::new();
+    for window in windows {
+        let tree = &tree;
+        let of = |kind: &'static str| {
+            c.trace
+                .of_kind(kind)
+                .filter(move |e| e.code == Some(window) && tree.contains(&e.pid))
+                .collect::<Vec<_>>()
+        };
+        let (from, to) = (of("idle_from"), of("idle_to"));
+        let (Some(first), Some(last)) = (from.first(), to.first()) else {
+            continue;
+        };
+        let (start, end) = (first.at_ms, last.at_ms);
+        let seconds = ((end - start) / 1e3).max(1e-3);
+        let in_window = |e: &&Event| e.at_ms > start && e.at_ms < end && tree.contains(&e.pid);
+        let changed: Vec<&Event> = c
+            .trace
+            .events
+            .iter()
+            .filter(|e| matches!(e.kind.as_str(), "spawn" | "thread" | "exit"))
+            .filter(in_window)
+            .collect();
+        let both: Vec<(&Event, &Event)> = from
+            .iter()
+            .filter_map(|f| to.iter().find(|t| t.pid == f.pid).map(|t| (*f, *t)))
+            .collect();
+        let ended = from.iter().find(|f| !to.iter().any(|t| t.pid == f.pid));
+        let began = to.iter().find(|t| !from.iter().any(|f| f.pid == t.pid));
+        if let Some(e) = changed
+            .first()
+            .copied()
+            .or(ended.copied())
+            .or(began.copied())
+        {
+            return Finding::failed(
+                problem_with(
+                    format!(
+                        "process {} of {name} {} while the case was idle ({:.1} s from {:.3} s): an idle program starts and ends nothing",
+                        e.pid,
+                        match e.kind.as_str() {
+                            "thread" => "started a thread",
+                            "spawn" | "idle_to" => "began",
+                            _ => "ended",
+                        },
+                        seconds,
+                        start / 1e3
+                    ),
+                    vec![],
+                ),
+                changed.iter().copied().chain(from.iter().copied()).chain(to.iter().copied()),
+            );
+        }
+        let used: f64 = both
+            .iter()
+            .map(|(f, t)| (t.cpu_ms.unwrap_or(0.0) - f.cpu_ms.unwrap_or(0.0)).max(0.0))
+            .sum();
+        let woke: u64 = both
+            .iter()
+            .map(|(f, t)| {
+                t.wakeups
+                    .unwrap_or(0)
+                    .saturating_sub(f.wakeups.unwrap_or(0))
+            })
+            .sum();
+        let events = both.iter().flat_map(|(f, t)| [*f, *t]);
+        if used > limit * seconds {
+            return Finding::failed(
+                problem_with(
+                    format!(
+                        "{name} used {used:.0} ms of CPU time in {seconds:.1} s with nothing to do, more than {:.0} ms: an idle program must wait in poll (or a blocking read), not poll again and again",
+                        limit * seconds
+                    ),
+                    vec![],
+                ),
+                events,
+            );
+        }
+        if woke as f64 > most_wakeups * seconds {
+            return Finding::failed(
+                problem_with(
+                    format!(
+                        "{name} woke up {woke} times in {seconds:.1} s with nothing to do, more than {:.0}: an idle program must wait in poll with no timeout, not nap and look again",
+                        most_wakeups * seconds
+                    ),
+                    vec![],
+                ),
+                events,
+            );
+        }
+        decided.extend(events);
+    }
+    Finding::held(decided)
 }
 
 #[cfg(test)]

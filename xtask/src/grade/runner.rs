@@ -456,6 +456,9 @@ fn take_stream(shared: &Shared, started: bool) -> (Vec<Line>, bool) {
     (std::mem::take(&mut stream.lines), stream.capped)
 }
 
+/// Idle windows numbered so far (one case per keeper process).
+static IDLE_WINDOWS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 #[allow(clippy::too_many_arguments)]
 fn do_step(
     step: &super::case::Step,
@@ -531,7 +534,26 @@ fn do_step(
     }
     if let Some(sleep) = &step.sleep {
         let pause = parse_duration(sleep)?;
-        std::thread::sleep(pause.min(deadline.saturating_duration_since(Instant::now())));
+        let pause = pause.min(deadline.saturating_duration_since(Instant::now()));
+        if !step.idle {
+            std::thread::sleep(pause);
+            return Ok(());
+        }
+        // An idle window: every process of the case measured at both ends
+        // (the same ones, and any that appeared, by the end's list).
+        let window = IDLE_WINDOWS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) as i32;
+        let pids = || descendants().iter().map(|p| p.pid).collect::<Vec<_>>();
+        let measure = |kind: &str| {
+            let at = start.elapsed().as_secs_f64() * 1e3;
+            supervisor
+                .shared
+                .lock()
+                .unwrap()
+                .measure_idle(kind, window, at, &pids());
+        };
+        measure("idle_from");
+        std::thread::sleep(pause);
+        measure("idle_to");
         return Ok(());
     }
     if step.close_stdin {

@@ -121,7 +121,9 @@ pub struct Event {
     /// `spawn`, `exec`, `exit`, `reap`, `waited_stop`, `waited_cont`,
     /// `kill`, `signal`, `stop`, `cont`, `pipe`, `read`, `write`, `open`
     /// (FIFOs only), `mkfifo`, `unlink`, `link`, `rename`, `socket`,
-    /// `connect`, `refused`, `held`, `altered`, `limit`, `thread`.
+    /// `connect`, `refused`, `held`, `altered`, `limit`, `thread`; and the
+    /// keeper's own measures of an idle window, `idle_from` and `idle_to`
+    /// (see [`Shared::measure_idle`]).
     pub kind: String,
     /// The other process: the parent (spawn), the target as given (kill),
     /// the reaped child (reap), the claimed sender (signal).
@@ -166,6 +168,10 @@ pub struct Event {
     /// Where such a move took its data from (a path, `pipe:[..]`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
+    /// Times the process's threads so far gave up the CPU to wait (the
+    /// kernel's voluntary context switches): at an idle window's ends.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wakeups: Option<u64>,
 }
 
 /// The kernel-enforced limits a `limit` event names (its `text`).
@@ -253,6 +259,30 @@ impl Shared {
             return 0;
         }
         EVENT_CONTENTS.min(MAX_CONTENTS - self.contents_kept)
+    }
+
+    /// The keeper's measure of each of `pids` at one end of an idle
+    /// window (`kind`: `idle_from` or `idle_to`; `window`: which), `at_ms`
+    /// into the case, from the kernel's counts in /proc: CPU time (the
+    /// larger of the scheduler's count over the live threads and the
+    /// process's user and system time, which keeps what ended threads
+    /// used) and voluntary context switches (each a wait, so a wake-up).
+    pub fn measure_idle(&mut self, kind: &str, window: i32, at_ms: f64, pids: &[i32]) {
+        for &pid in pids {
+            let cpu = match (run_ms(pid), cpu_ms(pid)) {
+                (Some(a), Some(b)) => Some(a.max(b)),
+                (a, b) => a.or(b),
+            };
+            self.keep(Event {
+                at_ms,
+                pid,
+                kind: kind.to_string(),
+                code: Some(window),
+                cpu_ms: cpu,
+                wakeups: voluntary_switches(pid),
+                ..Event::default()
+            });
+        }
     }
 
     /// Logs `event` within the case's budgets: past [`MAX_CONTENTS`] a
@@ -1927,6 +1957,21 @@ fn run_ms(pid: i32) -> Option<f64> {
             .unwrap_or(0);
     }
     Some(total as f64 / 1e6)
+}
+
+/// Voluntary context switches of all live threads of `pid`.
+fn voluntary_switches(pid: i32) -> Option<u64> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    let mut total = 0;
+    for task in tasks.flatten() {
+        let status = std::fs::read_to_string(task.path().join("status")).unwrap_or_default();
+        total += status
+            .lines()
+            .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+            .and_then(|n| n.trim().parse::<u64>().ok())
+            .unwrap_or(0);
+    }
+    Some(total)
 }
 
 /// `si_code` of a signal the kernel itself sent.
