@@ -178,6 +178,7 @@ pub struct Timing {
 /// | `slices`            | every stretch a program (a child with its subtree: it runs while any of its processes does) ran while another waited got at most `slice` + `tolerance` (default half a slice) of CPU time in its busiest process, but for a share `outliers` of them (default 0.1); and the median stretch lasted at most that, in wall time |
 /// | `pipes`             | one pipe carried data from the process to the child, another back; each of `down` travelled down, each of `up` came back |
 /// | `cpu_at_most`       | the process and everything it created used at most `limit` of CPU time (no busy waiting) |
+/// | `worker_lines`      | every stdout line matching `line` was written onto the process's stdout by the process whose PID is the line's first number: one of its programs (see `one_at_a_time`), exec'd as a file named in `exec` or as the process's own binary; and each such program wrote at least one |
 /// | `idle`              | in every `idle` sleep of the script, the process and everything it created used at most `limit` (default 50ms) of CPU time a second and woke at most `wakeups` (default 10) times a second, as the kernel counts them (voluntary context switches), and started or ended no process or thread |
 ///
 /// In every case, a refused system call (see `supervisor`) fails, and
@@ -202,6 +203,9 @@ pub struct Requirement {
     pub limit: Option<String>,
     /// `idle`: wake-ups a second at most.
     pub wakeups: Option<f64>,
+    /// `worker_lines`: the file names a program may have exec'd.
+    #[serde(default)]
+    pub exec: Vec<String>,
     #[serde(default)]
     pub messages: Vec<String>,
     #[serde(default)]
@@ -213,7 +217,7 @@ pub struct Requirement {
 /// Gradescope's test visibilities.
 pub const VISIBILITIES: [&str; 4] = ["visible", "hidden", "after_due_date", "after_published"];
 
-pub const REQUIREMENTS: [&str; 14] = [
+pub const REQUIREMENTS: [&str; 15] = [
     "fork",
     "written_by_child",
     "computed_by_child",
@@ -228,6 +232,7 @@ pub const REQUIREMENTS: [&str; 14] = [
     "pipes",
     "cpu_at_most",
     "idle",
+    "worker_lines",
 ];
 
 /// `[perturb]`: the tracer holds every system call that sends
@@ -408,7 +413,7 @@ impl Case {
                 field.is_none().then(|| format!("{label}: needs `{name}`"))
             };
             let missing = match requirement.what.as_str() {
-                "written_by_child" | "computed_by_child" | "reported_status" => {
+                "written_by_child" | "computed_by_child" | "reported_status" | "worker_lines" => {
                     needs(&requirement.line, "line")
                 }
                 "signal" => needs(&requirement.signal, "signal"),

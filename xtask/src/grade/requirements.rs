@@ -244,6 +244,7 @@ pub fn check(case: &Case, run: &CaseRun, bindings: &Bindings) -> Vec<Judged> {
             "pipes" => pipes(&context),
             "cpu_at_most" => cpu_at_most(&context),
             "idle" => idle(&context),
+            "worker_lines" => worker_lines(&context),
             _ => continue,
         };
         judged.push(found.judged(&trace, &requirement.what, &name));
@@ -1423,18 +1424,83 @@ fn running<'a>(trace: &Trace<'a>, of: &BTreeSet<i32>) -> BTreeMap<i32, Vec<Run<'
     runs
 }
 
-/// The programs the process runs (its children), each with every process
-/// of its subtree: one program at a time means one subtree at a time.
+/// The programs the process runs, wherever they sit below it, each with
+/// every process of its subtree: one program at a time means one subtree
+/// at a time. A program is a process that exec'd, below no process that
+/// had exec'd before it was created: so a coordinator's own helpers (an
+/// intermediate that forks and waits) are not programs, and a middle
+/// process that starts every program as its own children does not make
+/// them one. Each process belongs to its nearest program.
 fn programs(trace: &Trace, process: &ProcessRun) -> BTreeMap<i32, BTreeSet<i32>> {
-    trace
-        .children(process.pid)
-        .into_iter()
-        .map(|child| {
-            let mut tree = trace.descendants(child);
-            tree.insert(child);
-            (child, tree)
+    let below = trace.descendants(process.pid);
+    let parent_of = |pid: i32| {
+        trace
+            .of_kind("spawn")
+            .find(|e| e.pid == pid)
+            .and_then(|e| e.other)
+    };
+    let born = |pid: i32| {
+        trace
+            .of_kind("spawn")
+            .find(|e| e.pid == pid)
+            .map_or(0.0, |e| e.at_ms)
+    };
+    // Its ancestors below the process, nearest first.
+    let ancestors = |pid: i32| {
+        let mut chain = Vec::new();
+        let mut at = pid;
+        while let Some(parent) = parent_of(at) {
+            if parent == process.pid || chain.len() > below.len() {
+                break;
+            }
+            chain.push(parent);
+            at = parent;
+        }
+        chain
+    };
+    let roots: BTreeSet<i32> = below
+        .iter()
+        .copied()
+        .filter(|&pid| {
+            trace.exec_of(pid).is_some()
+                && ancestors(pid)
+                    .iter()
+                    .all(|&a| trace.exec_of(a).is_none_or(|exec| exec.at_ms > born(pid)))
         })
-        .collect()
+        .collect();
+    let mut programs: BTreeMap<i32, BTreeSet<i32>> =
+        roots.iter().map(|&r| (r, BTreeSet::from([r]))).collect();
+    for pid in below.iter().filter(|p| !roots.contains(p)) {
+        if let Some(root) = ancestors(*pid).into_iter().find(|a| roots.contains(a)) {
+            programs.entry(root).or_default().insert(*pid);
+        }
+    }
+    programs
+}
+
+/// When the process created processes but none of them exec'd a program,
+/// the grader cannot tell its programs apart: a failure that says so.
+fn unattributed<'a>(
+    c: &Context<'a>,
+    programs: &BTreeMap<i32, BTreeSet<i32>>,
+) -> Option<Finding<'a>> {
+    if !programs.is_empty() {
+        return None;
+    }
+    let spawns: Vec<&Event> = c.trace.spawns_by(c.process.pid).collect();
+    if spawns.is_empty() {
+        return None;
+    }
+    Some(Finding::failed(
+        problem_with(
+            format!(
+                "no process {} created exec'd a program, so the grader cannot tell its programs apart: each program is started with fork and exec",
+                c.process.name
+            ),
+            vec![],
+        ),
+        spawns,
+    ))
 }
 
 /// How deep `pid` is below `program` (0: the program itself).
@@ -1464,6 +1530,9 @@ fn one_at_a_time<'a>(c: &Context<'a>) -> Finding<'a> {
         .and_then(|t| parse_duration(t).ok())
         .map_or(2.0, |d| d.as_secs_f64() * 1e3);
     let programs = programs(trace, c.process);
+    if let Some(failed) = unattributed(c, &programs) {
+        return failed;
+    }
     let everyone: BTreeSet<i32> = programs.values().flatten().copied().collect();
     let program_of = |pid: i32| {
         programs
@@ -1484,8 +1553,20 @@ fn one_at_a_time<'a>(c: &Context<'a>) -> Finding<'a> {
     if let Some((overlap, a, b)) = worst.filter(|w| w.0 > tolerance_ms) {
         let describe = |pid: i32| {
             let program = program_of(pid);
+            let parent = trace
+                .of_kind("spawn")
+                .find(|e| e.pid == pid)
+                .and_then(|e| e.other);
             match depth_below(trace, program, pid) {
-                0 => format!("program {pid}"),
+                0 => match parent {
+                    Some(parent) if parent != c.process.pid => {
+                        format!(
+                            "program {pid} (started by process {parent}, not by {})",
+                            c.process.name
+                        )
+                    }
+                    _ => format!("program {pid}"),
+                },
                 1 => format!("process {pid} (a child of program {program})"),
                 depth => format!("process {pid} ({depth} levels below program {program})"),
             }
@@ -1591,7 +1672,11 @@ fn slices<'a>(c: &Context<'a>) -> Finding<'a> {
         runs: Vec<Run<'a>>,
     }
     let mut stretches_of: BTreeMap<i32, Vec<Stretch>> = BTreeMap::new();
-    for (program, tree) in programs(trace, c.process) {
+    let programs = programs(trace, c.process);
+    if let Some(failed) = unattributed(c, &programs) {
+        return failed;
+    }
+    for (program, tree) in programs {
         let mut runs: Vec<Run> = running(trace, &tree).into_values().flatten().collect();
         runs.sort_by(|a, b| a.start.total_cmp(&b.start));
         let mut merged: Vec<Stretch> = Vec::new();
@@ -1861,6 +1946,94 @@ fn cpu_at_most<'a>(c: &Context<'a>) -> Finding<'a> {
         );
     }
     Finding::held(exits)
+}
+
+/// Each worker line (matching `line`) was written onto the process's
+/// stdout by the process whose PID it names, one of the programs, exec'd
+/// as a file named in `exec` or as the coordinator's own binary; and every
+/// such program wrote one. A line printed for a worker by anyone else (a
+/// thread of the coordinator, a dummy's parent) is not the worker's.
+fn worker_lines<'a>(c: &Context<'a>) -> Finding<'a> {
+    let pattern = c.requirement.line.as_deref().unwrap_or("");
+    let name = &c.process.name;
+    let own_exe = c.trace.exec_of(c.process.pid).and_then(|e| e.text.clone());
+    let is_worker = |pid: i32| {
+        let exe = c.trace.exec_of(pid).and_then(|e| e.text.as_deref());
+        exe.is_some_and(|exe| {
+            Some(exe) == own_exe.as_deref()
+                || std::path::Path::new(exe)
+                    .file_name()
+                    .is_some_and(|f| c.requirement.exec.iter().any(|n| f == n.as_str()))
+        })
+    };
+    let programs = programs(c.trace, c.process);
+    let workers: BTreeSet<i32> = programs.keys().copied().filter(|p| is_worker(*p)).collect();
+    let stdout = stdio_of(c.run, c.trace)
+        .get(&c.process.pid)
+        .and_then(|streams| streams.get(1).cloned());
+    let onto = |e: &Event| match &stdout {
+        Some(pipe) => e.target.as_deref() == Some(pipe.as_str()),
+        None => e.fd == Some(1),
+    };
+    let streams = written(c.trace, onto);
+    let mut wrote: BTreeSet<i32> = BTreeSet::new();
+    let mut decided = Vec::new();
+    for line in matching_lines(c.process, pattern) {
+        let named: Option<i32> = line
+            .split(|ch: char| !ch.is_ascii_digit())
+            .find(|d| !d.is_empty())
+            .and_then(|d| d.parse().ok());
+        let Some(named) = named else {
+            continue;
+        };
+        let by_named = streams.get(&named).is_some_and(|s| s.contains(line));
+        if by_named && workers.contains(&named) {
+            if wrote.insert(named) {
+                decided.extend(writes_carrying(c.trace, named, onto, line));
+            }
+            continue;
+        }
+        let writer = streams
+            .iter()
+            .find(|(_, s)| s.contains(line))
+            .map(|(p, _)| *p);
+        let why = if !workers.contains(&named) {
+            match c.trace.exec_of(named).and_then(|e| e.text.clone()) {
+                Some(exe) if programs.contains_key(&named) => format!(
+                    "process {named} is a program of {name}, but it exec'd {exe}, not the worker"
+                ),
+                _ => format!("process {named} is no worker program {name} started and exec'd"),
+            }
+        } else {
+            match writer {
+                Some(pid) if pid == c.process.pid => {
+                    format!("it was written by {name} itself (pid {pid}), not by worker {named}")
+                }
+                Some(pid) => format!("it was written by process {pid}, not by worker {named}"),
+                None => format!("no process the trace saw wrote it, worker {named} included"),
+            }
+        };
+        let events = writer
+            .map(|w| writes_carrying(c.trace, w, onto, line))
+            .unwrap_or_default();
+        return Finding::failed(
+            problem_with(
+                format!("`{line}` is not worker {named}'s own line: {why}"),
+                vec![],
+            ),
+            c.trace.exec_of(named).into_iter().chain(events),
+        );
+    }
+    if let Some(silent) = workers.iter().find(|w| !wrote.contains(w)) {
+        return Finding::failed(
+            problem_with(
+                format!("worker {silent} wrote no line matching `{pattern}` onto {name}'s stdout"),
+                vec![],
+            ),
+            c.trace.exec_of(*silent),
+        );
+    }
+    Finding::held(decided)
 }
 
 /// In each idle window of the script (`idle_from` .. `idle_to`, measured
