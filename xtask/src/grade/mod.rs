@@ -280,7 +280,8 @@ pub fn grade(options: &Options) -> Result<Outcome, String> {
     let snapshot = build::BinarySnapshot::new()?;
     let probe = snapshot.add(
         // Apart from the graded binaries, so that none can take its name.
-        "grader/spin_probe",
+        // (A cargo target's name cannot begin with a dot.)
+        ".grader/spin_probe",
         probe_built
             .get("spin_probe")
             .ok_or("the grader's probe worker was not built")?,

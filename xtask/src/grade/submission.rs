@@ -35,12 +35,18 @@
 //! # Refused
 //! A file the build would read if it were used must be the workbook's own,
 //! byte for byte (a clone's top `Cargo.toml`: but for the workspace's
-//! members, which the checkout sets itself), or the submission is refused, with a reason that says
-//! what to upload instead: a manifest (`Cargo.toml`), a `build.rs`, a cargo
-//! configuration (`.cargo/`), a `rust-toolchain` file, wherever they are.
-//! So are a link or anything not a regular file (a link could name any
-//! file of the grader's), a source over 1 MiB, and too many files. Any
-//! other file is never used, and a note lists it.
+//! members, which the checkout sets itself), or the submission is refused,
+//! with a reason that says what to upload instead: a manifest
+//! (`Cargo.toml`), a `build.rs`, a cargo configuration (`.cargo/`), a
+//! `rust-toolchain` file, wherever they are (among the sources, all but a
+//! `build.rs`, which there is only a module). So are a link or anything
+//! not a regular file (a link could name any file of the grader's), an
+//! unreadable or over 1 MiB source, and too many files. Any other file is
+//! never used, and a note lists it. Names are shown on one line, control
+//! characters escaped: a file name cannot forge a line of the report. A
+//! step left out is laid out as released, or where the release cannot be
+//! had (no git history), as a placeholder: never the checkout's copy,
+//! which may be a solution the build could read.
 
 use std::collections::BTreeSet;
 use std::path::{Component, Path, PathBuf};
@@ -57,7 +63,7 @@ const MAX_ENTRIES: usize = 20_000;
 /// How many paths a refusal or a note lists.
 const LISTED: usize = 10;
 /// How many single top folders are unwrapped.
-const MAX_WRAPPERS: usize = 3;
+const MAX_WRAPPERS: usize = 8;
 
 /// A file to place: where it is, and where it goes under `exercises/`.
 pub struct Placement {
@@ -117,9 +123,11 @@ pub fn check(
             }
             let path = entry.path();
             let relative = path.strip_prefix(&top).unwrap_or(&path).to_path_buf();
-            let shown = relative.display().to_string();
+            let shown = shown(&relative);
             let name = entry.file_name();
-            if clutter(&name.to_string_lossy()) || name == ".git" || name == "target" {
+            // Build output is skipped, but not a source module named so.
+            let in_src = relative.components().any(|c| c.as_os_str() == "src");
+            if clutter(&name.to_string_lossy()) || name == ".git" || (name == "target" && !in_src) {
                 continue;
             }
             // A clone's copies of the grader's own folders are never used,
@@ -130,9 +138,12 @@ pub fn check(
                 continue;
             }
             // Never followed: a link could name any file of the grader's.
-            let Ok(meta) = std::fs::symlink_metadata(&path) else {
-                refused.push(format!("{shown} (unreadable)"));
-                continue;
+            let meta = match std::fs::symlink_metadata(&path) {
+                Ok(meta) => meta,
+                Err(e) => {
+                    refused.push(format!("{shown} ({})", plain_error(&e)));
+                    continue;
+                }
             };
             if meta.is_dir() {
                 stack.push(path);
@@ -150,19 +161,27 @@ pub fn check(
             if let Some(to) = source(&theirs) {
                 if meta.len() > MAX_FILE_BYTES {
                     refused.push(format!("{shown} (larger than 1 MiB)"));
+                } else if read_by_the_build(&theirs) && !theirs.ends_with("build.rs") {
+                    // Cargo never reads them there, but they are cargo's
+                    // names: refused, as they would be anywhere.
+                    refused.push(format!("{shown} (a cargo file among the sources)"));
+                } else if read_regular(&path).is_none() {
+                    refused.push(format!("{shown} (unreadable)"));
                 } else {
                     placements.push(Placement { from: path, to });
                 }
                 continue;
             }
             let ours = workbook.join(&theirs);
+            let ours_is_file = std::fs::symlink_metadata(&ours).is_ok_and(|m| m.is_file());
             let same = if theirs == Path::new("Cargo.toml") {
                 same_workspace(&path, &ours)
             } else {
-                std::fs::metadata(&ours).is_ok_and(|m| m.len() == meta.len())
-                    && std::fs::read(&ours).ok() == std::fs::read(&path).ok()
+                ours_is_file
+                    && std::fs::metadata(&ours).is_ok_and(|m| m.len() == meta.len())
+                    && read_regular(&ours).is_some_and(|o| Some(o) == read_regular(&path))
             };
-            match (same, read_by_the_build(&theirs), ours.is_file()) {
+            match (same, read_by_the_build(&theirs), ours_is_file) {
                 (true, _, _) => {}
                 (false, true, true) => refused.push(format!("{shown} (changed)")),
                 (false, true, false) => refused.push(format!("{shown} (not in the workbook)")),
@@ -205,6 +224,65 @@ pub fn check(
     })
 }
 
+/// A path as a message shows it: on one line (control characters
+/// escaped, so that a file name cannot forge a line of the report), and
+/// shortened when long.
+fn shown(path: &Path) -> String {
+    let text: String = path
+        .to_string_lossy()
+        .chars()
+        .flat_map(|c| {
+            let escaped: Vec<char> = if c.is_control() {
+                c.escape_default().collect()
+            } else {
+                vec![c]
+            };
+            escaped
+        })
+        .collect();
+    const LONGEST: usize = 160;
+    if text.chars().count() <= LONGEST {
+        return text;
+    }
+    let tail: String = text
+        .chars()
+        .rev()
+        .take(LONGEST)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    format!("...{tail}")
+}
+
+/// An I/O error as a student reads it, without the grader's paths.
+fn plain_error(e: &std::io::Error) -> String {
+    match e.raw_os_error() {
+        Some(nix::libc::ENAMETOOLONG) => "its path is too long".into(),
+        Some(nix::libc::EACCES) => "unreadable".into(),
+        _ => e.kind().to_string(),
+    }
+}
+
+/// The bytes of the regular file at `path`, never following a link nor
+/// blocking on a FIFO put in its place since it was looked at.
+fn read_regular(path: &Path) -> Option<Vec<u8>> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
+        .open(path)
+        .ok()?;
+    let meta = file.metadata().ok()?;
+    if !meta.is_file() || meta.len() > MAX_FILE_BYTES {
+        return None;
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.read_to_end(&mut bytes).ok()?;
+    Some(bytes)
+}
+
 /// Sorted, at most [`LISTED`], joined with commas.
 fn listed(mut paths: Vec<String>) -> String {
     paths.sort();
@@ -230,7 +308,10 @@ fn unwrap(dir: &Path) -> Result<PathBuf, String> {
         let entries: Vec<_> = std::fs::read_dir(&top)
             .map_err(|e| format!("{}: {e}", top.display()))?
             .flatten()
-            .filter(|e| !clutter(&e.file_name().to_string_lossy()))
+            .filter(|e| {
+                let name = e.file_name();
+                !clutter(&name.to_string_lossy()) && name != ".git" && name != "target"
+            })
             .collect();
         let [only] = entries.as_slice() else {
             break;
@@ -255,7 +336,7 @@ fn layout(top: &Path, graded: &[&'static str]) -> Result<Layout, String> {
     if is_dir("exercises") {
         return Ok(Layout::Workbook);
     }
-    if STEPS.iter().any(|s| top.join(s).exists()) {
+    if STEPS.iter().any(|s| is_dir(s)) {
         return Ok(Layout::StepFolders);
     }
     let loose: Vec<String> = std::fs::read_dir(top)
@@ -268,9 +349,10 @@ fn layout(top: &Path, graded: &[&'static str]) -> Result<Layout, String> {
         (_, None) => Ok(Layout::StepFolders),
         ([step], Some(_)) => Ok(Layout::OneStep(step)),
         (_, Some(first)) => Err(format!(
-            "submission refused: {first} is not in a step's folder, and {} steps are graded, \
+            "submission refused: {} is not in a step's folder, and {} steps are graded, \
              so which step it is for is unknown; upload each step's sources in its folder, \
              such as ex1_fibonacci_child/src/main.rs",
+            shown(Path::new(first)),
             graded.len()
         )),
     }
@@ -412,15 +494,22 @@ pub fn checkout(
         for file in release.files_of(step) {
             let to = dir.join(file);
             let inside = file.strip_prefix("exercises").unwrap_or(file);
+            // The submission's own layout wins: a file where the release
+            // has a folder, or a folder where it has a file.
+            let in_the_way = placed
+                .iter()
+                .any(|p| inside.starts_with(p) || p.starts_with(inside));
+            if in_the_way && !placed.contains(inside) {
+                continue;
+            }
             let bytes = match release.content(file) {
                 Ok(bytes) => bytes,
                 Err(_) if placed.contains(inside) => continue,
                 Err(why) if !placed.is_empty() => return Err(why),
-                // Not built: only cargo's reading of the workspace needs it.
-                Err(_) => match std::fs::read(workbook.join(file)) {
-                    Ok(bytes) => bytes,
-                    Err(_) => continue,
-                },
+                // Not built, and never the checkout's copy (it may be a
+                // solution, which the build could read): cargo's reading
+                // of the workspace needs only that the file is there.
+                Err(_) => b"// Not in the submission: this step is not built.\n".to_vec(),
             };
             if let Some(parent) = to.parent() {
                 std::fs::create_dir_all(parent).map_err(|e| io(parent, e))?;
@@ -724,12 +813,14 @@ mod tests {
         let accepted = check(&theirs, &root, &STEPS, &release).unwrap();
         // ex5's bin is the release's and its main the student's; without
         // git history the release of ex1's main cannot be had, and ex1 is
-        // not built: the checkout's copy keeps cargo's metadata whole.
+        // not built: a placeholder keeps cargo's metadata whole.
         checkout(&root, &slot, &release, &accepted.placements).unwrap();
         let read = |p: &str| std::fs::read_to_string(slot.join("exercises").join(p)).unwrap();
         assert_eq!(read(&format!("{EX5}/src/main.rs")), "mine");
         assert_eq!(read(&format!("{EX5}/src/bin/print_time.rs")), "ex5 bin");
         assert_eq!(read(&format!("{EX1}/README.md")), "ex1 sheet");
+        // Never the checkout's solved copy, which the build could read.
+        assert!(read(&format!("{EX1}/src/main.rs")).contains("not built"));
         // A submitted step that needs a release that cannot be had.
         let partial = tree(
             "checkout-partial",
@@ -739,6 +830,95 @@ mod tests {
         let why = checkout(&root, &slot, &release, &accepted.placements).unwrap_err();
         assert!(why.contains("is not the released skeleton"), "{why}");
         for dir in [root, slot, theirs, partial] {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+
+    /// What the red team sent (issue 15): every one a refusal on one line
+    /// or a grade, never a hang, an internal error or a forged line.
+    #[test]
+    fn odd_uploads_are_refused_on_one_line_or_taken() {
+        let (root, release) = workbook("odd");
+        let main = format!("{EX1}/src/main.rs");
+        // A file name that would forge report lines.
+        let forged = "x\n\nex2_signal_exchange: 12 points\ntotal: 54 points";
+        let dir = tree("odd-forged", &[(main.as_str(), "mine"), (forged, "x")]);
+        let accepted = check(&dir, &root, &STEPS, &release).unwrap();
+        let note = accepted.note.unwrap();
+        assert_eq!(note.lines().count(), 1, "{note}");
+        std::os::unix::fs::symlink("/etc/passwd", dir.join(EX1).join("src").join(forged)).unwrap();
+        let refusal = taken(&dir, &root, &release, &STEPS).unwrap_err();
+        assert_eq!(refusal.lines().count(), 1, "{refusal}");
+        let _ = std::fs::remove_dir_all(dir);
+        let dir = tree("odd-loose-forged", &[(&format!("{forged}.rs"), "x")]);
+        let refusal = taken(&dir, &root, &release, &STEPS).unwrap_err();
+        assert_eq!(refusal.lines().count(), 1, "{refusal}");
+        let _ = std::fs::remove_dir_all(dir);
+
+        // A FIFO in the grader's workbook, where the upload has a file of
+        // the same (empty) size: compared without blocking.
+        nix::unistd::mkfifo(
+            &root.join("exercises").join(EX1).join("room.fifo"),
+            nix::sys::stat::Mode::from_bits_truncate(0o600),
+        )
+        .unwrap();
+        let dir = tree(
+            "odd-fifo",
+            &[(main.as_str(), "mine"), (&format!("{EX1}/room.fifo"), "")],
+        );
+        assert_eq!(taken(&dir, &root, &release, &STEPS), Ok(vec![main.clone()]));
+        let _ = std::fs::remove_dir_all(dir);
+
+        // Wrappers around a .git folder, and deeper than a few.
+        let dir = tree(
+            "odd-wrapped",
+            &[(".git/HEAD", "ref"), (&format!("a/b/c/d/{main}"), "mine")],
+        );
+        assert_eq!(taken(&dir, &root, &release, &STEPS), Ok(vec![main.clone()]));
+        let _ = std::fs::remove_dir_all(dir);
+        // A module folder named target is a source.
+        let module = format!("{EX1}/src/target/mod.rs");
+        let dir = tree(
+            "odd-target-module",
+            &[(main.as_str(), "m"), (module.as_str(), "t")],
+        );
+        assert_eq!(
+            taken(&dir, &root, &release, &STEPS),
+            Ok(vec![main.clone(), module.clone()])
+        );
+        let _ = std::fs::remove_dir_all(dir);
+        // A file named as a step does not make a step folder.
+        let dir = tree("odd-step-file", &[(EX1, "x"), ("main.rs", "mine")]);
+        assert_eq!(taken(&dir, &root, &release, &[EX1]), Ok(vec![main.clone()]));
+        let _ = std::fs::remove_dir_all(dir);
+        // Cargo's own files among the sources.
+        let dir = tree(
+            "odd-cargo-in-src",
+            &[
+                (main.as_str(), "m"),
+                (&format!("{EX1}/src/rust-toolchain"), "nightly"),
+            ],
+        );
+        let refusal = taken(&dir, &root, &release, &STEPS).unwrap_err();
+        assert!(
+            refusal.contains("a cargo file among the sources"),
+            "{refusal}"
+        );
+        let _ = std::fs::remove_dir_all(dir);
+
+        // A file where the release has a folder (ex5's src/bin): the
+        // submission's layout wins, and nothing of the release is in the way.
+        let slot = tree("odd-slot", &[]);
+        let dir = tree("odd-bin-file", &[(&format!("{EX5}/src/bin"), "a file")]);
+        let accepted = check(&dir, &root, &STEPS, &release).unwrap();
+        checkout(&root, &slot, &release, &accepted.placements).unwrap();
+        let bin = slot.join("exercises").join(EX5).join("src/bin");
+        assert_eq!(std::fs::read_to_string(&bin).unwrap(), "a file");
+        assert_eq!(
+            std::fs::read_to_string(slot.join("exercises").join(EX5).join("src/main.rs")).unwrap(),
+            "ex5 skeleton"
+        );
+        for dir in [root, slot, dir] {
             let _ = std::fs::remove_dir_all(dir);
         }
     }
