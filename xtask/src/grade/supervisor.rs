@@ -37,6 +37,7 @@
 //! | **refused** | process_vm_writev | writes into another process's memory, unseen |
 //! | **refused** | pidfd_getfd | takes another process's descriptors |
 //! | **refused** | clone with CLONE_UNTRACED | would escape the tracer |
+//! | **refused** | seccomp, prctl(PR_SET_SECCOMP) | a filter of the program's own: its SECCOMP_RET_TRACE would stop the tracer with data the program chose. The tracer never reads that data anyway: at each seccomp stop it runs its own filter on the kernel's record of the call (PTRACE_GET_SYSCALL_INFO) |
 //! | **refused** | any call through the i386 ABI (`int 0x80`) or the x32 ABI | the filter checks the architecture and the x32 bit: such calls would be unseen |
 //!
 //! Limits the kernel enforced are logged as `limit` events from the
@@ -1016,15 +1017,27 @@ impl Worker {
     /// A seccomp stop: a watched call at its entry, or a refused one.
     #[cfg(target_arch = "x86_64")]
     fn on_seccomp(&mut self, pid: Pid) {
-        // Gone meanwhile (killed at a seccomp stop): nothing to judge.
-        let Ok(data) = ptrace::getevent(pid) else {
-            return;
-        };
-        let data = data as u32;
         let Ok(mut regs) = ptrace::getregs(pid) else {
             let _ = ptrace::cont(pid, None);
             return;
         };
+        // Which call this is, from the kernel's own record of the stop
+        // (architecture, number, arguments), judged by our own filter run
+        // here: never the data the stop carries, which a filter of the
+        // program's own could have chosen (ours refuses to let one be
+        // installed, but one could predate us).
+        let Some(call) = seccomp_call(pid) else {
+            let _ = ptrace::cont(pid, None);
+            return;
+        };
+        let verdict = filter_verdict(our_filter(), call.nr, call.arch, &call.args);
+        if verdict & nix::libc::SECCOMP_RET_ACTION_FULL != nix::libc::SECCOMP_RET_TRACE {
+            // Not a stop our filter asks for: the call goes on, unseen by
+            // a rule, as the kernel would run it without us.
+            let _ = ptrace::cont(pid, None);
+            return;
+        }
+        let data = verdict & nix::libc::SECCOMP_RET_DATA;
         if data != WATCHED {
             let what = REFUSED
                 .iter()
@@ -1041,8 +1054,7 @@ impl Worker {
             let _ = ptrace::cont(pid, None);
             return;
         }
-        let nr = regs.orig_rax as i64;
-        let args = [regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8, regs.r9];
+        let (nr, args) = (call.nr as i64, call.args);
         let Some(entry) = self.prepare(pid, nr, args) else {
             let _ = ptrace::cont(pid, None);
             return;
@@ -1757,14 +1769,101 @@ fn prefer_this_thread() {
 /// The seccomp filter's verdict data for a watched call.
 const WATCHED: u32 = 1;
 
+/// The filter every traced program gets, built once.
+fn our_filter() -> &'static [nix::libc::sock_filter] {
+    static FILTER: std::sync::OnceLock<Vec<nix::libc::sock_filter>> = std::sync::OnceLock::new();
+    FILTER.get_or_init(seccomp_filter)
+}
+
+/// A system call at a seccomp stop, as the kernel records it.
+struct SeccompCall {
+    arch: u32,
+    nr: u64,
+    args: [u64; 6],
+}
+
+/// `PTRACE_GET_SYSCALL_INFO` at a seccomp stop: the kernel's record of the
+/// call, architecture included (registers alone cannot tell an `int 0x80`
+/// call from a 64-bit one).
+#[cfg(target_os = "linux")]
+fn seccomp_call(pid: Pid) -> Option<SeccompCall> {
+    /// `struct ptrace_syscall_info` with its seccomp member (88 bytes).
+    #[repr(C)]
+    #[derive(Default)]
+    struct Info {
+        op: u8,
+        reserved: u8,
+        flags: u16,
+        arch: u32,
+        instruction_pointer: u64,
+        stack_pointer: u64,
+        nr: u64,
+        args: [u64; 6],
+        ret_data: u32,
+        reserved2: u32,
+    }
+    let mut info = Info::default();
+    // SAFETY: the kernel writes at most `size` bytes into `info`.
+    let written = unsafe {
+        nix::libc::ptrace(
+            nix::libc::PTRACE_GET_SYSCALL_INFO,
+            pid.as_raw(),
+            std::mem::size_of::<Info>(),
+            &mut info as *mut Info,
+        )
+    };
+    (written > 0 && info.op == nix::libc::PTRACE_SYSCALL_INFO_SECCOMP).then_some(SeccompCall {
+        arch: info.arch,
+        nr: info.nr,
+        args: info.args,
+    })
+}
+
+/// What the classic BPF `program` returns for one `seccomp_data`.
+fn filter_verdict(program: &[nix::libc::sock_filter], nr: u64, arch: u32, args: &[u64]) -> u32 {
+    use nix::libc;
+    let mut data = [0u8; 64];
+    data[0..4].copy_from_slice(&(nr as u32).to_ne_bytes());
+    data[4..8].copy_from_slice(&arch.to_ne_bytes());
+    for (i, arg) in args.iter().take(6).enumerate() {
+        data[16 + 8 * i..24 + 8 * i].copy_from_slice(&arg.to_ne_bytes());
+    }
+    let (mut pc, mut a) = (0usize, 0u32);
+    // Ours only loads absolute words, jumps forward and returns.
+    while let Some(i) = program.get(pc) {
+        match (i.code & 0x07) as u32 {
+            libc::BPF_LD => {
+                let at = i.k as usize;
+                a = data
+                    .get(at..at + 4)
+                    .map_or(0, |w| u32::from_ne_bytes(w.try_into().unwrap_or([0; 4])));
+                pc += 1;
+            }
+            libc::BPF_JMP => {
+                let taken = match (i.code & 0xf0) as u32 {
+                    libc::BPF_JEQ => a == i.k,
+                    libc::BPF_JGE => a >= i.k,
+                    libc::BPF_JSET => a & i.k != 0,
+                    _ => return libc::SECCOMP_RET_ALLOW,
+                };
+                pc += 1 + if taken { i.jt } else { i.jf } as usize;
+            }
+            libc::BPF_RET => return i.k,
+            _ => return libc::SECCOMP_RET_ALLOW,
+        }
+    }
+    libc::SECCOMP_RET_ALLOW
+}
+
 /// Refused calls: the filter's data value, and how the verdict names them.
-const REFUSED: [(u32, &str); 6] = [
+const REFUSED: [(u32, &str); 7] = [
     (2, "io_uring is not allowed in this workbook (its I/O cannot be observed)"),
     (3, "process_vm_writev is not allowed in this workbook (it writes into another process's memory)"),
     (4, "clone with CLONE_UNTRACED is not allowed in this workbook (it would escape the tracer)"),
     (5, "system calls through the i386 ABI (int 0x80) are not allowed in this workbook"),
     (6, "system calls through the x32 ABI are not allowed in this workbook"),
     (7, "pidfd_getfd is not allowed in this workbook (it takes another process's descriptors)"),
+    (8, "a seccomp filter of the program's own is not allowed in this workbook (its verdicts would reach the grader's tracer)"),
 ];
 
 #[cfg(target_arch = "x86_64")]
@@ -2207,6 +2306,7 @@ fn seccomp_filter() -> Vec<nix::libc::sock_filter> {
             trace(5),
             trace(6),
             trace(7),
+            trace(8),
             libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32,
         ];
         let allow = To::Ret(libc::SECCOMP_RET_ALLOW);
@@ -2241,6 +2341,18 @@ fn seccomp_filter() -> Vec<nix::libc::sock_filter> {
             libc::SYS_pidfd_getfd as u32,
             To::Ret(trace(7)),
             To::Next,
+        ));
+        // A filter of the program's own (seccomp, or prctl PR_SET_SECCOMP:
+        // option is args[0]): its RET_TRACE would stop our tracer with
+        // data the program chose.
+        code.push((JEQ_K, libc::SYS_seccomp as u32, To::Ret(trace(8)), To::Next));
+        code.push((JEQ_K, libc::SYS_prctl as u32, To::Next, To::Skip(2)));
+        code.push((LD_W_ABS, 16, To::Next, To::Next));
+        code.push((
+            JEQ_K,
+            libc::PR_SET_SECCOMP as u32,
+            To::Ret(trace(8)),
+            To::Ret(libc::SECCOMP_RET_ALLOW),
         ));
         let watched = [
             libc::SYS_kill,
@@ -2361,36 +2473,7 @@ mod tests {
     }
 
     fn verdict_with(nr: i64, arch: u32, args: &[u64]) -> u32 {
-        let program = seccomp_filter();
-        let mut data = [0u8; 64];
-        data[0..4].copy_from_slice(&(nr as u32).to_ne_bytes());
-        data[4..8].copy_from_slice(&arch.to_ne_bytes());
-        for (i, arg) in args.iter().enumerate() {
-            data[16 + 8 * i..24 + 8 * i].copy_from_slice(&arg.to_ne_bytes());
-        }
-        let (mut pc, mut a) = (0usize, 0u32);
-        loop {
-            let i = program[pc];
-            let class = i.code & 0x07;
-            match class as u32 {
-                libc::BPF_LD => {
-                    let at = i.k as usize;
-                    a = u32::from_ne_bytes(data[at..at + 4].try_into().unwrap());
-                    pc += 1;
-                }
-                libc::BPF_JMP => {
-                    let taken = match (i.code & 0xf0) as u32 {
-                        libc::BPF_JEQ => a == i.k,
-                        libc::BPF_JGE => a >= i.k,
-                        libc::BPF_JSET => a & i.k != 0,
-                        other => panic!("unexpected jump {other:#x}"),
-                    };
-                    pc += 1 + if taken { i.jt } else { i.jf } as usize;
-                }
-                libc::BPF_RET => return i.k,
-                other => panic!("unexpected class {other:#x}"),
-            }
-        }
+        filter_verdict(&seccomp_filter(), nr as u64, arch, args)
     }
 
     const X86_64: u32 = 0xC000_003E;
@@ -2444,6 +2527,16 @@ mod tests {
         assert_eq!(verdict(libc::SYS_io_uring_setup, X86_64, 0), refused(2));
         assert_eq!(verdict(libc::SYS_process_vm_writev, X86_64, 0), refused(3));
         assert_eq!(verdict(libc::SYS_pidfd_getfd, X86_64, 0), refused(7));
+        // A filter of the program's own, by either call; other prctls run.
+        assert_eq!(verdict(libc::SYS_seccomp, X86_64, 1), refused(8));
+        assert_eq!(
+            verdict(libc::SYS_prctl, X86_64, libc::PR_SET_SECCOMP as u64),
+            refused(8)
+        );
+        assert_eq!(
+            verdict(libc::SYS_prctl, X86_64, libc::PR_SET_NAME as u64),
+            libc::SECCOMP_RET_ALLOW
+        );
         assert_eq!(verdict(20, I386, 0), refused(5));
         assert_eq!(verdict(0x4000_0001, X86_64, 0), refused(6));
         assert_eq!(
