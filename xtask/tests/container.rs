@@ -117,8 +117,18 @@ fn a_tmpdir_closed_to_the_cases_user_still_grades_or_says_why_not() {
     let left: Vec<_> = std::fs::read_dir(&*private).unwrap().flatten().collect();
     assert!(left.is_empty(), "left in TMPDIR: {left:?}");
 
-    // /tmp closed to others as well (a tmpfs of mode 0700 over it).
-    let closed = "mount -t tmpfs -o mode=0700 tmpfs /tmp\n";
+    // /tmp closed to others as well (a tmpfs of mode 0700 over it). The
+    // real /tmp stays reachable under /mnt/tmp (a tmpfs of this mount
+    // namespace over /mnt), where the workbook and the grader are then run
+    // from, should they be under /tmp (a CI checkout).
+    let closed = "mount -t tmpfs tmpfs /mnt\n\
+                  mkdir /mnt/tmp\n\
+                  mount --bind /tmp /mnt/tmp\n\
+                  mount -t tmpfs -o mode=0700 tmpfs /tmp\n\
+                  case \"$PWD\" in /tmp/*) cd \"/mnt$PWD\";; esac\n\
+                  bin=\"$1\"; shift\n\
+                  case \"$bin\" in /tmp/*) bin=\"/mnt$bin\";; esac\n\
+                  set -- \"$bin\" \"$@\"\n";
     let output = grade_in_container_with(&args, Some(&private), closed).unwrap();
     output.assert_code(1);
     output.assert_stderr_has("TMPDIR (");
