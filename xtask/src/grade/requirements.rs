@@ -1430,7 +1430,8 @@ fn running<'a>(trace: &Trace<'a>, of: &BTreeSet<i32>) -> BTreeMap<i32, Vec<Run<'
 /// had exec'd before it was created: so a coordinator's own helpers (an
 /// intermediate that forks and waits) are not programs, and a middle
 /// process that starts every program as its own children does not make
-/// them one. Each process belongs to its nearest program.
+/// them one. Each process belongs to its nearest program; a child under
+/// which nothing exec'd is a program of its own.
 fn programs(trace: &Trace, process: &ProcessRun) -> BTreeMap<i32, BTreeSet<i32>> {
     let below = trace.descendants(process.pid);
     let parent_of = |pid: i32| {
@@ -1475,32 +1476,17 @@ fn programs(trace: &Trace, process: &ProcessRun) -> BTreeMap<i32, BTreeSet<i32>>
             programs.entry(root).or_default().insert(*pid);
         }
     }
+    // A child under which nothing exec'd (a program stopped before its
+    // exec and abandoned, or one that never execs) is a program too, with
+    // its whole subtree.
+    for child in trace.children(process.pid) {
+        let mut tree = trace.descendants(child);
+        tree.insert(child);
+        if !tree.iter().any(|p| roots.contains(p)) {
+            programs.insert(child, tree);
+        }
+    }
     programs
-}
-
-/// When the process created processes but none of them exec'd a program,
-/// the grader cannot tell its programs apart: a failure that says so.
-fn unattributed<'a>(
-    c: &Context<'a>,
-    programs: &BTreeMap<i32, BTreeSet<i32>>,
-) -> Option<Finding<'a>> {
-    if !programs.is_empty() {
-        return None;
-    }
-    let spawns: Vec<&Event> = c.trace.spawns_by(c.process.pid).collect();
-    if spawns.is_empty() {
-        return None;
-    }
-    Some(Finding::failed(
-        problem_with(
-            format!(
-                "no process {} created exec'd a program, so the grader cannot tell its programs apart: each program is started with fork and exec",
-                c.process.name
-            ),
-            vec![],
-        ),
-        spawns,
-    ))
 }
 
 /// How deep `pid` is below `program` (0: the program itself).
@@ -1530,9 +1516,6 @@ fn one_at_a_time<'a>(c: &Context<'a>) -> Finding<'a> {
         .and_then(|t| parse_duration(t).ok())
         .map_or(2.0, |d| d.as_secs_f64() * 1e3);
     let programs = programs(trace, c.process);
-    if let Some(failed) = unattributed(c, &programs) {
-        return failed;
-    }
     let everyone: BTreeSet<i32> = programs.values().flatten().copied().collect();
     let program_of = |pid: i32| {
         programs
@@ -1672,11 +1655,7 @@ fn slices<'a>(c: &Context<'a>) -> Finding<'a> {
         runs: Vec<Run<'a>>,
     }
     let mut stretches_of: BTreeMap<i32, Vec<Stretch>> = BTreeMap::new();
-    let programs = programs(trace, c.process);
-    if let Some(failed) = unattributed(c, &programs) {
-        return failed;
-    }
-    for (program, tree) in programs {
+    for (program, tree) in programs(trace, c.process) {
         let mut runs: Vec<Run> = running(trace, &tree).into_values().flatten().collect();
         runs.sort_by(|a, b| a.start.total_cmp(&b.start));
         let mut merged: Vec<Stretch> = Vec::new();
