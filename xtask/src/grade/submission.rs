@@ -509,7 +509,9 @@ pub fn checkout(
                 // Not built, and never the checkout's copy (it may be a
                 // solution, which the build could read): cargo's reading
                 // of the workspace needs only that the file is there.
-                Err(_) => b"// Not in the submission: this step is not built.\n".to_vec(),
+                // A `main` keeps it a binary that builds, for the store,
+                // which compiles every step once for its dependencies.
+                Err(_) => b"// Not in the submission: never graded.\nfn main() {}\n".to_vec(),
             };
             if let Some(parent) = to.parent() {
                 std::fs::create_dir_all(parent).map_err(|e| io(parent, e))?;
@@ -820,7 +822,7 @@ mod tests {
         assert_eq!(read(&format!("{EX5}/src/bin/print_time.rs")), "ex5 bin");
         assert_eq!(read(&format!("{EX1}/README.md")), "ex1 sheet");
         // Never the checkout's solved copy, which the build could read.
-        assert!(read(&format!("{EX1}/src/main.rs")).contains("not built"));
+        assert!(read(&format!("{EX1}/src/main.rs")).contains("never graded"));
         // A submitted step that needs a release that cannot be had.
         let partial = tree(
             "checkout-partial",
