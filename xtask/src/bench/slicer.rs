@@ -26,97 +26,180 @@ struct Observed {
     interruptions: usize,
 }
 
+/// The slicers measured, side by side in each run.
+#[derive(Clone, Copy, PartialEq)]
+enum Slicer {
+    /// The reference solution.
+    Reference,
+    /// `limit_slicer`: the smallest coordinator there can be, the floor.
+    Limit,
+    /// The lab's original, in Python.
+    Python,
+}
+
+impl Slicer {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Reference => "Rust",
+            Self::Limit => "limit",
+            Self::Python => "Python",
+        }
+    }
+}
+
+/// One slicer's run: what the workers saw, what the machine's hypervisor
+/// took meanwhile, and what the slicer said of itself (the limit peer's
+/// timer lateness and stop latency).
+struct Measured {
+    observed: Observed,
+    steal: f64,
+    said: String,
+}
+
 pub fn run(bins: &Path, python: Option<&Path>, runs: usize) -> Result<(), String> {
     let probe = bins.join("spin_probe");
     let slice_ms = format!("{}ms", SLICE.as_millis());
     let work = WORK_SECONDS.to_string();
     println!(
-        "ex5: {COPIES} CPU-bound workers, {} slices, {WORK_SECONDS} s of CPU each (worst of {runs} runs)",
+        "ex5: {COPIES} CPU-bound workers, {} slices, {WORK_SECONDS} s of CPU each ({runs} runs; the limit is the smallest coordinator there can be, run beside the others)",
         slice_ms
     );
-    let mut rust = Vec::new();
-    for _ in 0..runs {
-        rust.push(observe(|dir| {
-            let mut c = Command::new(bins.join("ex5_round_robin_solution"));
-            c.args(["--copies", &COPIES.to_string(), "--slice", &slice_ms, "--"]);
-            c.arg(&probe).arg(&work).arg(dir);
-            c
-        })?);
+    let script = project::root().join("xtask/baselines/ex5_round_robin.py");
+    let mut slicers = vec![Slicer::Reference, Slicer::Limit];
+    if python.is_some() {
+        slicers.push(Slicer::Python);
     }
-    let python_runs = match python {
-        Some(python) => {
-            let script = project::root().join("xtask/baselines/ex5_round_robin.py");
-            let mut all = Vec::new();
-            for _ in 0..runs {
-                all.push(observe(|dir| {
-                    let mut c = Command::new(python);
-                    c.arg(&script)
-                        .arg(SLICE.as_secs_f64().to_string())
-                        .arg(COPIES.to_string())
-                        .arg("--");
-                    c.arg(&probe).arg(&work).arg(dir);
-                    c
-                })?);
+    let command = |slicer: Slicer, dir: &Path| {
+        let mut c = match slicer {
+            Slicer::Reference => {
+                let mut c = Command::new(bins.join("ex5_round_robin_solution"));
+                c.args(["--copies", &COPIES.to_string(), "--slice", &slice_ms, "--"]);
+                c
             }
-            Some(all)
-        }
-        None => None,
-    };
-
-    let worst = |runs: &[Observed]| -> Summary {
-        let summaries: Vec<Summary> = runs.iter().map(Summary::of).collect();
-        Summary::worst(&summaries)
-    };
-    let rust = worst(&rust);
-    let python = python_runs.as_deref().map(worst);
-    println!("  {:<26} {:>14} {:>14}", "", "Rust", "Python");
-    let row = |name: &str, r: String, p: Option<String>| {
-        println!(
-            "  {:<26} {:>14} {:>14}",
-            name,
-            r,
-            p.unwrap_or_else(|| "-".into())
-        );
+            Slicer::Limit => {
+                let mut c = Command::new(bins.join("limit_slicer"));
+                c.arg(COPIES.to_string())
+                    .arg(SLICE.as_nanos().to_string())
+                    .arg("--");
+                c
+            }
+            Slicer::Python => {
+                let mut c = Command::new(python.unwrap_or(Path::new("python3")));
+                c.arg(&script)
+                    .arg(SLICE.as_secs_f64().to_string())
+                    .arg(COPIES.to_string())
+                    .arg("--");
+                c
+            }
+        };
+        c.arg(&probe).arg(&work).arg(dir);
+        c
     };
     let ms = |d: Duration| format!("{:.3} ms", d.as_secs_f64() * 1e3);
-    row(
-        "slices observed",
-        rust.slices.to_string(),
-        python.as_ref().map(|p| p.slices.to_string()),
-    );
-    row(
-        "slices cut by other load",
-        rust.interruptions.to_string(),
-        python.as_ref().map(|p| p.interruptions.to_string()),
-    );
-    row(
-        "slice error, median",
-        ms(rust.median),
-        python.as_ref().map(|p| ms(p.median)),
-    );
-    row(
-        "slice error, p99",
-        ms(rust.p99),
-        python.as_ref().map(|p| ms(p.p99)),
-    );
-    row(
-        "slice error, max",
-        ms(rust.max),
-        python.as_ref().map(|p| ms(p.max)),
-    );
-    row(
-        "overlaps (two ran at once)",
-        format!("{} / {}", rust.overlaps, ms(rust.overlap_time)),
-        python
-            .as_ref()
-            .map(|p| format!("{} / {}", p.overlaps, ms(p.overlap_time))),
-    );
     let percent = |x: f64| format!("{:.1}%", x * 100.0);
-    row(
-        "CPU time / wall time",
-        percent(rust.cpu_share),
-        python.as_ref().map(|p| percent(p.cpu_share)),
+    // Interleaved, so that each run's figures share the machine's state.
+    let mut all: Vec<Vec<Measured>> = slicers.iter().map(|_| Vec::new()).collect();
+    for n in 0..runs {
+        let mut line = format!("  run {}:", n + 1);
+        for (slicer, measured) in slicers.iter().zip(all.iter_mut()) {
+            let m = observe(|dir| command(*slicer, dir))?;
+            let summary = Summary::of(&m.observed);
+            line.push_str(&format!(
+                " {} p99 {} (steal {});",
+                slicer.name(),
+                ms(summary.p99),
+                percent(m.steal)
+            ));
+            measured.push(m);
+        }
+        println!("{}", line.trim_end_matches(';'));
+        // Where the floor's own error comes from, in this run.
+        if let Some(limit) = slicers.iter().position(|s| *s == Slicer::Limit) {
+            let said = &all[limit][n].said;
+            let field = |key: &str| -> Option<Vec<f64>> {
+                let line = said.lines().find(|l| l.starts_with(key))?;
+                Some(
+                    line.split_whitespace()
+                        .skip(1)
+                        .filter_map(|v| v.parse::<f64>().ok())
+                        .map(|ns| ns / 1e6)
+                        .collect(),
+                )
+            };
+            if let (Some(late), Some(stop)) = (field("lateness_ns"), field("stop_ns")) {
+                if let ([l50, l99, lmax], [s50, s99, smax]) = (late.as_slice(), stop.as_slice()) {
+                    println!(
+                        "    limit: timer lateness p50/p99/max {l50:.3}/{l99:.3}/{lmax:.3} ms, stop confirmed after p50/p99/max {s50:.3}/{s99:.3}/{smax:.3} ms"
+                    );
+                }
+            }
+        }
+    }
+    let summaries: Vec<Vec<Summary>> = all
+        .iter()
+        .map(|runs| runs.iter().map(|m| Summary::of(&m.observed)).collect())
+        .collect();
+    let worst: Vec<Summary> = summaries.iter().map(|s| Summary::worst(s)).collect();
+    let column = |slicer: Slicer| slicers.iter().position(|s| *s == slicer);
+    let mut header = format!("  {:<26}", "");
+    for slicer in &slicers {
+        header.push_str(&format!(" {:>14}", slicer.name()));
+    }
+    println!("{header}");
+    let row = |name: &str, value: &dyn Fn(&Summary) -> String| {
+        let mut line = format!("  {name:<26}");
+        for summary in &worst {
+            line.push_str(&format!(" {:>14}", value(summary)));
+        }
+        println!("{line}");
+    };
+    row("slices observed", &|s| s.slices.to_string());
+    row("slices cut by other load", &|s| s.interruptions.to_string());
+    row("slice error, median", &|s| ms(s.median));
+    row("slice error, p99", &|s| ms(s.p99));
+    row("slice error, max", &|s| ms(s.max));
+    row("overlaps (two ran at once)", &|s| {
+        format!("{} / {}", s.overlaps, ms(s.overlap_time))
+    });
+    row("CPU time / wall time", &|s| percent(s.cpu_share));
+    let (Some(reference), Some(limit)) = (column(Slicer::Reference), column(Slicer::Limit)) else {
+        return Ok(());
+    };
+    let rust = &worst[reference];
+    // Run by run: the reference against the floor it ran beside.
+    let ratios: Vec<f64> = summaries[reference]
+        .iter()
+        .zip(&summaries[limit])
+        .map(|(r, l)| r.p99.as_secs_f64() / l.p99.as_secs_f64().max(1e-9))
+        .collect();
+    let worst_ratio = ratios.iter().copied().fold(0.0, f64::max);
+    println!(
+        "  p99 / the limit's, run by run: {}",
+        ratios
+            .iter()
+            .map(|r| format!("{r:.2}x"))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
+    println!(
+        "  goal: p99 within 1.3x of the limit's in every run: {} ({worst_ratio:.2}x)",
+        verdict(worst_ratio <= 1.3)
+    );
+    let quiet: Vec<&Summary> = summaries[reference]
+        .iter()
+        .zip(&all[reference])
+        .filter(|(_, m)| m.steal < 0.01)
+        .map(|(s, _)| s)
+        .collect();
+    match quiet.iter().map(|s| s.p99).max() {
+        Some(p99) => println!(
+            "  goal: p99 under 0.25 ms in runs with steal under 1%: {} ({}, {} of {runs} runs)",
+            verdict(p99 < Duration::from_micros(250)),
+            ms(p99),
+            quiet.len()
+        ),
+        None => println!("  goal: p99 under 0.25 ms in runs with steal under 1%: no such run"),
+    }
     println!(
         "  goal: p99 slice error at most 1 ms: {} ({})",
         verdict(rust.p99 <= Duration::from_millis(1)),
@@ -135,9 +218,23 @@ pub fn run(bins: &Path, python: Option<&Path>, runs: usize) -> Result<(), String
     Ok(())
 }
 
+/// The share of CPU time the hypervisor took from this machine between two
+/// readings of `/proc/stat` (its `steal` column over all columns).
+fn cpu_times() -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let fields: Vec<u64> = stat
+        .lines()
+        .next()?
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    Some((fields.get(7).copied().unwrap_or(0), fields.iter().sum()))
+}
+
 /// Runs one slicer with probes writing into a fresh directory, then reads
 /// what the probes recorded.
-fn observe(make: impl FnOnce(&Path) -> Command) -> Result<Observed, String> {
+fn observe(make: impl FnOnce(&Path) -> Command) -> Result<Measured, String> {
     let dir = std::env::temp_dir().join(format!(
         "xtask-bench-ex5-{}-{}",
         std::process::id(),
@@ -145,14 +242,24 @@ fn observe(make: impl FnOnce(&Path) -> Command) -> Result<Observed, String> {
     ));
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let mut command = make(&dir);
-    let status = command
+    let before = cpu_times();
+    let output = command
         .stdout(Stdio::null())
-        .status()
+        .stderr(Stdio::piped())
+        .output()
         .map_err(|e| format!("cannot run {command:?}: {e}"))?;
-    let result = if status.success() {
-        read_probes(&dir)
+    let steal = match (before, cpu_times()) {
+        (Some((s0, t0)), Some((s1, t1))) if t1 > t0 => (s1 - s0) as f64 / (t1 - t0) as f64,
+        _ => 0.0,
+    };
+    let result = if output.status.success() {
+        read_probes(&dir).map(|observed| Measured {
+            observed,
+            steal,
+            said: String::from_utf8_lossy(&output.stderr).into_owned(),
+        })
     } else {
-        Err(format!("{command:?} failed: {status}"))
+        Err(format!("{command:?} failed: {}", output.status))
     };
     let _ = std::fs::remove_dir_all(&dir);
     result
