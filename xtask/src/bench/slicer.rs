@@ -10,7 +10,7 @@ use crate::project;
 const COPIES: usize = 3;
 const SLICE: Duration = Duration::from_millis(20);
 /// CPU time each worker needs before it exits.
-const WORK_SECONDS: f64 = 0.5;
+const WORK_SECONDS: f64 = 2.0;
 
 /// What the workers observed during one run.
 #[derive(Debug, Default)]
@@ -24,6 +24,9 @@ struct Observed {
     slices: usize,
     /// Pieces of a slice split by a gap no other worker filled.
     interruptions: usize,
+    /// Every slice as the workers saw it, `(start, end, worker)`, in
+    /// CLOCK_MONOTONIC nanoseconds, in order.
+    seen: Vec<(u64, u64, usize)>,
 }
 
 /// The slicers measured, side by side in each run.
@@ -31,8 +34,9 @@ struct Observed {
 enum Slicer {
     /// The reference solution.
     Reference,
-    /// `limit_slicer`: the smallest coordinator there can be, the floor.
-    Limit,
+    /// `limit_slicer`: the smallest coordinator there can be, the floor,
+    /// asking the kernel for what the reference asks (`fifo`) unless told.
+    Limit(&'static str),
     /// The lab's original, in Python.
     Python,
 }
@@ -41,11 +45,20 @@ impl Slicer {
     fn name(self) -> &'static str {
         match self {
             Self::Reference => "Rust",
-            Self::Limit => "limit",
+            Self::Limit(_) => "limit",
             Self::Python => "Python",
         }
     }
 }
+
+/// The limit peer's tunings, each adding one thing the kernel is asked for
+/// (see `limit_slicer`), with what it is.
+const TUNINGS: [(&str, &str); 4] = [
+    ("plain", "the kernel's defaults"),
+    ("slack", "+ 1 ns timer slack"),
+    ("fifo", "+ SCHED_FIFO 1 (the reference's choice)"),
+    ("pinned", "+ coordinator on CPU 0, programs on CPU 1"),
+];
 
 /// One slicer's run: what the workers saw, what the machine's hypervisor
 /// took meanwhile, and what the slicer said of itself (the limit peer's
@@ -54,6 +67,9 @@ struct Measured {
     observed: Observed,
     steal: f64,
     said: String,
+    /// The coordinator's scheduling policy, as the kernel reported it
+    /// while the run went on.
+    policy: &'static str,
 }
 
 pub fn run(bins: &Path, python: Option<&Path>, runs: usize) -> Result<(), String> {
@@ -65,7 +81,7 @@ pub fn run(bins: &Path, python: Option<&Path>, runs: usize) -> Result<(), String
         slice_ms
     );
     let script = project::root().join("xtask/baselines/ex5_round_robin.py");
-    let mut slicers = vec![Slicer::Reference, Slicer::Limit];
+    let mut slicers = vec![Slicer::Reference, Slicer::Limit("fifo")];
     if python.is_some() {
         slicers.push(Slicer::Python);
     }
@@ -76,9 +92,10 @@ pub fn run(bins: &Path, python: Option<&Path>, runs: usize) -> Result<(), String
                 c.args(["--copies", &COPIES.to_string(), "--slice", &slice_ms, "--"]);
                 c
             }
-            Slicer::Limit => {
+            Slicer::Limit(tuning) => {
                 let mut c = Command::new(bins.join("limit_slicer"));
-                c.arg(COPIES.to_string())
+                c.args(["--tuning", tuning])
+                    .arg(COPIES.to_string())
                     .arg(SLICE.as_nanos().to_string())
                     .arg("--");
                 c
@@ -95,8 +112,6 @@ pub fn run(bins: &Path, python: Option<&Path>, runs: usize) -> Result<(), String
         c.arg(&probe).arg(&work).arg(dir);
         c
     };
-    let ms = |d: Duration| format!("{:.3} ms", d.as_secs_f64() * 1e3);
-    let percent = |x: f64| format!("{:.1}%", x * 100.0);
     // Interleaved, so that each run's figures share the machine's state.
     let mut all: Vec<Vec<Measured>> = slicers.iter().map(|_| Vec::new()).collect();
     for n in 0..runs {
@@ -114,26 +129,16 @@ pub fn run(bins: &Path, python: Option<&Path>, runs: usize) -> Result<(), String
         }
         println!("{}", line.trim_end_matches(';'));
         // Where the floor's own error comes from, in this run.
-        if let Some(limit) = slicers.iter().position(|s| *s == Slicer::Limit) {
-            let said = &all[limit][n].said;
-            let field = |key: &str| -> Option<Vec<f64>> {
-                let line = said.lines().find(|l| l.starts_with(key))?;
-                Some(
-                    line.split_whitespace()
-                        .skip(1)
-                        .filter_map(|v| v.parse::<f64>().ok())
-                        .map(|ns| ns / 1e6)
-                        .collect(),
-                )
-            };
-            if let (Some(late), Some(stop)) = (field("lateness_ns"), field("stop_ns")) {
-                if let ([l50, l99, lmax], [s50, s99, smax]) = (late.as_slice(), stop.as_slice()) {
-                    println!(
-                        "    limit: timer lateness p50/p99/max {l50:.3}/{l99:.3}/{lmax:.3} ms, stop confirmed after p50/p99/max {s50:.3}/{s99:.3}/{smax:.3} ms"
-                    );
-                }
-            }
+        if let Some(limit) = slicers.iter().position(|s| matches!(s, Slicer::Limit(_))) {
+            println!("    limit: {}", Breakdown::of(&all[limit][n]).line());
         }
+    }
+    if let Some(reference) = slicers.iter().position(|s| *s == Slicer::Reference) {
+        let policies: Vec<&str> = all[reference].iter().map(|m| m.policy).collect();
+        println!(
+            "  the reference ran as {} (SCHED_FIFO needs CAP_SYS_NICE or an RLIMIT_RTPRIO; without it, SCHED_OTHER)",
+            policies.join(", ")
+        );
     }
     let summaries: Vec<Vec<Summary>> = all
         .iter()
@@ -162,7 +167,8 @@ pub fn run(bins: &Path, python: Option<&Path>, runs: usize) -> Result<(), String
         format!("{} / {}", s.overlaps, ms(s.overlap_time))
     });
     row("CPU time / wall time", &|s| percent(s.cpu_share));
-    let (Some(reference), Some(limit)) = (column(Slicer::Reference), column(Slicer::Limit)) else {
+    let (Some(reference), Some(limit)) = (column(Slicer::Reference), column(Slicer::Limit("fifo")))
+    else {
         return Ok(());
     };
     let rust = &worst[reference];
@@ -211,11 +217,133 @@ pub fn run(bins: &Path, python: Option<&Path>, runs: usize) -> Result<(), String
         rust.overlaps
     );
     println!(
-        "  goal: CPU share at least 98%: {} ({})\n",
+        "  goal: CPU share at least 98%: {} ({})",
         verdict(rust.cpu_share >= 0.98),
         percent(rust.cpu_share)
     );
+    tunings(runs, |tuning, dir| command(Slicer::Limit(tuning), dir))?;
+    println!();
     Ok(())
+}
+
+/// What each thing the coordinator asks of the kernel is worth: the limit
+/// peer under each tuning, interleaved run by run.
+fn tunings(runs: usize, command: impl Fn(&'static str, &Path) -> Command) -> Result<(), String> {
+    println!("  what each choice is worth (the limit peer, {runs} runs of each, interleaved; worst run shown):");
+    let mut measured: Vec<Vec<Measured>> = TUNINGS.iter().map(|_| Vec::new()).collect();
+    for _ in 0..runs {
+        for ((tuning, _), runs) in TUNINGS.iter().zip(measured.iter_mut()) {
+            runs.push(observe(|dir| command(tuning, dir))?);
+        }
+    }
+    println!(
+        "    {:<50} {:>11} {:>10} {:>10} {:>15}",
+        "tuning", "policy", "error p99", "error max", "timer late p99"
+    );
+    for ((tuning, what), runs) in TUNINGS.iter().zip(&measured) {
+        let summaries: Vec<Summary> = runs.iter().map(|m| Summary::of(&m.observed)).collect();
+        let worst = Summary::worst(&summaries);
+        let late = runs
+            .iter()
+            .map(|m| Breakdown::of(m).lateness.1)
+            .fold(0.0, f64::max);
+        let policy = runs.first().map(|m| m.policy).unwrap_or("?");
+        println!(
+            "    {:<50} {:>11} {:>10} {:>10} {:>15}",
+            format!("{tuning}: {what}"),
+            policy,
+            ms(worst.p99),
+            ms(worst.max),
+            format!("{late:.3} ms")
+        );
+    }
+    Ok(())
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.3} ms", d.as_secs_f64() * 1e3)
+}
+
+fn percent(x: f64) -> String {
+    format!("{:.1}%", x * 100.0)
+}
+
+/// Where one limit-peer run's error came from, from its own timings and
+/// the workers' records: (p50, p99, max) in milliseconds.
+struct Breakdown {
+    /// Deadline to the coordinator running again.
+    lateness: (f64, f64, f64),
+    /// SIGSTOP sent to the kernel's confirmation (the wait returning).
+    confirmed: (f64, f64, f64),
+    /// SIGCONT sent to the worker running (its first reading).
+    continued: (f64, f64, f64),
+    /// SIGSTOP sent to the worker's last reading before it stopped.
+    stopped: (f64, f64, f64),
+}
+
+impl Breakdown {
+    fn of(m: &Measured) -> Self {
+        let list = |key: &str| -> Vec<i64> {
+            m.said
+                .lines()
+                .find_map(|l| l.strip_prefix(key))
+                .map(|rest| {
+                    rest.split_whitespace()
+                        .filter_map(|v| v.parse().ok())
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let triple = |v: Vec<i64>| match v.as_slice() {
+            [a, b, c] => (*a as f64 / 1e6, *b as f64 / 1e6, *c as f64 / 1e6),
+            _ => (0.0, 0.0, 0.0),
+        };
+        let cont_at = list("cont_at_ns ");
+        let stop_at = list("stop_at_ns ");
+        // Each slice the workers saw, against the last SIGCONT sent before
+        // it began, and the first SIGSTOP sent while it ran.
+        let mut continued = Vec::new();
+        let mut stopped = Vec::new();
+        let mut started = [false; COPIES];
+        for &(start, end, worker) in &m.observed.seen {
+            let (start, end) = (start as i64, end as i64);
+            // A worker's first slice begins with its exec: not a continue.
+            let first = !std::mem::replace(&mut started[worker], true);
+            if let Some(sent) = cont_at.iter().rev().find(|&&t| t <= start && !first) {
+                continued.push(start - sent);
+            }
+            if let Some(sent) = stop_at.iter().find(|&&t| t > start && t <= end + 2_000_000) {
+                stopped.push((end - sent).max(0));
+            }
+        }
+        Self {
+            lateness: triple(list("lateness_ns ")),
+            confirmed: triple(list("stop_ns ")),
+            continued: quantiles(continued),
+            stopped: quantiles(stopped),
+        }
+    }
+
+    fn line(&self) -> String {
+        let show = |(a, b, c): (f64, f64, f64)| format!("{a:.3}/{b:.3}/{c:.3}");
+        format!(
+            "p50/p99/max in ms: timer lateness {}; SIGCONT to running {}; SIGSTOP to stopped {} (seen by the worker), {} (confirmed by the wait)",
+            show(self.lateness),
+            show(self.continued),
+            show(self.stopped),
+            show(self.confirmed)
+        )
+    }
+}
+
+/// (p50, p99, max) of nanosecond values, in milliseconds.
+fn quantiles(mut values: Vec<i64>) -> (f64, f64, f64) {
+    if values.is_empty() {
+        return (0.0, 0.0, 0.0);
+    }
+    values.sort_unstable();
+    let at = |q: f64| values[((values.len() - 1) as f64 * q) as usize] as f64 / 1e6;
+    (at(0.5), at(0.99), at(1.0))
 }
 
 /// The share of CPU time the hypervisor took from this machine between two
@@ -243,11 +371,18 @@ fn observe(make: impl FnOnce(&Path) -> Command) -> Result<Measured, String> {
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let mut command = make(&dir);
     let before = cpu_times();
-    let output = command
+    let child = command
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
-        .output()
+        .spawn()
         .map_err(|e| format!("cannot run {command:?}: {e}"))?;
+    // The coordinator asks for its policy once its programs are forked,
+    // within milliseconds; a run lasts seconds.
+    std::thread::sleep(Duration::from_millis(300));
+    let policy = policy_of(child.id());
+    let output = child
+        .wait_with_output()
+        .map_err(|e| format!("cannot wait for {command:?}: {e}"))?;
     let steal = match (before, cpu_times()) {
         (Some((s0, t0)), Some((s1, t1))) if t1 > t0 => (s1 - s0) as f64 / (t1 - t0) as f64,
         _ => 0.0,
@@ -257,12 +392,27 @@ fn observe(make: impl FnOnce(&Path) -> Command) -> Result<Measured, String> {
             observed,
             steal,
             said: String::from_utf8_lossy(&output.stderr).into_owned(),
+            policy,
         })
     } else {
         Err(format!("{command:?} failed: {}", output.status))
     };
     let _ = std::fs::remove_dir_all(&dir);
     result
+}
+
+/// The scheduling policy of process `pid`, by name.
+fn policy_of(pid: u32) -> &'static str {
+    use nix::libc;
+    // SAFETY: a plain query about one process; no memory is passed.
+    let policy = unsafe { libc::sched_getscheduler(pid as libc::pid_t) };
+    match policy & !libc::SCHED_RESET_ON_FORK {
+        libc::SCHED_FIFO => "SCHED_FIFO",
+        libc::SCHED_RR => "SCHED_RR",
+        libc::SCHED_OTHER => "SCHED_OTHER",
+        _ if policy < 0 => "gone",
+        _ => "other",
+    }
 }
 
 fn unique() -> usize {
@@ -321,6 +471,7 @@ fn analyse(workers: &[Vec<(u64, u64)>]) -> Observed {
         }
     }
     observed.slices = slices.len();
+    observed.seen = slices.clone();
     // Once the first worker has exited, the others get more turns in a row
     // and no longer show slice boundaries as gaps.
     let first_exit = workers

@@ -1,18 +1,32 @@
-//! `limit_slicer COPIES SLICE_NS -- COMMAND [ARGS...]`: the smallest
-//! round-robin coordinator that can exist, the machine's floor for step 5.
+//! `limit_slicer [--tuning T] COPIES SLICE_NS -- COMMAND [ARGS...]`: the
+//! smallest round-robin coordinator that can exist, the machine's floor
+//! for step 5.
 //!
 //! It starts COPIES of COMMAND stopped (each raises SIGSTOP before its
 //! exec), then runs them one at a time: SIGCONT, a timerfd armed at an
-//! absolute deadline one slice after that continue, SIGSTOP, and a wait
+//! absolute deadline one slice after the last (the reference's rule, so
+//! that lateness does not add up), SIGSTOP, and a wait
 //! for the kernel to confirm the stop before the next program is
 //! continued. A program that exits mid-slice hands over at once (its pidfd
 //! wakes the same `poll`). Nothing is allocated and nothing is printed in
 //! the loop: every system call it makes is one a slicer cannot do without.
 //!
-//! At the end it prints, on stderr, where its own error comes from: how
-//! late the timer woke it (deadline to running again) and how long each
-//! stop took to be confirmed (SIGSTOP sent to the wait returning), as
-//! `lateness_ns P50 P99 MAX` and `stop_ns P50 P99 MAX`.
+//! The tuning says what it asks of the kernel, so that the bench can show
+//! what each choice is worth:
+//! - `plain`: nothing, the kernel's defaults;
+//! - `slack`: 1 ns of timer slack (the default lets a timer fire 50 us late);
+//! - `fifo` (the default): `slack`, and SCHED_FIFO 1 when permitted, as the
+//!   reference does;
+//! - `pinned`: `fifo`, with the coordinator on CPU 0 and the programs on
+//!   CPU 1.
+//!
+//! At the end it prints, on stderr, what it got and where its own error
+//! comes from: `tuning T policy fifo|other`; how late the timer woke it
+//! (deadline to running again) and how long each stop took to be confirmed
+//! (SIGSTOP sent to the wait returning), as `lateness_ns P50 P99 MAX` and
+//! `stop_ns P50 P99 MAX`; and when it sent each SIGCONT and SIGSTOP
+//! (`cont_at_ns T...`, `stop_at_ns T...`, CLOCK_MONOTONIC), which the bench
+//! sets beside what the workers saw.
 
 use std::ffi::CString;
 use std::process::ExitCode;
@@ -32,14 +46,46 @@ fn now_ns() -> i64 {
     t.tv_sec * 1_000_000_000 + t.tv_nsec
 }
 
+#[derive(Clone, Copy, PartialEq)]
+enum Tuning {
+    Plain,
+    Slack,
+    Fifo,
+    Pinned,
+}
+
+/// A CPU set holding only `cpu`.
+fn only_cpu(cpu: usize) -> libc::cpu_set_t {
+    // SAFETY: an all-zero cpu_set_t is the empty set; CPU_SET writes in it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        set
+    }
+}
+
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let mut tuning = Tuning::Fifo;
+    if args.first().map(String::as_str) == Some("--tuning") {
+        tuning = match args.get(1).map(String::as_str) {
+            Some("plain") => Tuning::Plain,
+            Some("slack") => Tuning::Slack,
+            Some("fifo") => Tuning::Fifo,
+            Some("pinned") => Tuning::Pinned,
+            _ => {
+                eprintln!("limit_slicer: --tuning takes plain, slack, fifo or pinned");
+                return ExitCode::from(2);
+            }
+        };
+        args.drain(..2);
+    }
     let (Some(copies), Some(slice_ns), Some("--")) = (
         args.first().and_then(|n| n.parse::<usize>().ok()),
         args.get(1).and_then(|n| n.parse::<i64>().ok()),
         args.get(2).map(String::as_str),
     ) else {
-        eprintln!("usage: limit_slicer COPIES SLICE_NS -- COMMAND [ARGS...]");
+        eprintln!("usage: limit_slicer [--tuning T] COPIES SLICE_NS -- COMMAND [ARGS...]");
         return ExitCode::from(2);
     };
     let Ok(argv) = args[3..]
@@ -55,14 +101,24 @@ fn main() -> ExitCode {
     let mut pointers: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
     pointers.push(std::ptr::null());
 
+    let pinned = tuning == Tuning::Pinned;
+    let (coordinator_cpu, programs_cpu) = (only_cpu(0), only_cpu(1));
     let mut pids = vec![0; copies];
     let mut pidfds = vec![-1; copies];
     for (pid, pidfd) in pids.iter_mut().zip(pidfds.iter_mut()) {
         // SAFETY: this program starts no thread; between fork and exec the
-        // child calls only raise, execv and _exit, on memory prepared here.
+        // child calls only sched_setaffinity, raise, execv and _exit, on
+        // memory prepared here.
         match unsafe { libc::fork() } {
             -1 => return ExitCode::from(1),
             0 => unsafe {
+                if pinned {
+                    libc::sched_setaffinity(
+                        0,
+                        std::mem::size_of::<libc::cpu_set_t>(),
+                        &programs_cpu,
+                    );
+                }
                 libc::raise(libc::SIGSTOP);
                 libc::execv(pointers[0], pointers.as_ptr());
                 libc::_exit(127)
@@ -76,6 +132,20 @@ fn main() -> ExitCode {
             }
         }
     }
+    // Asked for after forking, so that the programs keep the defaults.
+    // SAFETY: plain system calls on this process, with valid arguments.
+    let fifo = unsafe {
+        if tuning != Tuning::Plain {
+            libc::prctl(libc::PR_SET_TIMERSLACK, 1, 0, 0, 0);
+        }
+        if pinned {
+            libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &coordinator_cpu);
+        }
+        let param = libc::sched_param { sched_priority: 1 };
+        matches!(tuning, Tuning::Fifo | Tuning::Pinned)
+            && libc::sched_setscheduler(0, libc::SCHED_FIFO | libc::SCHED_RESET_ON_FORK, &param)
+                == 0
+    };
     // SAFETY: plain system calls; the descriptor is ours.
     let timer = unsafe { libc::timerfd_create(libc::CLOCK_MONOTONIC, libc::TFD_CLOEXEC) };
     if timer < 0 {
@@ -83,16 +153,25 @@ fn main() -> ExitCode {
     }
     let mut lateness = vec![0i64; MAX_SLICES];
     let mut stops = vec![0i64; MAX_SLICES];
+    let mut cont_at = vec![0i64; MAX_SLICES];
+    let mut stop_at = vec![0i64; MAX_SLICES];
+    let mut continued = 0;
     let mut timed = 0;
     let mut alive = copies;
     let mut next = 0;
+    let mut base = now_ns();
     while alive > 0 {
         let i = next;
         next = (next + 1) % copies;
         if pids[i] == 0 {
             continue;
         }
-        let deadline = now_ns() + slice_ns;
+        // The reference's rule and the lab sheet's: the next deadline
+        // builds on the last one, so that lateness does not add up.
+        if base + slice_ns <= now_ns() {
+            base = now_ns();
+        }
+        let deadline = base + slice_ns;
         let at = libc::itimerspec {
             it_interval: libc::timespec {
                 tv_sec: 0,
@@ -118,6 +197,10 @@ fn main() -> ExitCode {
         // SAFETY: plain system calls on our descriptors and child.
         let exited = unsafe {
             libc::timerfd_settime(timer, libc::TFD_TIMER_ABSTIME, &at, std::ptr::null_mut());
+            if continued < MAX_SLICES {
+                cont_at[continued] = now_ns();
+                continued += 1;
+            }
             libc::kill(pids[i], libc::SIGCONT);
             while libc::poll(fds.as_mut_ptr(), 2, -1) < 0 {}
             let woke = now_ns();
@@ -135,6 +218,7 @@ fn main() -> ExitCode {
                 libc::waitpid(pids[i], &mut status, libc::WUNTRACED);
                 if timed < MAX_SLICES {
                     lateness[timed] = woke - deadline;
+                    stop_at[timed] = sent;
                     stops[timed] = now_ns() - sent;
                     timed += 1;
                 }
@@ -142,8 +226,12 @@ fn main() -> ExitCode {
             }
         };
         if exited {
+            // Hand over at once: the next program gets a whole slice.
             pids[i] = 0;
             alive -= 1;
+            base = now_ns();
+        } else {
+            base = deadline;
         }
     }
     let summary = |values: &mut [i64]| {
@@ -160,6 +248,23 @@ fn main() -> ExitCode {
             values.last().copied().unwrap_or(0)
         )
     };
+    let name = match tuning {
+        Tuning::Plain => "plain",
+        Tuning::Slack => "slack",
+        Tuning::Fifo => "fifo",
+        Tuning::Pinned => "pinned",
+    };
+    let policy = if fifo { "fifo" } else { "other" };
+    eprintln!("tuning {name} policy {policy}");
+    let list = |values: &[i64]| {
+        values
+            .iter()
+            .map(|v| v.to_string())
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    eprintln!("cont_at_ns {}", list(&cont_at[..continued]));
+    eprintln!("stop_at_ns {}", list(&stop_at[..timed]));
     eprintln!("lateness_ns {}", summary(&mut lateness[..timed]));
     eprintln!("stop_ns {}", summary(&mut stops[..timed]));
     ExitCode::SUCCESS
