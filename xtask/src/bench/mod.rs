@@ -4,6 +4,7 @@
 //! Benchmarks print; they never fail on a slow machine. Goals are shown
 //! as met or not, for a person to judge.
 
+mod calls;
 mod class;
 mod grading;
 mod reverser;
