@@ -238,7 +238,7 @@ fn main() -> ExitCode {
             no_trace,
         } => match (case, bins, probe) {
             (Some(case), Some(bins), Some(probe)) => {
-                let request = grade::CaseRequest {
+                let request = grade::facts::CaseRequest {
                     case,
                     bins,
                     probe,
@@ -248,7 +248,7 @@ fn main() -> ExitCode {
                 };
                 grade::run_case_command(&request)
             }
-            (None, None, None) => grade::CaseRequest::from_stdin()
+            (None, None, None) => grade::facts::CaseRequest::from_stdin()
                 .and_then(|request| grade::run_case_command(&request)),
             _ => Err("grade-case: give a case file, --bins and --probe, or none of them (request on stdin)".into()),
         },

@@ -251,7 +251,7 @@ pub struct PerturbSpec {
 
 impl Case {
     /// The case's perturbations, as the tracer applies them.
-    pub fn perturbation(&self) -> super::supervisor::Perturb {
+    pub fn perturbation(&self) -> super::facts::Perturb {
         let Some(spec) = &self.perturb else {
             return Default::default();
         };
@@ -261,7 +261,7 @@ impl Case {
             .and_then(|s| signal_by_name(s).ok())
             .zip(spec.hold.as_deref().and_then(|d| parse_duration(d).ok()))
             .map(|(signal, pause)| (signal as i32, pause));
-        super::supervisor::Perturb {
+        super::facts::Perturb {
             hold,
             replace: spec
                 .replace

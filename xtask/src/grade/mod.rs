@@ -11,16 +11,16 @@
 pub mod build;
 pub mod case;
 pub mod class;
+pub mod facts;
+pub mod judge;
 pub mod outcome;
 pub mod released;
 pub mod report;
-mod requirements;
 pub mod runner;
 pub mod sandbox;
 pub mod store;
 pub mod submission;
 mod supervisor;
-pub mod verdict;
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -30,11 +30,12 @@ use std::time::{Duration, Instant};
 
 use crate::project;
 use case::Case;
+pub use facts::SandboxMode;
+use facts::{CaseRequest, CaseRun};
+use judge::{judge, Problem, Verdict};
 use outcome::{CaseOutcome, Isolation, Outcome, Status, StepOutcome, StepState};
 pub use report::human::printable;
 use report::Format;
-use runner::CaseRun;
-use verdict::{judge, Problem, Verdict};
 
 pub struct Options {
     pub step: Option<String>,
@@ -62,28 +63,6 @@ pub struct Options {
     /// Start a jailed build from the class's compiled dependencies (see
     /// `store::Store`).
     pub prebuilt_dependencies: bool,
-}
-
-/// How much isolation `grade` insists on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum SandboxMode {
-    /// As much as the machine allows; what is missing is said.
-    Auto,
-    /// Every piece, or no grading at all.
-    Require,
-    /// None: only to measure what the sandbox costs (`cargo xtask bench`).
-    Off,
-}
-
-impl SandboxMode {
-    /// As given on the command line.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Auto => "auto",
-            Self::Require => "require",
-            Self::Off => "off",
-        }
-    }
 }
 
 /// How long past a case's own time limit its helper may take (jail set-up,
@@ -234,7 +213,7 @@ pub fn grade(options: &Options) -> Result<Outcome, String> {
     let _ = nix::sys::prctl::set_dumpable(false);
 
     let sandbox = match options.sandbox {
-        SandboxMode::Off => sandbox::Isolation::off(),
+        SandboxMode::Off => facts::JailFeatures::off(),
         _ => sandbox::probe(),
     };
     if options.sandbox == SandboxMode::Require
@@ -683,28 +662,6 @@ impl Drained {
     fn finish(self, grace: Duration) -> Vec<u8> {
         let _ = self.done.recv_timeout(grace);
         std::mem::take(&mut *self.bytes.lock().unwrap())
-    }
-}
-
-/// What the grader asks of a case helper: sent as TOML on the helper's
-/// stdin, never on its command line (`/proc/<pid>/cmdline` is readable by
-/// every process, and would name a private case).
-#[derive(serde::Serialize, serde::Deserialize)]
-pub struct CaseRequest {
-    pub case: PathBuf,
-    pub bins: PathBuf,
-    pub probe: PathBuf,
-    pub suffix: String,
-    pub step: String,
-    pub trace: bool,
-}
-
-impl CaseRequest {
-    pub fn from_stdin() -> Result<Self, String> {
-        let mut text = String::new();
-        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
-            .map_err(|e| format!("cannot read the case request: {e}"))?;
-        toml::from_str(&text).map_err(|e| format!("cannot read the case request: {e}"))
     }
 }
 

@@ -10,8 +10,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::case::Case;
-use super::runner::CaseRun;
-use super::verdict::{Detail, Verdict};
+use super::facts::CaseRun;
+use super::judge::{Detail, Verdict};
 
 /// A whole grading.
 pub struct Outcome {
@@ -33,7 +33,7 @@ pub struct Isolation {
     pub untraced_because: Option<String>,
     /// The jail each case ran in, as a keeper found it; None when nothing
     /// ran.
-    pub sandbox: Option<super::sandbox::Isolation>,
+    pub sandbox: Option<super::facts::JailFeatures>,
     /// The jail a submission was built in, when it was one.
     pub build_jail: Option<String>,
 }

@@ -32,11 +32,11 @@ use labcheck::{Bindings, LinePattern};
 use nix::sys::signal::{kill, killpg, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag};
 use nix::unistd::Pid;
-use serde::{Deserialize, Serialize};
 
 use super::case::{parse_duration, signal_by_name, Case, ProcessSpec};
-use super::sandbox::{Isolation, Jail, Keeper, MAX_PROCESSES, SCRATCH_LIMIT};
-use super::supervisor::{Event, Launch, Limit, Supervisor, TraceCut};
+use super::facts::{CaseRun, Event, EventKind, Limit, Line, ProcessRun, SCRATCH_LIMIT};
+use super::sandbox::{Jail, Keeper, MAX_PROCESSES};
+use super::supervisor::{Launch, Supervisor};
 
 /// Per stream: a print loop fails fast, in bounded memory.
 pub const OUTPUT_CAP: usize = 1 << 20;
@@ -47,55 +47,6 @@ pub const LINE_CAP: usize = 10_000;
 /// A program still printing when its time runs out, past this many lines on
 /// one stream, was flooding it, however slow the machine made it.
 pub const FLOOD_LINES: usize = 1_000;
-
-#[derive(Debug, Default, Clone, Serialize, Deserialize)]
-pub struct Line {
-    pub at_ms: f64,
-    pub text: String,
-}
-
-#[derive(Debug, Default, Clone, Serialize, Deserialize)]
-pub struct ProcessRun {
-    pub name: String,
-    pub command: String,
-    pub pid: i32,
-    pub started: bool,
-    pub started_ms: f64,
-    pub exit_code: Option<i32>,
-    pub signal: Option<String>,
-    pub capped: bool,
-    pub stdout: Vec<Line>,
-    pub stderr: Vec<Line>,
-}
-
-#[derive(Debug, Default, Clone, Serialize, Deserialize)]
-pub struct CaseRun {
-    pub elapsed_ms: f64,
-    /// Why the grader killed the case, if it did.
-    pub killed_because: Option<String>,
-    /// A script step that could not be carried out.
-    pub script_error: Option<String>,
-    /// Processes still there after the case's own processes ended.
-    pub leftovers: Vec<String>,
-    /// Files left in the scratch directory.
-    pub scratch_leftovers: Vec<String>,
-    pub processes: Vec<ProcessRun>,
-    /// The helper's PID: the parent of the processes the case started (1,
-    /// in the case's PID namespace, whose PIDs the whole report uses).
-    pub grader_pid: i32,
-    /// Why there is no trace, when there is none.
-    pub untraced: Option<String>,
-    /// Kernel-enforced limits the programs ran into.
-    #[serde(default)]
-    pub limits_hit: Vec<String>,
-    /// The jail the programs ran in.
-    #[serde(default)]
-    pub isolation: Isolation,
-    pub events: Vec<Event>,
-    /// What the trace did not keep (it is bounded).
-    #[serde(default)]
-    pub trace_cut: TraceCut,
-}
 
 /// Output of one stream, shared with the thread that reads it.
 #[derive(Default)]
@@ -543,7 +494,7 @@ fn do_step(
         // (the same ones, and any that appeared, by the end's list).
         let window = IDLE_WINDOWS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) as i32;
         let pids = || descendants().iter().map(|p| p.pid).collect::<Vec<_>>();
-        let measure = |kind: &str| {
+        let measure = |kind: EventKind| {
             let at = start.elapsed().as_secs_f64() * 1e3;
             supervisor
                 .shared
@@ -551,9 +502,9 @@ fn do_step(
                 .unwrap()
                 .measure_idle(kind, window, at, &pids());
         };
-        measure("idle_from");
+        measure(EventKind::IdleFrom);
         std::thread::sleep(pause);
-        measure("idle_to");
+        measure(EventKind::IdleTo);
         return Ok(());
     }
     if step.close_stdin {
@@ -629,7 +580,7 @@ fn over_limits(running: &[Running], jail: &Jail, supervisor: &Supervisor) -> Opt
         let refused = shared
             .events
             .iter()
-            .any(|e| e.kind == "limit" && Limit::of(e) == Some(Limit::Processes));
+            .any(|e| e.kind == EventKind::Limit && Limit::of(e) == Some(Limit::Processes));
         if refused {
             return Some(format!("started more than {MAX_PROCESSES} processes"));
         }
@@ -647,7 +598,7 @@ fn over_limits(running: &[Running], jail: &Jail, supervisor: &Supervisor) -> Opt
 /// The verdict's words for a limit the tracer saw the kernel enforce (a
 /// `limit` event), with the value that was in force.
 fn limit_sentence(event: &Event, scratch: &Path) -> Option<String> {
-    if event.kind != "limit" {
+    if event.kind != EventKind::Limit {
         return None;
     }
     let value = event.bytes;

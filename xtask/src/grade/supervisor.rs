@@ -75,7 +75,7 @@ use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -84,158 +84,11 @@ use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{fork, ForkResult, Pid};
-use serde::{Deserialize, Serialize};
 
-/// Events a case's trace keeps at most.
-pub const MAX_EVENTS: usize = 20_000;
-/// Bytes of text (`text` and `target`) a case's trace keeps at most.
-pub const MAX_TEXT: usize = 1 << 20;
-/// Bytes of what reads and writes moved that a case's trace keeps at most.
-pub const MAX_CONTENTS: usize = 256 << 10;
-/// Bytes of what one read or write moved that its event keeps at most.
-pub const EVENT_CONTENTS: usize = 8 << 10;
-
-/// What a case's trace did not keep.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-pub struct TraceCut {
-    /// Why the trace is full, once it is: no later event was kept.
-    pub full: Option<String>,
-    /// Events not kept because the trace was full.
-    pub dropped: u64,
-    /// Reads and writes kept without all of their contents.
-    pub contents_cut: u64,
-}
-
-/// One thing a traced process did, `at_ms` after the case started.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-pub struct Event {
-    /// When the tracer saw it done (a system call's exit).
-    pub at_ms: f64,
-    /// When the system call began, for events logged at a syscall's exit.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub start_ms: Option<f64>,
-    /// The process (thread group id).
-    pub pid: i32,
-    /// The thread, when it is not the process's main thread.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub tid: Option<i32>,
-    /// `spawn`, `exec`, `exit`, `reap`, `waited_stop`, `waited_cont`,
-    /// `kill`, `signal`, `stop`, `cont`, `pipe`, `read`, `write`, `open`
-    /// (FIFOs only), `mkfifo`, `unlink`, `link`, `rename`, `socket`,
-    /// `connect`, `refused`, `held`, `altered`, `limit`, `thread`; and the
-    /// keeper's own measures of an idle window, `idle_from` and `idle_to`
-    /// (see [`Shared::measure_idle`]).
-    pub kind: String,
-    /// The other process: the parent (spawn), the target as given (kill),
-    /// the reaped child (reap), the claimed sender (signal).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub other: Option<i32>,
-    /// The processes a signal reached (kill).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub targets: Option<Vec<i32>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub signal: Option<String>,
-    /// Exit status (exit, reap), access mode (open), si_code (signal).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub code: Option<i32>,
-    /// A path (exec, mkfifo, unlink, open), the text moved (read, write),
-    /// the system call (kill, write, refused), the limit (limit: one of
-    /// [`Limit`]'s names).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub text: Option<String>,
-    /// The contents of a read or write were not all kept (`text` is only
-    /// their beginning, or nothing): past [`EVENT_CONTENTS`] or
-    /// [`MAX_CONTENTS`], or never seen (fd-to-fd copies).
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub cut: bool,
-    /// What a read or write went to (`/path`, `pipe:[123]`,
-    /// `socket:[456]`), or the new name of a link or rename.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub target: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub fd: Option<i32>,
-    /// Bytes actually moved; for a limit, the limit in force (bytes,
-    /// descriptors or seconds).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub bytes: Option<u64>,
-    /// CPU time used by the process so far: at its exit (user + system),
-    /// at a stop or continue (time on a CPU, to the nanosecond).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub cpu_ms: Option<f64>,
-    /// Data moved by a call whose bytes the tracer cannot see (see the
-    /// family table): that call's name. `text` is then absent.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub unseen: Option<String>,
-    /// Where such a move took its data from (a path, `pipe:[..]`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub source: Option<String>,
-    /// Times the process's threads so far gave up the CPU to wait (the
-    /// kernel's voluntary context switches): at an idle window's ends.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub wakeups: Option<u64>,
-}
-
-/// The kernel-enforced limits a `limit` event names (its `text`).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Limit {
-    /// `RLIMIT_NPROC` (or a pids cgroup): a fork refused.
-    Processes,
-    /// `RLIMIT_DATA`: private writable memory refused.
-    Memory,
-    /// `RLIMIT_AS`: a mapping refused.
-    AddressSpace,
-    /// `RLIMIT_NOFILE`.
-    OpenFiles,
-    /// `RLIMIT_FSIZE`.
-    FileSize,
-    /// A full file system (ENOSPC); the event's `target` is the file.
-    Disk,
-    /// `RLIMIT_CPU`: SIGXCPU from the kernel.
-    Cpu,
-}
-
-impl Limit {
-    pub const ALL: [Limit; 7] = [
-        Limit::Processes,
-        Limit::Memory,
-        Limit::AddressSpace,
-        Limit::OpenFiles,
-        Limit::FileSize,
-        Limit::Disk,
-        Limit::Cpu,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Limit::Processes => "processes",
-            Limit::Memory => "memory",
-            Limit::AddressSpace => "address space",
-            Limit::OpenFiles => "open files",
-            Limit::FileSize => "file size",
-            Limit::Disk => "disk",
-            Limit::Cpu => "cpu time",
-        }
-    }
-
-    /// The limit a `limit` event names.
-    pub fn of(event: &Event) -> Option<Limit> {
-        let name = event.text.as_deref()?;
-        Self::ALL.into_iter().find(|l| l.name() == name)
-    }
-
-    /// Its line in `/proc/<pid>/limits`.
-    fn proc_name(self) -> Option<&'static str> {
-        match self {
-            Limit::Processes => Some("Max processes"),
-            Limit::Memory => Some("Max data size"),
-            Limit::AddressSpace => Some("Max address space"),
-            Limit::OpenFiles => Some("Max open files"),
-            Limit::FileSize => Some("Max file size"),
-            Limit::Cpu => Some("Max cpu time"),
-            Limit::Disk => None,
-        }
-    }
-}
+use super::facts::event::{
+    Event, EventKind, Limit, TraceCut, EVENT_CONTENTS, MAX_CONTENTS, MAX_EVENTS, MAX_TEXT,
+};
+use super::facts::Perturb;
 
 /// Everything the supervisor knows, shared with the case's main thread.
 #[derive(Default)]
@@ -268,7 +121,7 @@ impl Shared {
     /// larger of the scheduler's count over the live threads and the
     /// process's user and system time, which keeps what ended threads
     /// used) and voluntary context switches (each a wait, so a wake-up).
-    pub fn measure_idle(&mut self, kind: &str, window: i32, at_ms: f64, pids: &[i32]) {
+    pub fn measure_idle(&mut self, kind: EventKind, window: i32, at_ms: f64, pids: &[i32]) {
         for &pid in pids {
             let cpu = match (run_ms(pid), cpu_ms(pid)) {
                 (Some(a), Some(b)) => Some(a.max(b)),
@@ -277,7 +130,7 @@ impl Shared {
             self.keep(Event {
                 at_ms,
                 pid,
-                kind: kind.to_string(),
+                kind,
                 code: Some(window),
                 cpu_ms: cpu,
                 wakeups: voluntary_switches(pid),
@@ -294,7 +147,10 @@ impl Shared {
             self.cut.dropped += 1;
             return;
         }
-        if matches!(event.kind.as_str(), "read" | "write" | "altered") {
+        if matches!(
+            event.kind,
+            EventKind::Read | EventKind::Write | EventKind::Altered
+        ) {
             if let Some(text) = &mut event.text {
                 let room = self.contents_room();
                 if text.len() > room {
@@ -331,17 +187,6 @@ impl Shared {
         }
         self.events.push(event);
     }
-}
-
-/// What the tracer changes on purpose, to test causality and data flow.
-#[derive(Debug, Clone, Default)]
-pub struct Perturb {
-    /// Hold every system call that sends this signal for this long before
-    /// letting it run.
-    pub hold: Option<(i32, Duration)>,
-    /// In what a started program (not its children) reads from a pipe,
-    /// replace these bytes by those (same length).
-    pub replace: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
 /// What a program needs to start, prepared before any fork: after `fork`
@@ -557,7 +402,7 @@ impl Worker {
 
     /// A limit the kernel enforced on thread `tid`, with its value then.
     fn limit_hit(&mut self, tid: i32, limit: Limit) -> Event {
-        let mut hit = self.by(tid, "limit");
+        let mut hit = self.by(tid, EventKind::Limit);
         hit.text = Some(limit.name().to_string());
         hit.bytes = limit.proc_name().and_then(|name| soft_limit(tid, name));
         hit
@@ -573,12 +418,12 @@ impl Worker {
     }
 
     /// An event of thread `tid`, attributed to its process.
-    fn by(&mut self, tid: i32, kind: &str) -> Event {
+    fn by(&mut self, tid: i32, kind: EventKind) -> Event {
         let pid = self.tgid(tid);
         Event {
             pid,
             tid: (tid != pid).then_some(tid),
-            kind: kind.into(),
+            kind,
             ..Event::default()
         }
     }
@@ -757,7 +602,7 @@ impl Worker {
                 self.started.insert(child.as_raw());
                 self.record(Event {
                     pid: child.as_raw(),
-                    kind: "spawn".into(),
+                    kind: EventKind::Spawn,
                     other: Some(std::process::id() as i32),
                     // Its standard streams, so that a write into another
                     // program's (through /proc) can be told from its own.
@@ -879,11 +724,11 @@ impl Worker {
                 let tgid = self.tgid(pid.as_raw());
                 if signal == Signal::SIGCONT && self.group_stopped.remove(&tgid) {
                     // The end of a group-stop may show up here first.
-                    let mut cont = self.by(pid.as_raw(), "cont");
+                    let mut cont = self.by(pid.as_raw(), EventKind::Cont);
                     cont.cpu_ms = run_ms(tgid);
                     self.record(cont);
                 }
-                let mut event = self.by(pid.as_raw(), "signal");
+                let mut event = self.by(pid.as_raw(), EventKind::Signal);
                 event.other = sender;
                 event.code = info.map(|i| i.si_code);
                 event.signal = Some(signal.as_str().into());
@@ -927,7 +772,7 @@ impl Worker {
                     let tracee = self.tracees.entry(new).or_default();
                     tracee.tgid = if thread { parent } else { new };
                     if !thread {
-                        let mut spawn = self.by(raw, "spawn");
+                        let mut spawn = self.by(raw, EventKind::Spawn);
                         spawn.other = Some(spawn.pid);
                         spawn.pid = new;
                         self.record(spawn);
@@ -937,7 +782,7 @@ impl Worker {
             }
             libc::PTRACE_EVENT_EXEC => {
                 let path = proc_link(&format!("/proc/{raw}/exe"));
-                let mut exec = self.by(raw, "exec");
+                let mut exec = self.by(raw, EventKind::Exec);
                 exec.text = path.map(|p| p.display().to_string());
                 self.record(exec);
                 let _ = ptrace::cont(pid, None);
@@ -966,7 +811,7 @@ impl Worker {
                         let hit = self.limit_hit(raw, Limit::OpenFiles);
                         self.record(hit);
                     }
-                    let mut exit = self.by(raw, "exit");
+                    let mut exit = self.by(raw, EventKind::Exit);
                     exit.code = code;
                     exit.signal = signal;
                     exit.cpu_ms = cpu_ms(raw);
@@ -987,7 +832,7 @@ impl Worker {
                 if stop_signal && !first {
                     // A group-stop: stay stopped, but keep reporting.
                     if self.group_stopped.insert(tgid) {
-                        let mut stop = self.by(raw, "stop");
+                        let mut stop = self.by(raw, EventKind::Stop);
                         stop.signal = Some(signal.as_str().into());
                         stop.cpu_ms = run_ms(tgid);
                         self.record(stop);
@@ -997,11 +842,11 @@ impl Worker {
                 } else {
                     if first && tgid != raw {
                         // A new thread, before it first runs.
-                        let thread = self.by(raw, "thread");
+                        let thread = self.by(raw, EventKind::Thread);
                         self.record(thread);
                     }
                     if self.group_stopped.remove(&tgid) {
-                        let mut cont = self.by(raw, "cont");
+                        let mut cont = self.by(raw, EventKind::Cont);
                         cont.cpu_ms = run_ms(tgid);
                         self.record(cont);
                     }
@@ -1043,7 +888,7 @@ impl Worker {
                 .iter()
                 .find(|(code, _)| *code == data)
                 .map_or("a system call the grader cannot follow", |(_, what)| what);
-            let mut refused = self.by(pid.as_raw(), "refused");
+            let mut refused = self.by(pid.as_raw(), EventKind::Refused);
             refused.text = Some(what.to_string());
             refused.code = Some(regs.orig_rax as i32);
             self.record(refused);
@@ -1069,7 +914,7 @@ impl Worker {
         self.tracees.entry(pid.as_raw()).or_default().pending = Some(entry);
         match hold {
             Some(pause) => {
-                let mut held = self.by(pid.as_raw(), "held");
+                let mut held = self.by(pid.as_raw(), EventKind::Held);
                 held.text = Some(format!("{} ms", pause.as_millis()));
                 self.record(held);
                 self.held.push((Instant::now() + pause, pid));
@@ -1250,13 +1095,13 @@ impl Worker {
         let raw = pid.as_raw();
         let nr = entry.nr;
         let [a0, a1, a2, ..] = entry.args;
-        let event = |this: &mut Self, kind: &str| Event {
+        let event = |this: &mut Self, kind: EventKind| Event {
             start_ms: Some(entry.start_ms),
             ..this.by(raw, kind)
         };
         match nr {
             _ if is_signal_send(nr) => {
-                let mut kill = event(self, "kill");
+                let mut kill = event(self, EventKind::Kill);
                 kill.other = Some(a0 as i32);
                 kill.targets = Some(entry.targets.clone());
                 kill.signal = Some(signal_name(signal_argument(nr, &entry.args) as i32));
@@ -1265,7 +1110,7 @@ impl Worker {
             }
             libc::SYS_rt_sigtimedwait => {
                 // sigwaitinfo and friends: the signal taken, its sender.
-                let mut received = event(self, "signal");
+                let mut received = event(self, EventKind::Signal);
                 received.signal = Some(signal_name(result as i32));
                 if a1 != 0 {
                     let info = read_bytes(pid, a1, 20);
@@ -1278,7 +1123,7 @@ impl Worker {
             libc::SYS_wait4 | libc::SYS_waitid => self.on_wait(pid, &entry, result),
             libc::SYS_pipe | libc::SYS_pipe2 => {
                 if let Some(read_end) = int_at(&read_bytes(pid, a0, 8), 0) {
-                    let mut pipe = event(self, "pipe");
+                    let mut pipe = event(self, EventKind::Pipe);
                     pipe.fd = Some(read_end);
                     pipe.target = fd_target(raw, read_end);
                     self.record(pipe);
@@ -1303,7 +1148,7 @@ impl Worker {
                     // struct signalfd_siginfo: 128 bytes each, signo at 0,
                     // code at 8, pid at 12.
                     for record in data.chunks_exact(128) {
-                        let mut received = event(self, "signal");
+                        let mut received = event(self, EventKind::Signal);
                         received.signal = int_at(record, 0).map(signal_name);
                         received.code = int_at(record, 8);
                         received.other = int_at(record, 12);
@@ -1314,14 +1159,14 @@ impl Worker {
                 }
                 if altering {
                     if let Some(altered) = self.alter(pid, &buffers, &data) {
-                        let mut note = event(self, "altered");
+                        let mut note = event(self, EventKind::Altered);
                         note.text = Some(String::from_utf8_lossy(&altered).into_owned());
                         note.target = Some(target.clone());
                         self.record(note);
                         data = altered;
                     }
                 }
-                let mut read = event(self, "read");
+                let mut read = event(self, EventKind::Read);
                 read.fd = Some(a0 as i32);
                 read.bytes = Some(result as u64);
                 read.cut = (data.len() as u64) < result as u64;
@@ -1336,7 +1181,7 @@ impl Worker {
                         let header = a1 + n * 64;
                         let sent = int_at(&read_bytes(pid, header + 56, 4), 0).unwrap_or(0);
                         let buffers = iovecs(pid, header + 16, header + 24);
-                        let mut write = event(self, "write");
+                        let mut write = event(self, EventKind::Write);
                         write.fd = Some(a0 as i32);
                         write.bytes = Some(sent as u64);
                         let data = gather(pid, &buffers, (sent as u64).min(self.contents_room()));
@@ -1367,7 +1212,7 @@ impl Worker {
                 };
                 if let (Some(fd), Some(source)) = (source_fd, entry.path.as_deref()) {
                     if is_watched_source(source) {
-                        let mut read = event(self, "read");
+                        let mut read = event(self, EventKind::Read);
                         read.fd = Some(fd);
                         read.bytes = Some(result as u64);
                         read.target = Some(source.to_string());
@@ -1376,7 +1221,7 @@ impl Worker {
                         self.record(read);
                     }
                 }
-                let mut write = event(self, "write");
+                let mut write = event(self, EventKind::Write);
                 write.fd = Some(match nr {
                     libc::SYS_splice | libc::SYS_copy_file_range => a2 as i32,
                     libc::SYS_tee => a1 as i32,
@@ -1412,19 +1257,19 @@ impl Worker {
                     libc::SYS_creat => libc::O_WRONLY as u64,
                     _ => u64::from_ne_bytes(read_bytes(pid, a2, 8).try_into().unwrap_or([0; 8])),
                 };
-                let mut open = event(self, "open");
+                let mut open = event(self, EventKind::Open);
                 open.text = Some(path);
                 open.code = Some((flags as i32) & libc::O_ACCMODE);
                 open.fd = Some(result as i32);
                 self.record(open);
             }
             libc::SYS_mknod | libc::SYS_mknodat => {
-                let mut made = event(self, "mkfifo");
+                let mut made = event(self, EventKind::Mkfifo);
                 made.text = entry.path;
                 self.record(made);
             }
             libc::SYS_unlink | libc::SYS_unlinkat => {
-                let mut unlink = event(self, "unlink");
+                let mut unlink = event(self, EventKind::Unlink);
                 unlink.text = entry.path;
                 self.record(unlink);
             }
@@ -1434,9 +1279,9 @@ impl Worker {
             | libc::SYS_renameat
             | libc::SYS_renameat2 => {
                 let kind = if nr == libc::SYS_link || nr == libc::SYS_linkat {
-                    "link"
+                    EventKind::Link
                 } else {
-                    "rename"
+                    EventKind::Rename
                 };
                 let mut renamed = event(self, kind);
                 renamed.text = entry.path;
@@ -1444,14 +1289,14 @@ impl Worker {
                 self.record(renamed);
             }
             libc::SYS_socket | libc::SYS_socketpair => {
-                let mut socket = event(self, "socket");
+                let mut socket = event(self, EventKind::Socket);
                 socket.code = Some(a0 as i32);
                 socket.text = Some(syscall_name(nr).to_string());
                 socket.fd = (nr == libc::SYS_socket).then_some(result as i32);
                 self.record(socket);
             }
             libc::SYS_connect => {
-                let mut connect = event(self, "connect");
+                let mut connect = event(self, EventKind::Connect);
                 connect.fd = Some(a0 as i32);
                 connect.text = entry.path;
                 connect.target = entry.target;
@@ -1477,15 +1322,17 @@ impl Worker {
                 .then(|| int_at(&read_bytes(pid, a1, 4), 0))
                 .flatten();
             let kind = match status {
-                Some(s) if libc::WIFSTOPPED(s) => "waited_stop",
-                Some(s) if libc::WIFCONTINUED(s) => "waited_cont",
-                Some(_) => "reap",
+                Some(s) if libc::WIFSTOPPED(s) => EventKind::WaitedStop,
+                Some(s) if libc::WIFCONTINUED(s) => EventKind::WaitedCont,
+                Some(_) => EventKind::Reap,
                 // No status to read: a stop or continue report is only
                 // possible if asked for; then the child's entry in /proc
                 // tells (a reaped child has none).
-                None if options & (libc::WUNTRACED | libc::WCONTINUED) == 0 => "reap",
-                None if std::path::Path::new(&format!("/proc/{result}")).exists() => "waited_stop",
-                None => "reap",
+                None if options & (libc::WUNTRACED | libc::WCONTINUED) == 0 => EventKind::Reap,
+                None if std::path::Path::new(&format!("/proc/{result}")).exists() => {
+                    EventKind::WaitedStop
+                }
+                None => EventKind::Reap,
             };
             let code = status
                 .filter(|s| libc::WIFEXITED(*s))
@@ -1507,7 +1354,7 @@ impl Worker {
                 let me = self.tgid(pid.as_raw());
                 let gone = self.vanished_children(me);
                 for child in gone {
-                    let mut reap = self.by(pid.as_raw(), "reap");
+                    let mut reap = self.by(pid.as_raw(), EventKind::Reap);
                     reap.start_ms = Some(entry.start_ms);
                     reap.other = Some(child);
                     self.record(reap);
@@ -1522,10 +1369,10 @@ impl Worker {
                 int_at(&info, 24).unwrap_or(0),
             );
             let kind = match si_code {
-                libc::CLD_STOPPED | libc::CLD_TRAPPED => "waited_stop",
-                libc::CLD_CONTINUED => "waited_cont",
-                _ if options & libc::WNOWAIT != 0 => "waited_exit",
-                _ => "reap",
+                libc::CLD_STOPPED | libc::CLD_TRAPPED => EventKind::WaitedStop,
+                libc::CLD_CONTINUED => EventKind::WaitedCont,
+                _ if options & libc::WNOWAIT != 0 => EventKind::WaitedExit,
+                _ => EventKind::Reap,
             };
             let (code, signal) = match si_code {
                 libc::CLD_EXITED => (Some(status), None),
@@ -1541,7 +1388,7 @@ impl Worker {
         let mut waited = self.by(pid.as_raw(), kind);
         waited.start_ms = Some(entry.start_ms);
         waited.other = Some(child);
-        if kind == "reap" {
+        if kind == EventKind::Reap {
             waited.code = code;
             waited.signal = signal.map(signal_name);
         }
@@ -1555,19 +1402,19 @@ impl Worker {
         let reaped: BTreeSet<i32> = shared
             .events
             .iter()
-            .filter(|e| e.kind == "reap")
+            .filter(|e| e.kind == EventKind::Reap)
             .filter_map(|e| e.other)
             .collect();
         let exited: BTreeSet<i32> = shared
             .events
             .iter()
-            .filter(|e| e.kind == "exit")
+            .filter(|e| e.kind == EventKind::Exit)
             .map(|e| e.pid)
             .collect();
         shared
             .events
             .iter()
-            .filter(|e| e.kind == "spawn" && e.other == Some(parent))
+            .filter(|e| e.kind == EventKind::Spawn && e.other == Some(parent))
             .map(|e| e.pid)
             .filter(|c| exited.contains(c) && !reaped.contains(c))
             .filter(|c| !std::path::Path::new(&format!("/proc/{c}")).exists())
@@ -2551,7 +2398,7 @@ mod tests {
 
     fn write_of(text: &str) -> Event {
         Event {
-            kind: "write".into(),
+            kind: EventKind::Write,
             text: Some(text.into()),
             target: Some("pipe:[1]".into()),
             ..Event::default()
@@ -2575,7 +2422,7 @@ mod tests {
         assert_eq!(shared.cut.full, None);
         // Other events keep their text: it is not contents.
         shared.keep(Event {
-            kind: "exec".into(),
+            kind: EventKind::Exec,
             text: Some("/bin/true".into()),
             ..Event::default()
         });
@@ -2591,7 +2438,7 @@ mod tests {
         for _ in 0..MAX_EVENTS + 5 {
             shared.keep(Event {
                 pid: 7,
-                kind: "spawn".into(),
+                kind: EventKind::Spawn,
                 ..Event::default()
             });
         }
@@ -2608,7 +2455,7 @@ mod tests {
         let path = "/".repeat(4096);
         for _ in 0..MAX_TEXT / 4096 + 1 {
             shared.keep(Event {
-                kind: "mkfifo".into(),
+                kind: EventKind::Mkfifo,
                 text: Some(path.clone()),
                 ..Event::default()
             });

@@ -6,8 +6,8 @@
 use std::fmt::Write;
 use std::io::IsTerminal;
 
+use crate::grade::judge::{tail, Detail};
 use crate::grade::outcome::{CaseOutcome, Outcome, Status, StepState};
-use crate::grade::verdict::{tail, Detail};
 
 pub struct Style {
     colour: bool,

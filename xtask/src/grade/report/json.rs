@@ -87,10 +87,9 @@
 
 use serde::Serialize;
 
+use crate::grade::facts::{CaseRun, Event};
+use crate::grade::judge::Judged;
 use crate::grade::outcome::{CaseOutcome, Outcome};
-use crate::grade::runner::CaseRun;
-use crate::grade::supervisor::Event;
-use crate::grade::verdict::Judged;
 
 pub const SCHEMA_VERSION: u32 = 2;
 
@@ -114,7 +113,7 @@ struct Isolation<'a> {
     summary: String,
     traced: bool,
     untraced_because: Option<&'a str>,
-    sandbox: Option<&'a crate::grade::sandbox::Isolation>,
+    sandbox: Option<&'a crate::grade::facts::JailFeatures>,
     build: Option<&'a str>,
 }
 

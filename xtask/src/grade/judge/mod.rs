@@ -1,26 +1,21 @@
-//! Judging a case: the case's expectations against what the run did.
+//! The judge: a case's expectations against what its run did, as the
+//! keeper reported it. It reads facts only (the run, its trace): it never
+//! runs, traces or jails anything, and imports neither the tracer nor the
+//! jail.
+
+mod problem;
+mod requirements;
+
+use problem::problem;
+pub use problem::{problem_with, Detail, Judged, Problem};
 
 use std::collections::BTreeSet;
 
 use labcheck::pattern::match_in_order;
 use labcheck::{Bindings, LinePattern};
 
-use super::case::{full_signal_name, parse_duration, Case, ProcessSpec};
-use super::runner::{CaseRun, Line, ProcessRun};
-
-/// One thing that went wrong, with the lines that show it.
-#[derive(Debug, Clone)]
-pub struct Problem {
-    pub headline: String,
-    pub details: Vec<Detail>,
-}
-
-/// A line of a problem's details; `Mismatch` lines are marked and coloured.
-#[derive(Debug, Clone)]
-pub enum Detail {
-    Plain(String),
-    Mismatch(String),
-}
+use crate::grade::case::{full_signal_name, parse_duration, Case, ProcessSpec};
+use crate::grade::facts::{CaseRun, Line, ProcessRun};
 
 #[derive(Debug, Clone)]
 pub struct Verdict {
@@ -31,43 +26,9 @@ pub struct Verdict {
     pub judged: Vec<Judged>,
 }
 
-/// A trace requirement as judged: what went wrong, if anything, and the
-/// events it rested on.
-#[derive(Debug, Clone)]
-pub struct Judged {
-    /// The requirement's kind (`signal`, `reaped`...), or one of the rules
-    /// every traced case has: `no_refused_calls`, `all_reaped`,
-    /// `complete_trace` (when the trace is full).
-    pub what: String,
-    /// The case's process it is about.
-    pub process: String,
-    /// Empty when it held.
-    pub problems: Vec<Problem>,
-    /// Indices into the case's events: those that satisfied it or, for a
-    /// failure, those that show what happened instead; at most
-    /// `requirements::MAX_DECIDING`, in the trace's order.
-    pub events: Vec<usize>,
-    /// How many more events it rested on.
-    pub left_off: usize,
-}
-
 impl Verdict {
     pub fn passed(&self) -> bool {
         self.problems.is_empty() && self.not_started.is_none()
-    }
-}
-
-fn problem(headline: impl Into<String>) -> Problem {
-    Problem {
-        headline: headline.into(),
-        details: Vec::new(),
-    }
-}
-
-pub fn problem_with(headline: impl Into<String>, details: Vec<String>) -> Problem {
-    Problem {
-        headline: headline.into(),
-        details: details.into_iter().map(Detail::Plain).collect(),
     }
 }
 
@@ -122,7 +83,7 @@ pub fn judge(case: &Case, run: &CaseRun) -> Verdict {
             &mut problems,
         );
     }
-    let judged = super::requirements::check(case, run, &bindings);
+    let judged = requirements::check(case, run, &bindings);
     problems.extend(judged.iter().flat_map(|j| j.problems.iter().cloned()));
     // Limits the kernel enforced (the jail's), unless already the reason
     // the case was stopped.

@@ -23,10 +23,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use labcheck::{Bindings, LinePattern};
 
-use super::case::{full_signal_name, parse_duration, Case, Requirement};
-use super::runner::{CaseRun, ProcessRun};
-use super::supervisor::{Event, EVENT_CONTENTS, MAX_CONTENTS};
-use super::verdict::{problem_with, Judged, Problem};
+use super::problem::{problem_with, Judged, Problem};
+use crate::grade::case::{full_signal_name, parse_duration, Case, Requirement};
+use crate::grade::facts::event::{EVENT_CONTENTS, MAX_CONTENTS};
+use crate::grade::facts::{CaseRun, Event, EventKind, ProcessRun};
 
 /// The largest write POSIX promises is atomic on a pipe, on Linux.
 const PIPE_BUF: u64 = 4096;
@@ -40,13 +40,13 @@ struct Trace<'a> {
 }
 
 impl<'a> Trace<'a> {
-    fn of_kind(&self, kind: &'static str) -> impl Iterator<Item = &'a Event> + 'a {
+    fn of_kind(&self, kind: EventKind) -> impl Iterator<Item = &'a Event> + 'a {
         self.events.iter().filter(move |e| e.kind == kind)
     }
 
     /// The spawn events of the processes `parent` created.
     fn spawns_by(&self, parent: i32) -> impl Iterator<Item = &'a Event> + 'a {
-        self.of_kind("spawn")
+        self.of_kind(EventKind::Spawn)
             .filter(move |e| e.other == Some(parent))
     }
 
@@ -77,7 +77,7 @@ impl<'a> Trace<'a> {
     }
 
     fn exec_of(&self, pid: i32) -> Option<&'a Event> {
-        self.of_kind("exec").find(move |e| e.pid == pid)
+        self.of_kind(EventKind::Exec).find(move |e| e.pid == pid)
     }
 
     /// Where `event` is in the trace.
@@ -304,7 +304,7 @@ impl Context<'_> {
 fn no_refused_calls<'a>(trace: &Trace<'a>) -> Finding<'a> {
     let mut found = Finding::held([]);
     let mut refused = BTreeSet::new();
-    for e in trace.of_kind("refused") {
+    for e in trace.of_kind(EventKind::Refused) {
         let what = e.text.clone().unwrap_or_default();
         if refused.insert((e.pid, what.clone())) {
             found.problems.push(problem_with(
@@ -318,10 +318,10 @@ fn no_refused_calls<'a>(trace: &Trace<'a>) -> Finding<'a> {
 }
 
 fn all_reaped<'a>(trace: &Trace<'a>) -> Finding<'a> {
-    let reaps: Vec<&Event> = trace.of_kind("reap").collect();
+    let reaps: Vec<&Event> = trace.of_kind(EventKind::Reap).collect();
     let reaped: BTreeSet<i32> = reaps.iter().filter_map(|e| e.other).collect();
     let mut found = Finding::held([]);
-    for spawn in trace.of_kind("spawn") {
+    for spawn in trace.of_kind(EventKind::Spawn) {
         let (child, parent) = (spawn.pid, spawn.other.unwrap_or(0));
         if parent != trace.grader && !reaped.contains(&child) {
             found.problems.push(problem_with(
@@ -331,7 +331,7 @@ fn all_reaped<'a>(trace: &Trace<'a>) -> Finding<'a> {
             found.events.push(spawn);
             found
                 .events
-                .extend(trace.of_kind("exit").filter(|e| e.pid == child));
+                .extend(trace.of_kind(EventKind::Exit).filter(|e| e.pid == child));
         }
     }
     if found.problems.is_empty() {
@@ -356,7 +356,7 @@ fn fork<'a>(c: &Context<'a>) -> Finding<'a> {
             vec![],
         ),
         c.trace.events.iter().filter(|e| {
-            e.pid == me && matches!(e.kind.as_str(), "spawn" | "exec" | "fork_refused" | "exit")
+            e.pid == me && matches!(e.kind, EventKind::Spawn | EventKind::Exec | EventKind::Exit)
         }),
     )
 }
@@ -427,7 +427,7 @@ fn cut_note(cut: usize) -> Vec<String> {
 /// What each process wrote with the writes `onto` picks, in order.
 fn written(trace: &Trace, onto: impl Fn(&Event) -> bool) -> BTreeMap<i32, Contents> {
     let mut streams: BTreeMap<i32, Contents> = BTreeMap::new();
-    for e in trace.of_kind("write").filter(|e| onto(e)) {
+    for e in trace.of_kind(EventKind::Write).filter(|e| onto(e)) {
         streams.entry(e.pid).or_default().push(e);
     }
     streams
@@ -443,7 +443,7 @@ fn writes_carrying<'a>(
     needle: &str,
 ) -> Vec<&'a Event> {
     let writes: Vec<&Event> = trace
-        .of_kind("write")
+        .of_kind(EventKind::Write)
         .filter(|e| e.pid == pid && onto(e))
         .collect();
     let stream: String = writes
@@ -530,7 +530,7 @@ fn written_by_child<'a>(c: &Context<'a>) -> Finding<'a> {
     });
     let (also_said, also_events) = elsewhere.unwrap_or_default();
     // Written with a call whose bytes the grader cannot see?
-    let hidden = unseen(c.trace.of_kind("write").filter(|e| onto(e)));
+    let hidden = unseen(c.trace.of_kind(EventKind::Write).filter(|e| onto(e)));
     if let (None, Some(first)) = (writers.first(), hidden.first()) {
         let mover = match first.pid {
             pid if pid == c.process.pid => c.process.name.clone(),
@@ -553,7 +553,7 @@ fn written_by_child<'a>(c: &Context<'a>) -> Finding<'a> {
         Some(&pid) => writes_carrying(c.trace, pid, onto, line),
         None => c
             .trace
-            .of_kind("write")
+            .of_kind(EventKind::Write)
             .filter(|e| children.contains(&e.pid) && (e.fd == Some(1) || onto(e)))
             .collect(),
     };
@@ -587,14 +587,14 @@ fn computed_by_child<'a>(c: &Context<'a>) -> Finding<'a> {
         let printing = |e: &&Event| e.pid == c.process.pid && e.fd == Some(1);
         let printed = c
             .trace
-            .of_kind("write")
+            .of_kind(EventKind::Write)
             .filter(printing)
             .find(|e| e.text.as_deref().is_some_and(|t| t.contains(payload)));
         // Not found where contents were cut: when it was printed, and so
         // what came before, is unknown.
         let cut: Vec<&Event> = c
             .trace
-            .of_kind("write")
+            .of_kind(EventKind::Write)
             .filter(printing)
             .filter(|e| e.cut)
             .collect();
@@ -611,7 +611,7 @@ fn computed_by_child<'a>(c: &Context<'a>) -> Finding<'a> {
         // What each child had written, on any descriptor, by then.
         let child_writes: Vec<&Event> = c
             .trace
-            .of_kind("write")
+            .of_kind(EventKind::Write)
             .filter(|e| children.contains(&e.pid) && e.at_ms <= printed_at)
             .collect();
         let mut before: BTreeMap<i32, Contents> = BTreeMap::new();
@@ -627,7 +627,7 @@ fn computed_by_child<'a>(c: &Context<'a>) -> Finding<'a> {
         // perturbation): then the child wrote the original.
         let altered: Vec<&Event> = c
             .trace
-            .of_kind("altered")
+            .of_kind(EventKind::Altered)
             .filter(|e| {
                 e.pid == c.process.pid && e.text.as_deref().is_some_and(|t| t.contains(payload))
             })
@@ -652,7 +652,7 @@ fn computed_by_child<'a>(c: &Context<'a>) -> Finding<'a> {
         // And it printed what it had read from a pipe.
         let reads: Vec<&Event> = c
             .trace
-            .of_kind("read")
+            .of_kind(EventKind::Read)
             .filter(|e| {
                 e.pid == c.process.pid
                     && e.at_ms <= printed_at
@@ -708,13 +708,13 @@ fn signal<'a>(c: &Context<'a>) -> Finding<'a> {
     // them, or their taking it (sigwaitinfo, signalfd).
     let receipt: Option<Option<&Event>> = requirement.after_receiving.as_ref().map(|received| {
         trace
-            .of_kind("signal")
+            .of_kind(EventKind::Signal)
             .filter(|e| senders.contains(&e.pid) && signal_matches(e, received))
             .min_by(|a, b| a.at_ms.total_cmp(&b.at_ms))
     });
     let received_at = receipt.map(|r| r.map_or(f64::MAX, |e| e.at_ms));
     let sent: Vec<&Event> = trace
-        .of_kind("kill")
+        .of_kind(EventKind::Kill)
         .filter(|e| {
             senders.contains(&e.pid)
                 && Trace::reached(e).iter().any(|t| targets.contains(t))
@@ -747,7 +747,7 @@ fn signal<'a>(c: &Context<'a>) -> Finding<'a> {
             headline = format!("{from_name} never received {received}, so {headline}");
         }
         let seen: Vec<String> = trace
-            .of_kind("kill")
+            .of_kind(EventKind::Kill)
             .map(|e| {
                 format!(
                     "pid {} sent {} to {} ({}, reaching {:?}) at {:.3} s",
@@ -772,7 +772,7 @@ fn signal<'a>(c: &Context<'a>) -> Finding<'a> {
             sent.iter()
                 .copied()
                 .chain(receipt.flatten())
-                .chain(trace.of_kind("kill")),
+                .chain(trace.of_kind(EventKind::Kill)),
         );
     };
     let mut decided: Vec<&Event> = std::iter::once(first).chain(receipt.flatten()).collect();
@@ -788,7 +788,7 @@ fn signal<'a>(c: &Context<'a>) -> Finding<'a> {
             return Finding::held(decided);
         };
         // From the sender's creation: a child's delay starts when it does.
-        let born = trace.of_kind("spawn").find(|e| e.pid == first.pid);
+        let born = trace.of_kind(EventKind::Spawn).find(|e| e.pid == first.pid);
         let seen = (began(first) - born.map_or(c.process.started_ms, |e| e.at_ms)) / 1e3;
         let decided = decided.chain(born);
         if (seen - at.as_secs_f64()).abs() > tolerance.as_secs_f64() {
@@ -871,7 +871,7 @@ fn child_killed<'a>(c: &Context<'a>) -> Finding<'a> {
     let wanted = c.requirement.signal.as_deref().unwrap_or("any");
     let children = c.the_child();
     let kills_of = |exit: &Event| {
-        trace.of_kind("kill").find(move |k| {
+        trace.of_kind(EventKind::Kill).find(move |k| {
             k.pid == c.process.pid
                 && Trace::reached(k).contains(&exit.pid)
                 && k.signal == exit.signal
@@ -881,7 +881,7 @@ fn child_killed<'a>(c: &Context<'a>) -> Finding<'a> {
                 && k.start_ms.unwrap_or(k.at_ms) <= exit.at_ms
         })
     };
-    let killed = trace.of_kind("exit").find_map(|exit| {
+    let killed = trace.of_kind(EventKind::Exit).find_map(|exit| {
         (children.contains(&exit.pid) && exit.signal.is_some() && signal_matches(exit, wanted))
             .then(|| kills_of(exit).map(|kill| [kill, exit]))
             .flatten()
@@ -890,7 +890,7 @@ fn child_killed<'a>(c: &Context<'a>) -> Finding<'a> {
         return Finding::held(decided);
     }
     let exits: Vec<&Event> = trace
-        .of_kind("exit")
+        .of_kind(EventKind::Exit)
         .filter(|e| children.contains(&e.pid))
         .collect();
     let ends: Vec<String> = exits
@@ -920,15 +920,21 @@ fn child_killed<'a>(c: &Context<'a>) -> Finding<'a> {
                 }
             )],
         ),
-        exits
-            .into_iter()
-            .chain(trace.of_kind("kill").filter(|k| k.pid == c.process.pid)),
+        exits.into_iter().chain(
+            trace
+                .of_kind(EventKind::Kill)
+                .filter(|k| k.pid == c.process.pid),
+        ),
     )
 }
 
 fn reaped<'a>(c: &Context<'a>) -> Finding<'a> {
     let me = c.process.pid;
-    let reaps: Vec<&Event> = c.trace.of_kind("reap").filter(|e| e.pid == me).collect();
+    let reaps: Vec<&Event> = c
+        .trace
+        .of_kind(EventKind::Reap)
+        .filter(|e| e.pid == me)
+        .collect();
     let reaped: BTreeSet<i32> = reaps.iter().filter_map(|e| e.other).collect();
     let missing: Vec<&Event> = c
         .trace
@@ -943,8 +949,8 @@ fn reaped<'a>(c: &Context<'a>) -> Finding<'a> {
     let waits = c.trace.events.iter().filter(|e| {
         e.pid == me
             && matches!(
-                e.kind.as_str(),
-                "waited_stop" | "waited_cont" | "waited_exit"
+                e.kind,
+                EventKind::WaitedStop | EventKind::WaitedCont | EventKind::WaitedExit
             )
     });
     Finding::failed(
@@ -984,10 +990,10 @@ fn reported_status<'a>(c: &Context<'a>) -> Finding<'a> {
         (_, Some(signal)) => signal.to_string(),
         _ => "unknown".to_string(),
     };
-    let exit = c.trace.of_kind("exit").find(|e| e.pid == child);
+    let exit = c.trace.of_kind(EventKind::Exit).find(|e| e.pid == child);
     let reap = c
         .trace
-        .of_kind("reap")
+        .of_kind(EventKind::Reap)
         .find(|e| e.pid == c.process.pid && e.other == Some(child));
     let kernel = exit.map(|e| describe(e.code, e.signal.as_deref()));
     let consumed = reap.map(|e| describe(e.code, e.signal.as_deref()));
@@ -1043,7 +1049,10 @@ fn pid_is_child<'a>(c: &Context<'a>) -> Finding<'a> {
 
 /// `paths` and every name they were later linked or renamed to.
 fn with_later_names(trace: &Trace, mut paths: BTreeSet<String>) -> BTreeSet<String> {
-    for e in trace.of_kind("link").chain(trace.of_kind("rename")) {
+    for e in trace
+        .of_kind(EventKind::Link)
+        .chain(trace.of_kind(EventKind::Rename))
+    {
         if e.text.as_ref().is_some_and(|from| paths.contains(from)) {
             paths.extend(e.target.clone());
         }
@@ -1055,7 +1064,7 @@ fn with_later_names(trace: &Trace, mut paths: BTreeSet<String>) -> BTreeSet<Stri
 /// started process.
 fn stdio_of(run: &CaseRun, trace: &Trace) -> BTreeMap<i32, Vec<String>> {
     trace
-        .of_kind("spawn")
+        .of_kind(EventKind::Spawn)
         .filter(|e| e.other == Some(trace.grader))
         .filter(|e| run.processes.iter().any(|p| p.pid == e.pid))
         .map(|e| {
@@ -1069,19 +1078,22 @@ fn fifos<'a>(c: &Context<'a>) -> Finding<'a> {
     let trace = c.trace;
     let name = &c.process.name;
     let me = c.process.pid;
-    let makes: Vec<&Event> = trace.of_kind("mkfifo").filter(|e| e.pid == me).collect();
+    let makes: Vec<&Event> = trace
+        .of_kind(EventKind::Mkfifo)
+        .filter(|e| e.pid == me)
+        .collect();
     let made: BTreeSet<String> = makes.iter().filter_map(|e| e.text.clone()).collect();
     if made.is_empty() {
         // What it opened instead.
         return Finding::failed(
             problem_with(format!("{name} made no FIFO (mkfifo)"), vec![]),
-            trace.of_kind("open").filter(|e| e.pid == me),
+            trace.of_kind(EventKind::Open).filter(|e| e.pid == me),
         );
     }
     // A FIFO's names: made, then linked or renamed.
     let names = with_later_names(trace, made);
     // Access mode 1 is O_WRONLY: anything else can read.
-    let opened_for_reading = trace.of_kind("open").find(|e| {
+    let opened_for_reading = trace.of_kind(EventKind::Open).find(|e| {
         e.pid == me && e.code != Some(1) && e.text.as_ref().is_some_and(|p| names.contains(p))
     });
     let Some(opened_for_reading) = opened_for_reading else {
@@ -1093,12 +1105,12 @@ fn fifos<'a>(c: &Context<'a>) -> Finding<'a> {
             makes
                 .iter()
                 .copied()
-                .chain(trace.of_kind("open").filter(|e| e.pid == me)),
+                .chain(trace.of_kind(EventKind::Open).filter(|e| e.pid == me)),
         );
     };
     let removals: Vec<&Event> = trace
-        .of_kind("unlink")
-        .chain(trace.of_kind("rename"))
+        .of_kind(EventKind::Unlink)
+        .chain(trace.of_kind(EventKind::Rename))
         .filter(|e| e.text.as_ref().is_some_and(|p| names.contains(p)))
         .collect();
     let removed: BTreeSet<&String> = removals.iter().filter_map(|e| e.text.as_ref()).collect();
@@ -1120,7 +1132,7 @@ fn fifos<'a>(c: &Context<'a>) -> Finding<'a> {
     // reach another member: it only links a process to itself).
     let mine = |e: &&Event| e.pid == me || trace.descendants(me).contains(&e.pid);
     if let Some(e) = trace
-        .of_kind("socket")
+        .of_kind(EventKind::Socket)
         .filter(mine)
         .find(|e| e.text.as_deref() == Some("socket"))
     {
@@ -1139,14 +1151,14 @@ fn fifos<'a>(c: &Context<'a>) -> Finding<'a> {
     let every_fifo = with_later_names(
         trace,
         trace
-            .of_kind("mkfifo")
+            .of_kind(EventKind::Mkfifo)
             .filter_map(|e| e.text.clone())
             .collect(),
     );
     let stdio = stdio_of(c.run, trace);
     let own: Vec<String> = stdio.get(&me).cloned().unwrap_or_default();
     let mut fifo_writes: Vec<&Event> = Vec::new();
-    for write in trace.of_kind("write").filter(mine) {
+    for write in trace.of_kind(EventKind::Write).filter(mine) {
         let Some(target) = write.target.as_deref() else {
             continue;
         };
@@ -1184,7 +1196,7 @@ fn fifos<'a>(c: &Context<'a>) -> Finding<'a> {
         if target.starts_with("pipe:") {
             // A pipe of its own making (a self-pipe) reaches no one else.
             let own_pipe = trace
-                .of_kind("pipe")
+                .of_kind(EventKind::Pipe)
                 .any(|p| p.pid == me && p.target.as_deref() == Some(target));
             if own_pipe {
                 continue;
@@ -1313,7 +1325,7 @@ fn running<'a>(trace: &Trace<'a>, of: &BTreeSet<i32>) -> BTreeMap<i32, Vec<Run<'
     let mut runs: BTreeMap<i32, Vec<Run>> = BTreeMap::new();
     let end_of_trace = trace.events.last().map_or(0.0, |e| e.at_ms);
     for e in trace.events {
-        if e.kind == "kill" {
+        if e.kind == EventKind::Kill {
             for pid in Trace::reached(e).into_iter().filter(|p| of.contains(p)) {
                 match e.signal.as_deref() {
                     Some("SIGCONT") => {
@@ -1363,18 +1375,18 @@ fn running<'a>(trace: &Trace<'a>, of: &BTreeSet<i32>) -> BTreeMap<i32, Vec<Run<'
         if !of.contains(&e.pid) {
             continue;
         }
-        match e.kind.as_str() {
-            "thread" => {
+        match e.kind {
+            EventKind::Thread => {
                 threaded.insert(e.pid);
             }
             // A new process has had no CPU time yet.
-            "spawn" | "cont" => {
+            EventKind::Spawn | EventKind::Cont => {
                 if let Some(index) = held.remove(&e.pid) {
                     runs.get_mut(&e.pid).expect("a held run")[index].cpu = None;
                 }
                 open.entry(e.pid).or_insert(Open {
                     start: e.at_ms,
-                    cpu: if e.kind == "spawn" {
+                    cpu: if e.kind == EventKind::Spawn {
                         Some(0.0)
                     } else {
                         e.cpu_ms
@@ -1382,9 +1394,9 @@ fn running<'a>(trace: &Trace<'a>, of: &BTreeSet<i32>) -> BTreeMap<i32, Vec<Run<'
                     from: e,
                 });
             }
-            "stop" | "exit" => {
-                let cpu_since = |start: Option<f64>| match (e.kind.as_str(), start, e.cpu_ms) {
-                    ("stop", Some(a), Some(b)) => Some(b - a),
+            EventKind::Stop | EventKind::Exit => {
+                let cpu_since = |start: Option<f64>| match (e.kind, start, e.cpu_ms) {
+                    (EventKind::Stop, Some(a), Some(b)) => Some(b - a),
                     _ => None,
                 };
                 if let Some(index) = held.remove(&e.pid) {
@@ -1436,13 +1448,13 @@ fn programs(trace: &Trace, process: &ProcessRun) -> BTreeMap<i32, BTreeSet<i32>>
     let below = trace.descendants(process.pid);
     let parent_of = |pid: i32| {
         trace
-            .of_kind("spawn")
+            .of_kind(EventKind::Spawn)
             .find(|e| e.pid == pid)
             .and_then(|e| e.other)
     };
     let born = |pid: i32| {
         trace
-            .of_kind("spawn")
+            .of_kind(EventKind::Spawn)
             .find(|e| e.pid == pid)
             .map_or(0.0, |e| e.at_ms)
     };
@@ -1495,7 +1507,7 @@ fn depth_below(trace: &Trace, program: i32, pid: i32) -> usize {
     let mut at = pid;
     while at != program && depth < 64 {
         match trace
-            .of_kind("spawn")
+            .of_kind(EventKind::Spawn)
             .find(|e| e.pid == at)
             .and_then(|e| e.other)
         {
@@ -1537,7 +1549,7 @@ fn one_at_a_time<'a>(c: &Context<'a>) -> Finding<'a> {
         let describe = |pid: i32| {
             let program = program_of(pid);
             let parent = trace
-                .of_kind("spawn")
+                .of_kind(EventKind::Spawn)
                 .find(|e| e.pid == pid)
                 .and_then(|e| e.other);
             match depth_below(trace, program, pid) {
@@ -1581,12 +1593,19 @@ fn one_at_a_time<'a>(c: &Context<'a>) -> Finding<'a> {
             let states: Vec<&Event> = trace
                 .events
                 .iter()
-                .filter(|e| e.pid == *pid && matches!(e.kind.as_str(), "stop" | "cont" | "exit"))
+                .filter(|e| {
+                    e.pid == *pid
+                        && matches!(e.kind, EventKind::Stop | EventKind::Cont | EventKind::Exit)
+                })
                 .collect();
-            let last = states.last().map(|e| (e.kind.as_str(), e.at_ms));
-            let stopped_last = states.iter().rev().find(|e| e.kind != "exit").copied();
+            let last = states.last().map(|e| (e.kind, e.at_ms));
+            let stopped_last = states
+                .iter()
+                .rev()
+                .find(|e| e.kind != EventKind::Exit)
+                .copied();
             match last {
-                Some(("stop", at)) => {
+                Some((EventKind::Stop, at)) => {
                     return Finding::failed(
                         problem_with(
                             format!("process {pid} (of program {program}) was stopped at {:.3} s and never continued: nothing may be left stopped", at / 1e3),
@@ -1595,7 +1614,7 @@ fn one_at_a_time<'a>(c: &Context<'a>) -> Finding<'a> {
                         stopped_last,
                     )
                 }
-                Some(("exit", _)) if stopped_last.is_some_and(|e| e.kind == "stop") => {
+                Some((EventKind::Exit, _)) if stopped_last.is_some_and(|e| e.kind == EventKind::Stop) => {
                     // It died while stopped: it was abandoned.
                     return Finding::failed(
                         problem_with(
@@ -1768,7 +1787,7 @@ fn pipes<'a>(c: &Context<'a>) -> Finding<'a> {
     // Per pipe, what the process (or the child) wrote into it or read, and
     // the events that moved it.
     type Flow<'e> = BTreeMap<String, (Contents, Vec<&'e Event>)>;
-    let flow = |kind: &'static str, by_child: bool| -> Flow<'a> {
+    let flow = |kind: EventKind, by_child: bool| -> Flow<'a> {
         let mut found: Flow = BTreeMap::new();
         for e in trace.of_kind(kind).filter(|e| {
             if by_child {
@@ -1785,8 +1804,8 @@ fn pipes<'a>(c: &Context<'a>) -> Finding<'a> {
         }
         found
     };
-    let (main_wrote, child_read) = (flow("write", false), flow("read", true));
-    let (child_wrote, main_read) = (flow("write", true), flow("read", false));
+    let (main_wrote, child_read) = (flow(EventKind::Write, false), flow(EventKind::Read, true));
+    let (child_wrote, main_read) = (flow(EventKind::Write, true), flow(EventKind::Read, false));
     // A way between the two: the pipe, what the writer wrote into it, and
     // every event that moved it (writes, then reads).
     let way = |wrote: &Flow<'a>, read: &Flow<'a>| -> Flow<'a> {
@@ -1802,7 +1821,7 @@ fn pipes<'a>(c: &Context<'a>) -> Finding<'a> {
     let down = way(&main_wrote, &child_read);
     let up = way(&child_wrote, &main_read);
     let creations: Vec<&Event> = trace
-        .of_kind("pipe")
+        .of_kind(EventKind::Pipe)
         .filter(|e| e.pid == me || children.contains(&e.pid))
         .collect();
     let everything = |flows: [&Flow<'a>; 4]| -> Vec<&'a Event> {
@@ -1862,7 +1881,7 @@ fn pipes<'a>(c: &Context<'a>) -> Finding<'a> {
                     flows
                         .values()
                         .flat_map(|(_, events)| events.iter().copied())
-                        .filter(|e| e.kind == "write"),
+                        .filter(|e| e.kind == EventKind::Write),
                 );
                 if !hidden.is_empty() {
                     return Finding::unseen(
@@ -1908,7 +1927,7 @@ fn cpu_at_most<'a>(c: &Context<'a>) -> Finding<'a> {
     tree.insert(c.process.pid);
     let exits: Vec<&Event> = c
         .trace
-        .of_kind("exit")
+        .of_kind(EventKind::Exit)
         .filter(|e| tree.contains(&e.pid))
         .collect();
     let used: f64 = exits.iter().filter_map(|e| e.cpu_ms).sum();
@@ -2032,7 +2051,7 @@ fn idle<'a>(c: &Context<'a>) -> Finding<'a> {
     let name = &c.process.name;
     let mut tree = c.trace.descendants(c.process.pid);
     tree.insert(c.process.pid);
-    let froms: Vec<&Event> = c.trace.of_kind("idle_from").collect();
+    let froms: Vec<&Event> = c.trace.of_kind(EventKind::IdleFrom).collect();
     if froms.is_empty() {
         return Finding::failed(
             problem_with(
@@ -2046,13 +2065,13 @@ fn idle<'a>(c: &Context<'a>) -> Finding<'a> {
     let mut decided = Vec::new();
     for window in windows {
         let tree = &tree;
-        let of = |kind: &'static str| {
+        let of = |kind: EventKind| {
             c.trace
                 .of_kind(kind)
                 .filter(move |e| e.code == Some(window) && tree.contains(&e.pid))
                 .collect::<Vec<_>>()
         };
-        let (from, to) = (of("idle_from"), of("idle_to"));
+        let (from, to) = (of(EventKind::IdleFrom), of(EventKind::IdleTo));
         let (Some(first), Some(last)) = (from.first(), to.first()) else {
             continue;
         };
@@ -2063,7 +2082,12 @@ fn idle<'a>(c: &Context<'a>) -> Finding<'a> {
             .trace
             .events
             .iter()
-            .filter(|e| matches!(e.kind.as_str(), "spawn" | "thread" | "exit"))
+            .filter(|e| {
+                matches!(
+                    e.kind,
+                    EventKind::Spawn | EventKind::Thread | EventKind::Exit
+                )
+            })
             .filter(in_window)
             .collect();
         let both: Vec<(&Event, &Event)> = from
@@ -2083,9 +2107,9 @@ fn idle<'a>(c: &Context<'a>) -> Finding<'a> {
                     format!(
                         "process {} of {name} {} while the case was idle ({:.1} s from {:.3} s): an idle program starts and ends nothing",
                         e.pid,
-                        match e.kind.as_str() {
-                            "thread" => "started a thread",
-                            "spawn" | "idle_to" => "began",
+                        match e.kind {
+                            EventKind::Thread => "started a thread",
+                            EventKind::Spawn | EventKind::IdleTo => "began",
                             _ => "ended",
                         },
                         seconds,
@@ -2141,7 +2165,7 @@ fn idle<'a>(c: &Context<'a>) -> Finding<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::grade::runner::Line;
+    use crate::grade::facts::Line;
 
     const MAIN: i32 = 10;
     const CHILD: i32 = 11;
@@ -2154,10 +2178,10 @@ mod tests {
         .unwrap()
     }
 
-    fn event(pid: i32, kind: &str) -> Event {
+    fn event(pid: i32, kind: EventKind) -> Event {
         Event {
             pid,
-            kind: kind.into(),
+            kind,
             ..Event::default()
         }
     }
@@ -2165,7 +2189,7 @@ mod tests {
     fn spawn(pid: i32, parent: i32) -> Event {
         Event {
             other: Some(parent),
-            ..event(pid, "spawn")
+            ..event(pid, EventKind::Spawn)
         }
     }
 
@@ -2175,7 +2199,7 @@ mod tests {
             text: Some(text.into()),
             target: Some("pipe:[7]".into()),
             cut,
-            ..event(pid, "write")
+            ..event(pid, EventKind::Write)
         }
     }
 
@@ -2217,7 +2241,7 @@ mod tests {
             write(CHILD, 1, " 0 1 1\n", false),
             Event {
                 other: Some(CHILD),
-                ..event(MAIN, "reap")
+                ..event(MAIN, EventKind::Reap)
             },
         ]
     }
@@ -2277,7 +2301,7 @@ mod tests {
                 target: Some("pipe:[7]".into()),
                 unseen: Some("splice".into()),
                 cut: true,
-                ..event(CHILD, "write")
+                ..event(CHILD, EventKind::Write)
             },
         );
         let found = headlines(&case, &run(&["child 11: 0 1 1"], events));
@@ -2304,12 +2328,12 @@ mod tests {
                 fd: Some(3),
                 text: Some("olleh\n".into()),
                 target: Some("pipe:[8]".into()),
-                ..event(MAIN, "read")
+                ..event(MAIN, EventKind::Read)
             },
             write(MAIN, 1, "parent 10: olleh\n", false),
             Event {
                 other: Some(CHILD),
-                ..event(MAIN, "reap")
+                ..event(MAIN, EventKind::Reap)
             },
         ];
         assert!(headlines(&case, &run(&["parent 10: olleh"], events.clone())).is_empty());
