@@ -212,3 +212,129 @@ fn every_shape_of_path_is_read() {
     assert!(rooms_named("use super::problem::Judged;", 2).is_empty());
     assert!(rooms_named("use super::super::project;", 1).is_empty());
 }
+
+/// The redesign's size limits, and the rooms already held to them (a room
+/// joins once it meets them; in the end, every room).
+const MAX_FILE_LINES: usize = 800;
+const MAX_IMPL_LINES: usize = 300;
+const MAX_FN_LINES: usize = 120;
+const HELD_TO_SIZE: &[&str] = &["facts"];
+
+/// Items of a source file that open a brace block: `(kind, name, first
+/// line, lines)`, found by indentation-blind brace counting (comments and
+/// strings with braces are rare enough in this code to be ignored).
+fn blocks(text: &str) -> Vec<(&'static str, String, usize, usize)> {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut found = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        let code = line.trim_start();
+        let kind = if code.starts_with("impl") {
+            "impl"
+        } else if code.contains("fn ")
+            && !code.starts_with("//")
+            && (code.starts_with("fn ")
+                || code.starts_with("pub")
+                || code.starts_with("async")
+                || code.starts_with("unsafe")
+                || code.starts_with("const fn"))
+        {
+            "fn"
+        } else {
+            continue;
+        };
+        let name: String = code
+            .split(if kind == "fn" { "fn " } else { "impl" })
+            .nth(1)
+            .unwrap_or("")
+            .chars()
+            .take_while(|c| *c != '(' && *c != '{')
+            .collect();
+        let mut depth = 0i64;
+        let mut opened = false;
+        for (j, later) in lines[i..].iter().enumerate() {
+            for c in later.chars() {
+                match c {
+                    '{' => {
+                        depth += 1;
+                        opened = true;
+                    }
+                    '}' => depth -= 1,
+                    _ => {}
+                }
+            }
+            if opened && depth <= 0 {
+                found.push((kind, name.trim().to_string(), i + 1, j + 1));
+                break;
+            }
+            // A declaration without a body (`fn f();` in a trait).
+            if !opened && later.trim_end().ends_with(';') {
+                break;
+            }
+        }
+    }
+    found
+}
+
+/// Prints the shape of every room (`cargo test -p xtask --test layering
+/// -- --nocapture`) and holds the rooms of [`HELD_TO_SIZE`] to the limits.
+#[test]
+fn rooms_held_to_size_keep_their_limits() {
+    let mut files = Vec::new();
+    rust_files(&grade_dir(), &mut files);
+    files.sort();
+    let mut over = Vec::new();
+    for file in &files {
+        let text = std::fs::read_to_string(file).unwrap();
+        let name = file
+            .strip_prefix(grade_dir())
+            .unwrap()
+            .display()
+            .to_string();
+        let room = room_of(file).0;
+        let held = HELD_TO_SIZE.contains(&room.as_str());
+        let lines = text.lines().count();
+        let mut shape = format!("{name}: {lines} lines");
+        if lines > MAX_FILE_LINES {
+            shape.push_str(" (over)");
+            if held {
+                over.push(format!("{name}: {lines} lines (at most {MAX_FILE_LINES})"));
+            }
+        }
+        for (kind, item, at, length) in blocks(&text) {
+            let limit = if kind == "impl" {
+                MAX_IMPL_LINES
+            } else {
+                MAX_FN_LINES
+            };
+            if length > limit {
+                shape.push_str(&format!("; {kind} {item} {length}"));
+                if held {
+                    over.push(format!(
+                        "{name}:{at}: {kind} {item}: {length} lines (at most {limit})"
+                    ));
+                }
+            }
+        }
+        println!("{shape}");
+    }
+    assert!(
+        over.is_empty(),
+        "over the redesign's limits:\n  {}",
+        over.join("\n  ")
+    );
+}
+
+#[test]
+fn the_size_reader_finds_blocks() {
+    let text =
+        "impl A {\n    fn f(&self) {\n        if x { y }\n    }\n}\npub fn g() -> u8 {\n    1\n}\n";
+    let found = blocks(text);
+    assert_eq!(
+        found,
+        vec![
+            ("impl", "A".to_string(), 1, 5),
+            ("fn", "f".to_string(), 2, 3),
+            ("fn", "g".to_string(), 6, 3)
+        ]
+    );
+}

@@ -1,0 +1,224 @@
+//! FIFOs: named pipes made, opened, used with whole lines, and removed.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::data::cut_note;
+use super::{unseen, Context, Finding, Trace, PIPE_BUF};
+use crate::grade::facts::{CaseRun, Event, EventKind};
+use crate::grade::judge::problem::problem_with;
+
+/// `paths` and every name they were later linked or renamed to.
+pub(super) fn with_later_names(trace: &Trace, mut paths: BTreeSet<String>) -> BTreeSet<String> {
+    for e in trace
+        .of_kind(EventKind::Link)
+        .chain(trace.of_kind(EventKind::Rename))
+    {
+        if e.text.as_ref().is_some_and(|from| paths.contains(from)) {
+            paths.extend(e.target.clone());
+        }
+    }
+    paths
+}
+
+/// The standard streams (`pipe:[..]` for 0, 1, 2) the grader gave each
+/// started process.
+pub(super) fn stdio_of(run: &CaseRun, trace: &Trace) -> BTreeMap<i32, Vec<String>> {
+    trace
+        .of_kind(EventKind::Spawn)
+        .filter(|e| e.other == Some(trace.grader))
+        .filter(|e| run.processes.iter().any(|p| p.pid == e.pid))
+        .map(|e| {
+            let streams = e.text.as_deref().unwrap_or("");
+            (e.pid, streams.split(' ').map(str::to_string).collect())
+        })
+        .collect()
+}
+
+pub(super) fn fifos<'a>(c: &Context<'a>) -> Finding<'a> {
+    let trace = c.trace;
+    let name = &c.process.name;
+    let me = c.process.pid;
+    let makes: Vec<&Event> = trace
+        .of_kind(EventKind::Mkfifo)
+        .filter(|e| e.pid == me)
+        .collect();
+    let made: BTreeSet<String> = makes.iter().filter_map(|e| e.text.clone()).collect();
+    if made.is_empty() {
+        // What it opened instead.
+        return Finding::failed(
+            problem_with(format!("{name} made no FIFO (mkfifo)"), vec![]),
+            trace.of_kind(EventKind::Open).filter(|e| e.pid == me),
+        );
+    }
+    // A FIFO's names: made, then linked or renamed.
+    let names = with_later_names(trace, made);
+    // Access mode 1 is O_WRONLY: anything else can read.
+    let opened_for_reading = trace.of_kind(EventKind::Open).find(|e| {
+        e.pid == me && e.code != Some(1) && e.text.as_ref().is_some_and(|p| names.contains(p))
+    });
+    let Some(opened_for_reading) = opened_for_reading else {
+        return Finding::failed(
+            problem_with(
+                format!("{name} never opened its own FIFO for reading"),
+                vec![],
+            ),
+            makes
+                .iter()
+                .copied()
+                .chain(trace.of_kind(EventKind::Open).filter(|e| e.pid == me)),
+        );
+    };
+    let removals: Vec<&Event> = trace
+        .of_kind(EventKind::Unlink)
+        .chain(trace.of_kind(EventKind::Rename))
+        .filter(|e| e.text.as_ref().is_some_and(|p| names.contains(p)))
+        .collect();
+    let removed: BTreeSet<&String> = removals.iter().filter_map(|e| e.text.as_ref()).collect();
+    let left: Vec<&String> = names.iter().filter(|n| !removed.contains(n)).collect();
+    if !left.is_empty() {
+        return Finding::failed(
+            problem_with(
+                format!("{name} did not unlink its FIFO {}", left[0]),
+                vec![],
+            ),
+            makes.iter().copied().chain(removals),
+        );
+    }
+    // What it rests on so far: the FIFO made, read and removed.
+    let mut decided: Vec<&Event> = makes.clone();
+    decided.push(opened_for_reading);
+    decided.extend(removals);
+    // Sockets could carry messages past the FIFOs (a socketpair cannot
+    // reach another member: it only links a process to itself).
+    let mine = |e: &&Event| e.pid == me || trace.descendants(me).contains(&e.pid);
+    if let Some(e) = trace
+        .of_kind(EventKind::Socket)
+        .filter(mine)
+        .find(|e| e.text.as_deref() == Some("socket"))
+    {
+        return Finding::failed(
+            problem_with(
+                format!(
+                    "process {} of {name} created a socket: members must talk through FIFOs only",
+                    e.pid
+                ),
+                vec![],
+            ),
+            [e],
+        );
+    }
+    // Every FIFO of the case, under all its names, whoever made it.
+    let every_fifo = with_later_names(
+        trace,
+        trace
+            .of_kind(EventKind::Mkfifo)
+            .filter_map(|e| e.text.clone())
+            .collect(),
+    );
+    let stdio = stdio_of(c.run, trace);
+    let own: Vec<String> = stdio.get(&me).cloned().unwrap_or_default();
+    let mut fifo_writes: Vec<&Event> = Vec::new();
+    for write in trace.of_kind(EventKind::Write).filter(mine) {
+        let Some(target) = write.target.as_deref() else {
+            continue;
+        };
+        if every_fifo.contains(target) {
+            if write.bytes.unwrap_or(0) > PIPE_BUF {
+                return Finding::failed(
+                    problem_with(
+                        format!("{name} wrote {} bytes to {target} at once: more than PIPE_BUF ({PIPE_BUF}), so it may interleave", write.bytes.unwrap_or(0)),
+                        vec![],
+                    ),
+                    [write],
+                );
+            }
+            fifo_writes.push(write);
+            continue;
+        }
+        if own.iter().any(|s| s == target) {
+            continue;
+        }
+        if let Some((other, _)) = stdio
+            .iter()
+            .find(|(pid, streams)| **pid != me && streams.iter().any(|s| s == target))
+        {
+            return Finding::failed(
+                problem_with(
+                    format!("{name} wrote into the standard streams of process {other} ({target}, through /proc): members must talk through FIFOs only"),
+                    vec![],
+                ),
+                [write],
+            );
+        }
+        if target.starts_with("socket:") || target.starts_with("anon_inode:") {
+            continue;
+        }
+        if target.starts_with("pipe:") {
+            // A pipe of its own making (a self-pipe) reaches no one else.
+            let own_pipe = trace
+                .of_kind(EventKind::Pipe)
+                .any(|p| p.pid == me && p.target.as_deref() == Some(target));
+            if own_pipe {
+                continue;
+            }
+        }
+        if target == "/dev/null" {
+            continue;
+        }
+        return Finding::failed(
+            problem_with(
+                format!("{name} wrote to {target}, which is not a FIFO: members must talk through FIFOs only"),
+                vec![],
+            ),
+            [write],
+        );
+    }
+    // Every line goes out whole, in one write: a write into a FIFO ends
+    // with its line's end, so that the next begins a line too. (One whose
+    // contents were not all seen is judged by the messages below.)
+    if let Some(piece) = fifo_writes
+        .iter()
+        .find(|w| !w.cut && w.unseen.is_none() && !w.text.as_deref().unwrap_or("").ends_with('\n'))
+    {
+        return Finding::failed(
+            problem_with(
+                format!(
+                    "process {} of {name} wrote {:?} into {} without the end of its line: each line goes into a FIFO whole (name, text and newline), in one write",
+                    piece.pid,
+                    piece.text.as_deref().unwrap_or(""),
+                    piece.target.as_deref().unwrap_or("a FIFO")
+                ),
+                vec![],
+            ),
+            [*piece],
+        );
+    }
+    // Each message line, as its sender writes it, went out in one write.
+    for message in &c.requirement.messages {
+        let line = format!("{message}\n");
+        let whole = fifo_writes.iter().find(|w| {
+            w.text
+                .as_deref()
+                .is_some_and(|t| t.split_inclusive('\n').any(|l| l == line))
+        });
+        let Some(whole) = whole else {
+            let hidden = unseen(fifo_writes.iter().copied());
+            if !hidden.is_empty() {
+                return Finding::unseen(
+                    format!("{name}'s message `{message}` went into no FIFO in one write the grader saw: it wrote to FIFOs with"),
+                    hidden,
+                    [],
+                );
+            }
+            return Finding::failed(
+                problem_with(
+                    format!("{name}'s message `{message}` went into no FIFO in one write"),
+                    cut_note(fifo_writes.iter().filter(|w| w.cut).count()),
+                ),
+                fifo_writes,
+            );
+        };
+        decided.push(whole);
+    }
+    Finding::held(decided)
+}
