@@ -131,32 +131,7 @@ fn judge_process(
         problems.push(problem(format!("{name} never started")));
         return;
     }
-    if let Some(line) = run.stderr.iter().find(|l| l.text.contains("panicked at")) {
-        let message = run
-            .stderr
-            .iter()
-            .skip_while(|l| !l.text.contains("panicked at"))
-            .nth(1)
-            .map_or(line.text.as_str(), |l| l.text.as_str());
-        problems.push(problem(format!("{name} panicked: {message}")));
-    }
-    if !killed {
-        let got = ending(run);
-        let expected = match (&spec.exit, &spec.signal) {
-            (Some(code), _) => Some(format!("exit status {code}")),
-            (_, Some(signal)) => Some(format!("killed by {}", full_signal_name(signal))),
-            _ => None,
-        };
-        if let Some(expected) = expected {
-            if expected != got {
-                let mut p = problem(format!("{name} ended wrongly"));
-                p.details
-                    .push(Detail::Plain(format!("expected: {expected}")));
-                p.details.push(Detail::Mismatch(format!("got:      {got}")));
-                problems.push(p);
-            }
-        }
-    }
+    judge_ending(spec, run, killed, problems);
     let stdout: Vec<&str> = run.stdout.iter().map(|l| l.text.as_str()).collect();
     if let Some(expected) = &spec.stdout {
         check_by_role(
@@ -230,6 +205,49 @@ fn judge_process(
             _ => {} // a missing line is reported by the stdout checks
         }
     }
+    judge_timing(spec, run, bindings, problems);
+}
+
+/// A panic, and the exit status or signal the case expects (unless the
+/// grader killed the process).
+fn judge_ending(spec: &ProcessSpec, run: &ProcessRun, killed: bool, problems: &mut Vec<Problem>) {
+    let name = &spec.name;
+    if let Some(line) = run.stderr.iter().find(|l| l.text.contains("panicked at")) {
+        let message = run
+            .stderr
+            .iter()
+            .skip_while(|l| !l.text.contains("panicked at"))
+            .nth(1)
+            .map_or(line.text.as_str(), |l| l.text.as_str());
+        problems.push(problem(format!("{name} panicked: {message}")));
+    }
+    if !killed {
+        let got = ending(run);
+        let expected = match (&spec.exit, &spec.signal) {
+            (Some(code), _) => Some(format!("exit status {code}")),
+            (_, Some(signal)) => Some(format!("killed by {}", full_signal_name(signal))),
+            _ => None,
+        };
+        if let Some(expected) = expected {
+            if expected != got {
+                let mut p = problem(format!("{name} ended wrongly"));
+                p.details
+                    .push(Detail::Plain(format!("expected: {expected}")));
+                p.details.push(Detail::Mismatch(format!("got:      {got}")));
+                problems.push(p);
+            }
+        }
+    }
+}
+
+/// Each timed line came when the case says, from the process's start.
+fn judge_timing(
+    spec: &ProcessSpec,
+    run: &ProcessRun,
+    bindings: &Bindings,
+    problems: &mut Vec<Problem>,
+) {
+    let name = &spec.name;
     for timing in &spec.timing {
         let (Ok(at), Ok(tolerance)) = (
             parse_duration(&timing.at),

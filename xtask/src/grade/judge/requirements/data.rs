@@ -345,13 +345,22 @@ pub(super) fn computed_by_child<'a>(c: &Context<'a>) -> Finding<'a> {
 /// Data went down one pipe (written by the process, read by the child)
 /// and came back up another; with `down` and `up`, those texts travelled
 /// that way.
+/// Per pipe, what the process (or the child) wrote into it or read, and
+/// the events that moved it.
+type Flow<'e> = BTreeMap<String, (Contents, Vec<&'e Event>)>;
+
+/// Every event that moved data through the pipes of `flows`.
+fn both_ways<'a>(flows: &Flow<'a>) -> Vec<&'a Event> {
+    flows
+        .values()
+        .flat_map(|(_, events)| events.iter().copied())
+        .collect()
+}
+
 pub(super) fn pipes<'a>(c: &Context<'a>) -> Finding<'a> {
     let trace = c.trace;
     let children = c.the_child();
     let me = c.process.pid;
-    // Per pipe, what the process (or the child) wrote into it or read, and
-    // the events that moved it.
-    type Flow<'e> = BTreeMap<String, (Contents, Vec<&'e Event>)>;
     let flow = |kind: EventKind, by_child: bool| -> Flow<'a> {
         let mut found: Flow = BTreeMap::new();
         for e in trace.of_kind(kind).filter(|e| {
@@ -415,12 +424,6 @@ pub(super) fn pipes<'a>(c: &Context<'a>) -> Finding<'a> {
             everything([&main_wrote, &child_read, &child_wrote, &main_read]),
         );
     }
-    let both_ways = |flows: &Flow<'a>| -> Vec<&'a Event> {
-        flows
-            .values()
-            .flat_map(|(_, events)| events.iter().copied())
-            .collect()
-    };
     if down.len() == 1 && down.keys().eq(up.keys()) {
         return Finding::failed(
             problem_with(
@@ -430,9 +433,28 @@ pub(super) fn pipes<'a>(c: &Context<'a>) -> Finding<'a> {
             both_ways(&down),
         );
     }
+    if let Some(failed) = texts_went_their_way(c, &down, &up) {
+        return failed;
+    }
+    Finding::held(
+        creations
+            .into_iter()
+            .chain(both_ways(&down))
+            .chain(both_ways(&up)),
+    )
+}
+
+/// Each text the case names went its way (`down` to the child, `up` back)
+/// through a pipe, as the writer wrote it; if not, what happened instead.
+fn texts_went_their_way<'a>(
+    c: &Context<'a>,
+    down: &Flow<'a>,
+    up: &Flow<'a>,
+) -> Option<Finding<'a>> {
+    let name = &c.process.name;
     for (texts, way, flows) in [
-        (&c.requirement.down, "down", &down),
-        (&c.requirement.up, "up", &up),
+        (&c.requirement.down, "down", down),
+        (&c.requirement.up, "up", up),
     ] {
         for text in texts {
             if !flows.values().any(|(t, _)| t.contains(text.as_str())) {
@@ -449,11 +471,11 @@ pub(super) fn pipes<'a>(c: &Context<'a>) -> Finding<'a> {
                         .filter(|e| e.kind == EventKind::Write),
                 );
                 if !hidden.is_empty() {
-                    return Finding::unseen(
+                    return Some(Finding::unseen(
                         format!("`{text}` never went {way} a pipe as it should: {writer} sent its data {way} with"),
                         hidden,
                         [],
-                    );
+                    ));
                 }
                 let seen: String = flows
                     .values()
@@ -464,20 +486,15 @@ pub(super) fn pipes<'a>(c: &Context<'a>) -> Finding<'a> {
                     .collect();
                 let mut details = vec![format!("{writer} wrote: {seen:?}")];
                 details.extend(cut_note(flows.values().map(|(t, _)| t.cut).sum()));
-                return Finding::failed(
+                return Some(Finding::failed(
                     problem_with(
                         format!("`{text}` never went {way} a pipe as it should"),
                         details,
                     ),
                     both_ways(flows),
-                );
+                ));
             }
         }
     }
-    Finding::held(
-        creations
-            .into_iter()
-            .chain(both_ways(&down))
-            .chain(both_ways(&up)),
-    )
+    None
 }

@@ -208,100 +208,116 @@ pub(super) fn idle<'a>(c: &Context<'a>) -> Finding<'a> {
     let windows: BTreeSet<i32> = froms.iter().filter_map(|e| e.code).collect();
     let mut decided = Vec::new();
     for window in windows {
-        let tree = &tree;
-        let of = |kind: EventKind| {
-            c.trace
-                .of_kind(kind)
-                .filter(move |e| e.code == Some(window) && tree.contains(&e.pid))
-                .collect::<Vec<_>>()
-        };
-        let (from, to) = (of(EventKind::IdleFrom), of(EventKind::IdleTo));
-        let (Some(first), Some(last)) = (from.first(), to.first()) else {
-            continue;
-        };
-        let (start, end) = (first.at_ms, last.at_ms);
-        let seconds = ((end - start) / 1e3).max(1e-3);
-        let in_window = |e: &&Event| e.at_ms > start && e.at_ms < end && tree.contains(&e.pid);
-        let changed: Vec<&Event> = c
-            .trace
-            .events
-            .iter()
-            .filter(|e| {
-                matches!(
-                    e.kind,
-                    EventKind::Spawn | EventKind::Thread | EventKind::Exit
-                )
-            })
-            .filter(in_window)
-            .collect();
-        let both: Vec<(&Event, &Event)> = from
-            .iter()
-            .filter_map(|f| to.iter().find(|t| t.pid == f.pid).map(|t| (*f, *t)))
-            .collect();
-        let ended = from.iter().find(|f| !to.iter().any(|t| t.pid == f.pid));
-        let began = to.iter().find(|t| !from.iter().any(|f| f.pid == t.pid));
-        if let Some(e) = changed
-            .first()
-            .copied()
-            .or(ended.copied())
-            .or(began.copied())
-        {
-            return Finding::failed(
-                problem_with(
-                    format!(
-                        "process {} of {name} {} while the case was idle ({:.1} s from {:.3} s): an idle program starts and ends nothing",
-                        e.pid,
-                        match e.kind {
-                            EventKind::Thread => "started a thread",
-                            EventKind::Spawn | EventKind::IdleTo => "began",
-                            _ => "ended",
-                        },
-                        seconds,
-                        start / 1e3
-                    ),
-                    vec![],
-                ),
-                changed.iter().copied().chain(from.iter().copied()).chain(to.iter().copied()),
-            );
+        match idle_window(c, &tree, window, limit, most_wakeups) {
+            Ok(events) => decided.extend(events),
+            Err(failed) => return failed,
         }
-        let used: f64 = both
-            .iter()
-            .map(|(f, t)| (t.cpu_ms.unwrap_or(0.0) - f.cpu_ms.unwrap_or(0.0)).max(0.0))
-            .sum();
-        let woke: u64 = both
-            .iter()
-            .map(|(f, t)| {
-                t.wakeups
-                    .unwrap_or(0)
-                    .saturating_sub(f.wakeups.unwrap_or(0))
-            })
-            .sum();
-        let events = both.iter().flat_map(|(f, t)| [*f, *t]);
-        if used > limit * seconds {
-            return Finding::failed(
-                problem_with(
-                    format!(
-                        "{name} used {used:.0} ms of CPU time in {seconds:.1} s with nothing to do, more than {:.0} ms: an idle program must wait in poll (or a blocking read), not poll again and again",
-                        limit * seconds
-                    ),
-                    vec![],
-                ),
-                events,
-            );
-        }
-        if woke as f64 > most_wakeups * seconds {
-            return Finding::failed(
-                problem_with(
-                    format!(
-                        "{name} woke up {woke} times in {seconds:.1} s with nothing to do, more than {:.0}: an idle program must wait in poll with no timeout, not nap and look again",
-                        most_wakeups * seconds
-                    ),
-                    vec![],
-                ),
-                events,
-            );
-        }
-        decided.extend(events);
     }
     Finding::held(decided)
+}
+
+/// One idle window the keeper measured (`window`): the process's tree
+/// started and ended nothing in it, and used at most `limit` ms of CPU and
+/// `most_wakeups` wake-ups per second of it; the events that show it.
+fn idle_window<'a>(
+    c: &Context<'a>,
+    tree: &BTreeSet<i32>,
+    window: i32,
+    limit: f64,
+    most_wakeups: f64,
+) -> Result<Vec<&'a Event>, Finding<'a>> {
+    let name = &c.process.name;
+    let of = |kind: EventKind| {
+        c.trace
+            .of_kind(kind)
+            .filter(move |e| e.code == Some(window) && tree.contains(&e.pid))
+            .collect::<Vec<_>>()
+    };
+    let (from, to) = (of(EventKind::IdleFrom), of(EventKind::IdleTo));
+    let (Some(first), Some(last)) = (from.first(), to.first()) else {
+        return Ok(Vec::new());
+    };
+    let (start, end) = (first.at_ms, last.at_ms);
+    let seconds = ((end - start) / 1e3).max(1e-3);
+    let in_window = |e: &&Event| e.at_ms > start && e.at_ms < end && tree.contains(&e.pid);
+    let changed: Vec<&Event> = c
+        .trace
+        .events
+        .iter()
+        .filter(|e| {
+            matches!(
+                e.kind,
+                EventKind::Spawn | EventKind::Thread | EventKind::Exit
+            )
+        })
+        .filter(in_window)
+        .collect();
+    let both: Vec<(&Event, &Event)> = from
+        .iter()
+        .filter_map(|f| to.iter().find(|t| t.pid == f.pid).map(|t| (*f, *t)))
+        .collect();
+    let ended = from.iter().find(|f| !to.iter().any(|t| t.pid == f.pid));
+    let began = to.iter().find(|t| !from.iter().any(|f| f.pid == t.pid));
+    if let Some(e) = changed
+        .first()
+        .copied()
+        .or(ended.copied())
+        .or(began.copied())
+    {
+        return Err(Finding::failed(
+            problem_with(
+                format!(
+                    "process {} of {name} {} while the case was idle ({:.1} s from {:.3} s): an idle program starts and ends nothing",
+                    e.pid,
+                    match e.kind {
+                        EventKind::Thread => "started a thread",
+                        EventKind::Spawn | EventKind::IdleTo => "began",
+                        _ => "ended",
+                    },
+                    seconds,
+                    start / 1e3
+                ),
+                vec![],
+            ),
+            changed.iter().copied().chain(from.iter().copied()).chain(to.iter().copied()),
+        ));
+    }
+    let used: f64 = both
+        .iter()
+        .map(|(f, t)| (t.cpu_ms.unwrap_or(0.0) - f.cpu_ms.unwrap_or(0.0)).max(0.0))
+        .sum();
+    let woke: u64 = both
+        .iter()
+        .map(|(f, t)| {
+            t.wakeups
+                .unwrap_or(0)
+                .saturating_sub(f.wakeups.unwrap_or(0))
+        })
+        .sum();
+    let events = both.iter().flat_map(|(f, t)| [*f, *t]);
+    if used > limit * seconds {
+        return Err(Finding::failed(
+            problem_with(
+                format!(
+                    "{name} used {used:.0} ms of CPU time in {seconds:.1} s with nothing to do, more than {:.0} ms: an idle program must wait in poll (or a blocking read), not poll again and again",
+                    limit * seconds
+                ),
+                vec![],
+            ),
+            events,
+        ));
+    }
+    if woke as f64 > most_wakeups * seconds {
+        return Err(Finding::failed(
+            problem_with(
+                format!(
+                    "{name} woke up {woke} times in {seconds:.1} s with nothing to do, more than {:.0}: an idle program must wait in poll with no timeout, not nap and look again",
+                    most_wakeups * seconds
+                ),
+                vec![],
+            ),
+            events,
+        ));
+    }
+    Ok(events.collect())
 }

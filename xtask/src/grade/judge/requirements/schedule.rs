@@ -57,81 +57,100 @@ impl<'a> Run<'a> {
 /// stop is seen: another thread can run until the one the kernel woke for
 /// the SIGSTOP stops them all.
 pub(super) fn running<'a>(trace: &Trace<'a>, of: &BTreeSet<i32>) -> BTreeMap<i32, Vec<Run<'a>>> {
-    struct Open<'a> {
-        start: f64,
-        cpu: Option<f64>,
-        from: &'a Event,
-    }
-    // Running, or held by a pending SIGSTOP (its run already closed, its
-    // CPU time known at the stop).
-    let mut open: BTreeMap<i32, Open<'a>> = BTreeMap::new();
-    let mut held: BTreeMap<i32, usize> = BTreeMap::new();
-    let mut threaded: BTreeSet<i32> = BTreeSet::new();
-    // When the last SIGCONT sent to each process returned.
-    let mut continued: BTreeMap<i32, f64> = BTreeMap::new();
-    let mut runs: BTreeMap<i32, Vec<Run>> = BTreeMap::new();
-    let end_of_trace = trace.events.last().map_or(0.0, |e| e.at_ms);
+    let mut runs = RunTracker::default();
     for e in trace.events {
         if e.kind == EventKind::Kill {
             for pid in Trace::reached(e).into_iter().filter(|p| of.contains(p)) {
-                match e.signal.as_deref() {
-                    Some("SIGCONT") => {
-                        continued.insert(pid, e.at_ms);
-                        if held.remove(&pid).is_some() {
-                            // Its SIGSTOP was discarded: it runs on.
-                            open.insert(
-                                pid,
-                                Open {
-                                    start: e.start_ms.unwrap_or(e.at_ms),
-                                    cpu: None,
-                                    from: e,
-                                },
-                            );
-                        }
-                    }
-                    Some("SIGSTOP") if !threaded.contains(&pid) => {
-                        // Only a SIGSTOP begun after any SIGCONT to it had
-                        // returned is surely still pending after both.
-                        let after = continued
-                            .get(&pid)
-                            .is_none_or(|&c| e.start_ms.unwrap_or(e.at_ms) > c);
-                        if !after {
-                            continue;
-                        }
-                        let Some(run) = open.remove(&pid) else {
-                            continue;
-                        };
-                        let list = runs.entry(pid).or_default();
-                        // Until the stop, `cpu` holds the count at the start.
-                        list.push(Run {
-                            pid,
-                            start: run.start,
-                            end: e.at_ms.max(run.start),
-                            cpu: run.cpu,
-                            from: run.from,
-                            to: None,
-                            stopped_by: Some(e),
-                        });
-                        held.insert(pid, list.len() - 1);
-                    }
-                    _ => {}
+                runs.signalled(e, pid);
+            }
+        } else if of.contains(&e.pid) {
+            runs.changed(e);
+        }
+    }
+    runs.finish(trace.events.last().map_or(0.0, |e| e.at_ms))
+}
+
+/// A run that has begun and not yet ended.
+struct OpenRun<'a> {
+    start: f64,
+    cpu: Option<f64>,
+    from: &'a Event,
+}
+
+/// What [`running`] knows of each process so far, event by event.
+#[derive(Default)]
+struct RunTracker<'a> {
+    /// Running, or held by a pending SIGSTOP (its run already closed, its
+    /// CPU time known at the stop).
+    open: BTreeMap<i32, OpenRun<'a>>,
+    held: BTreeMap<i32, usize>,
+    threaded: BTreeSet<i32>,
+    /// When the last SIGCONT sent to each process returned.
+    continued: BTreeMap<i32, f64>,
+    runs: BTreeMap<i32, Vec<Run<'a>>>,
+}
+
+impl<'a> RunTracker<'a> {
+    /// A kill `e` that reached `pid`.
+    fn signalled(&mut self, e: &'a Event, pid: i32) {
+        match e.signal.as_deref() {
+            Some("SIGCONT") => {
+                self.continued.insert(pid, e.at_ms);
+                if self.held.remove(&pid).is_some() {
+                    // Its SIGSTOP was discarded: it runs on.
+                    self.open.insert(
+                        pid,
+                        OpenRun {
+                            start: e.start_ms.unwrap_or(e.at_ms),
+                            cpu: None,
+                            from: e,
+                        },
+                    );
                 }
             }
-            continue;
+            Some("SIGSTOP") if !self.threaded.contains(&pid) => {
+                // Only a SIGSTOP begun after any SIGCONT to it had
+                // returned is surely still pending after both.
+                let after = self
+                    .continued
+                    .get(&pid)
+                    .is_none_or(|&c| e.start_ms.unwrap_or(e.at_ms) > c);
+                if !after {
+                    return;
+                }
+                let Some(run) = self.open.remove(&pid) else {
+                    return;
+                };
+                let list = self.runs.entry(pid).or_default();
+                // Until the stop, `cpu` holds the count at the start.
+                list.push(Run {
+                    pid,
+                    start: run.start,
+                    end: e.at_ms.max(run.start),
+                    cpu: run.cpu,
+                    from: run.from,
+                    to: None,
+                    stopped_by: Some(e),
+                });
+                self.held.insert(pid, list.len() - 1);
+            }
+            _ => {}
         }
-        if !of.contains(&e.pid) {
-            continue;
-        }
+    }
+
+    /// An event of the process's own: a thread, a spawn, a stop, a
+    /// continue, an exit.
+    fn changed(&mut self, e: &'a Event) {
         match e.kind {
             EventKind::Thread => {
-                threaded.insert(e.pid);
+                self.threaded.insert(e.pid);
             }
             // A new process has had no CPU time yet.
             EventKind::Spawn | EventKind::Cont => {
-                if let Some(index) = held.remove(&e.pid) {
-                    runs.get_mut(&e.pid).expect("a held run")[index].cpu = None;
+                if let Some(index) = self.held.remove(&e.pid) {
+                    self.runs.get_mut(&e.pid).expect("a held run")[index].cpu = None;
                 }
-                open.entry(e.pid).or_insert(Open {
+                self.open.entry(e.pid).or_insert(OpenRun {
                     start: e.at_ms,
                     cpu: if e.kind == EventKind::Spawn {
                         Some(0.0)
@@ -146,12 +165,12 @@ pub(super) fn running<'a>(trace: &Trace<'a>, of: &BTreeSet<i32>) -> BTreeMap<i32
                     (EventKind::Stop, Some(a), Some(b)) => Some(b - a),
                     _ => None,
                 };
-                if let Some(index) = held.remove(&e.pid) {
-                    let run = &mut runs.get_mut(&e.pid).expect("a held run")[index];
+                if let Some(index) = self.held.remove(&e.pid) {
+                    let run = &mut self.runs.get_mut(&e.pid).expect("a held run")[index];
                     run.to = Some(e);
                     run.cpu = cpu_since(run.cpu);
-                } else if let Some(run) = open.remove(&e.pid) {
-                    runs.entry(e.pid).or_default().push(Run {
+                } else if let Some(run) = self.open.remove(&e.pid) {
+                    self.runs.entry(e.pid).or_default().push(Run {
                         pid: e.pid,
                         start: run.start,
                         end: e.at_ms,
@@ -165,22 +184,26 @@ pub(super) fn running<'a>(trace: &Trace<'a>, of: &BTreeSet<i32>) -> BTreeMap<i32
             _ => {}
         }
     }
-    // A run held until the end: its CPU time was never known.
-    for (pid, index) in held {
-        runs.get_mut(&pid).expect("a held run")[index].cpu = None;
+
+    /// Every run, those still open ending at the trace's end.
+    fn finish(mut self, end_of_trace: f64) -> BTreeMap<i32, Vec<Run<'a>>> {
+        // A run held until the end: its CPU time was never known.
+        for (pid, index) in self.held {
+            self.runs.get_mut(&pid).expect("a held run")[index].cpu = None;
+        }
+        for (pid, run) in self.open {
+            self.runs.entry(pid).or_default().push(Run {
+                pid,
+                start: run.start,
+                end: end_of_trace,
+                cpu: None,
+                from: run.from,
+                to: None,
+                stopped_by: None,
+            });
+        }
+        self.runs
     }
-    for (pid, run) in open {
-        runs.entry(pid).or_default().push(Run {
-            pid,
-            start: run.start,
-            end: end_of_trace,
-            cpu: None,
-            from: run.from,
-            to: None,
-            stopped_by: None,
-        });
-    }
-    runs
 }
 
 /// The programs the process runs, wherever they sit below it, each with
@@ -412,70 +435,8 @@ pub(super) fn slices<'a>(c: &Context<'a>) -> Finding<'a> {
         .and_then(|t| parse_duration(t).ok())
         .map_or(slice_ms / 2.0, |d| d.as_secs_f64() * 1e3);
     let share = c.requirement.outliers.unwrap_or(0.1);
-    // Each program's stretches: its processes' runs, merged where they
-    // overlap.
-    struct Stretch<'a> {
-        start: f64,
-        end: f64,
-        busy: f64,
-        runs: Vec<Run<'a>>,
-    }
-    let mut stretches_of: BTreeMap<i32, Vec<Stretch>> = BTreeMap::new();
-    for (program, tree) in programs(trace, c.process) {
-        let mut runs: Vec<Run> = running(trace, &tree).into_values().flatten().collect();
-        runs.sort_by(|a, b| a.start.total_cmp(&b.start));
-        let mut merged: Vec<Stretch> = Vec::new();
-        for run in runs {
-            match merged.last_mut() {
-                Some(last) if run.start <= last.end => {
-                    last.end = last.end.max(run.end);
-                    last.busy = last.busy.max(run.busy());
-                    last.runs.push(run);
-                }
-                _ => merged.push(Stretch {
-                    start: run.start,
-                    end: run.end,
-                    busy: run.busy(),
-                    runs: vec![run],
-                }),
-            }
-        }
-        stretches_of.insert(program, merged);
-    }
-    // A program waits while it is alive but not running.
-    let lifetime: BTreeMap<i32, (f64, f64)> = stretches_of
-        .iter()
-        .map(|(pid, list)| {
-            (
-                *pid,
-                (
-                    list.first().map_or(0.0, |s| s.start),
-                    list.last().map_or(0.0, |s| s.end),
-                ),
-            )
-        })
-        .collect();
-    let ran_within = |pid: &i32, a: f64, b: f64| -> f64 {
-        stretches_of[pid]
-            .iter()
-            .map(|s| (b.min(s.end) - a.max(s.start)).max(0.0))
-            .sum()
-    };
-    // (program, the stretch): those it ran while another waited.
-    let mut judged: Vec<(i32, &Stretch)> = Vec::new();
-    for (pid, list) in &stretches_of {
-        for stretch in list {
-            let (a, b) = (stretch.start, stretch.end);
-            let someone_waited = lifetime.iter().any(|(other, &(born, died))| {
-                other != pid
-                    && b.min(died) - a.max(born) > (b - a) / 2.0
-                    && ran_within(other, a, b) < (b - a) / 2.0
-            });
-            if b - a > 1.0 && someone_waited {
-                judged.push((*pid, stretch));
-            }
-        }
-    }
+    let stretches_of = stretches(trace, c.process);
+    let judged = while_others_waited(&stretches_of);
     if judged.is_empty() {
         return Finding::held([]);
     }
@@ -522,6 +483,86 @@ pub(super) fn slices<'a>(c: &Context<'a>) -> Finding<'a> {
     // The longest stretch: at fault, or the one that came closest.
     found.events.extend(events_of(longest));
     found
+}
+
+/// A stretch of one program's running: its processes' runs, merged where
+/// they overlap.
+struct Stretch<'a> {
+    start: f64,
+    end: f64,
+    /// The CPU time of its busiest run.
+    busy: f64,
+    runs: Vec<Run<'a>>,
+}
+
+/// Each program's stretches, in order.
+fn stretches<'a>(trace: &Trace<'a>, process: &ProcessRun) -> BTreeMap<i32, Vec<Stretch<'a>>> {
+    let mut stretches_of: BTreeMap<i32, Vec<Stretch>> = BTreeMap::new();
+    for (program, tree) in programs(trace, process) {
+        let mut runs: Vec<Run> = running(trace, &tree).into_values().flatten().collect();
+        runs.sort_by(|a, b| a.start.total_cmp(&b.start));
+        let mut merged: Vec<Stretch> = Vec::new();
+        for run in runs {
+            match merged.last_mut() {
+                Some(last) if run.start <= last.end => {
+                    last.end = last.end.max(run.end);
+                    last.busy = last.busy.max(run.busy());
+                    last.runs.push(run);
+                }
+                _ => merged.push(Stretch {
+                    start: run.start,
+                    end: run.end,
+                    busy: run.busy(),
+                    runs: vec![run],
+                }),
+            }
+        }
+        stretches_of.insert(program, merged);
+    }
+    stretches_of
+}
+
+/// The stretches (with their program) that ran while another program
+/// waited: alive for most of the stretch, and running for less than half
+/// of it. Only those are judged as slices.
+fn while_others_waited<'s, 'a>(
+    stretches_of: &'s BTreeMap<i32, Vec<Stretch<'a>>>,
+) -> Vec<(i32, &'s Stretch<'a>)> {
+    // A program waits while it is alive but not running.
+    let lifetime: BTreeMap<i32, (f64, f64)> = stretches_of
+        .iter()
+        .map(|(pid, list)| {
+            (
+                *pid,
+                (
+                    list.first().map_or(0.0, |s| s.start),
+                    list.last().map_or(0.0, |s| s.end),
+                ),
+            )
+        })
+        .collect();
+    let ran_within = |pid: &i32, a: f64, b: f64| -> f64 {
+        stretches_of[pid]
+            .iter()
+            .map(|s| (b.min(s.end) - a.max(s.start)).max(0.0))
+            .sum()
+    };
+    // (program, the stretch): those it ran while another waited.
+    let mut judged: Vec<(i32, &Stretch)> = Vec::new();
+    for (pid, list) in stretches_of {
+        for stretch in list {
+            let (a, b) = (stretch.start, stretch.end);
+            let someone_waited = lifetime.iter().any(|(other, &(born, died))| {
+                other != pid
+                    && b.min(died) - a.max(born) > (b - a) / 2.0
+                    && ran_within(other, a, b) < (b - a) / 2.0
+            });
+            if b - a > 1.0 && someone_waited {
+                judged.push((*pid, stretch));
+            }
+        }
+    }
+    judged
 }
 
 /// Each worker line (matching `line`) was written onto the process's
