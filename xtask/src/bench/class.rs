@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::{seconds, verdict};
-use crate::grade::{class, report::Format, SandboxMode};
+use crate::grade::{class, report::Format, Options};
 use crate::project;
 
 const STUDENTS: usize = 30;
@@ -23,16 +23,12 @@ pub fn run(students: usize) -> Result<(), String> {
 
 fn measure(root: &Path, work: &Path, students: usize) -> Result<(), String> {
     let grade = |class: &Path, out: &str| {
-        class::grade(&class::Options {
-            submissions: class.to_path_buf(),
+        let options = Options {
             output_dir: Some(work.join(out)),
-            jobs: None,
-            step: None,
-            tests: None,
-            no_trace: false,
-            sandbox: SandboxMode::Auto,
             format: Format::Json,
-        })
+            ..Options::default()
+        };
+        class::grade(&options, class)
     };
     // One student alone (this also builds the store, if it must be).
     let alone = work.join("alone");

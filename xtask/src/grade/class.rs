@@ -26,21 +26,8 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::report::Format;
-use super::{build, store, SandboxMode};
+use super::{build, store, Options};
 use crate::project;
-
-pub struct Options {
-    pub submissions: PathBuf,
-    pub output_dir: Option<PathBuf>,
-    /// Submissions graded at once [default: one per CPU].
-    pub jobs: Option<usize>,
-    pub step: Option<String>,
-    pub tests: Option<PathBuf>,
-    pub no_trace: bool,
-    pub sandbox: SandboxMode,
-    pub format: Format,
-}
 
 /// Students graded at once by default: two per CPU. A student's grading
 /// is a build (CPU-bound) then cases that mostly wait (on timers, pipes,
@@ -79,8 +66,8 @@ pub struct Graded {
 /// Grades the class, writes the gradebook. Ok(true) when every submission
 /// got a grade (a refused one included); false when the grader itself
 /// failed on one.
-pub fn run(options: &Options) -> Result<bool, String> {
-    let graded = grade(options)?;
+pub fn run(options: &Options, class: &Path) -> Result<bool, String> {
+    let graded = grade(options, class)?;
     eprintln!(
         "grades: {} ({} submissions)",
         graded.csv.display(),
@@ -89,13 +76,12 @@ pub fn run(options: &Options) -> Result<bool, String> {
     Ok(graded.rows.iter().all(|r| r.status != "error"))
 }
 
-pub fn grade(options: &Options) -> Result<Graded, String> {
+pub fn grade(options: &Options, class: &Path) -> Result<Graded, String> {
     let root = project::root();
     let steps: Vec<&'static str> = match &options.step {
         Some(wanted) => vec![project::find_step(wanted)?],
         None => project::STEPS.to_vec(),
     };
-    let class = &options.submissions;
     let students = list_students(class)?;
     let output = match &options.output_dir {
         Some(dir) => dir.clone(),

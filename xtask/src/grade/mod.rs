@@ -37,32 +37,93 @@ use outcome::{CaseOutcome, Isolation, Outcome, Status, StepOutcome, StepState};
 pub use report::human::printable;
 use report::Format;
 
+/// What `cargo xtask grade` is asked, as clap reads it from the command
+/// line: the field docs are the command's help. `class` reads the same
+/// options for a whole class (`submissions`).
+#[derive(clap::Args)]
 pub struct Options {
+    /// Only this step: its full name or a unique prefix, such as `ex2`.
     pub step: Option<String>,
+    /// Grade the reference solutions instead of `exercises/`.
+    #[arg(long)]
     pub solutions: bool,
+    /// Read the cases from DIR instead of this checkout's `tests/`.
+    /// DIR holds one folder per step (`DIR/ex1_fibonacci_child/*.toml`):
+    /// an instructor's private cases, for example.
+    #[arg(long, value_name = "DIR")]
     pub tests: Option<PathBuf>,
+    /// How many cases to run at once [default: one per CPU]. More than
+    /// one per CPU makes timing-sensitive cases depend on the load.
+    #[arg(long, short)]
     pub jobs: Option<usize>,
+    /// List the cases that passed too.
+    #[arg(long, short)]
     pub verbose: bool,
-    /// Run the programs without ptrace (output checks only).
+    /// Do not trace the programs (ptrace): check their output only.
+    #[arg(long)]
     pub no_trace: bool,
-    /// Build and grade the steps of another checkout (a student's).
+    /// Build and grade the steps in another checkout of the workbook
+    /// (a student's), with this checkout's cases.
+    #[arg(long, value_name = "DIR")]
     pub workspace: Option<PathBuf>,
+    /// `auto`: isolate the programs as far as this machine allows, and
+    /// say what is missing; `require`: refuse to grade unless every
+    /// piece of isolation is in force (for instructors).
+    #[arg(long, value_name = "MODE", default_value = "auto")]
     pub sandbox: SandboxMode,
-    /// How long a submission's build may take.
-    pub build_time_limit: Duration,
-    /// Grade one student's submission (see `submission`).
+    /// How long a submission's build (`--workspace`) may take, in
+    /// seconds, before it is stopped.
+    #[arg(long, value_name = "SECONDS", default_value_t = sandbox::BUILD_TIME_LIMIT.as_secs())]
+    pub build_time_limit: u64,
+    /// Grade one student's submission: the steps' sources only
+    /// (`ex1_fibonacci_child/src/main.rs`...), placed over a fresh copy
+    /// of `exercises/` in a checkout of its own (in `target/xtask-grade`),
+    /// built in the sandbox. Anything else in DIR refuses it whole, and
+    /// every case scores 0. One at a time per workbook (a second waits).
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["workspace", "solutions"])]
     pub submission: Option<PathBuf>,
-    pub format: Format,
-    /// Where the report in `format` goes (stdout then gets the human one).
-    pub output: Option<PathBuf>,
-    /// Where `submission` is laid out (default: the workbook's
-    /// `target/xtask-grade/submission`); a class's slot (see `class`).
-    pub checkout: Option<PathBuf>,
-    /// Also write the json report here (what `class` reads back).
-    pub outcome_json: Option<PathBuf>,
-    /// Start a jailed build from the class's compiled dependencies (see
-    /// `store::Store`).
+    /// Grade a whole class: each subfolder of DIR is one student's
+    /// submission (as for `--submission`). Writes `grades.csv` and one
+    /// report per student (in `--format`) to `--output-dir`. `--jobs`
+    /// then says how many submissions are graded at once [default: two
+    /// per CPU, each running its cases one at a time].
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["workspace", "solutions", "submission", "output"])]
+    pub submissions: Option<PathBuf>,
+    /// With `--submissions`: where the gradebook and the reports go
+    /// [default: DIR-grades beside DIR].
+    #[arg(long, value_name = "DIR", requires = "submissions")]
+    pub output_dir: Option<PathBuf>,
+    /// With `--workspace`: start the build from the dependencies
+    /// compiled once into the workbook's store
+    /// (`target/xtask-grade/store`, shared read-only), instead of
+    /// compiling them again. `--submission` and `--submissions` always
+    /// do.
+    #[arg(long, conflicts_with_all = ["submissions", "solutions"])]
     pub prebuilt_dependencies: bool,
+    /// Where `--submission` lays out its checkout (used by `--submissions`).
+    #[arg(long, value_name = "DIR", hide = true, requires = "submission")]
+    pub checkout: Option<PathBuf>,
+    /// Also write the json report to FILE (used by `--submissions`).
+    #[arg(long, value_name = "FILE", hide = true)]
+    pub outcome_json: Option<PathBuf>,
+    /// The report's format: `human` (for people), `json` (this
+    /// workbook's schema, versioned), `gradescope` (an autograder's
+    /// results.json) or `junit` (JUnit XML, for CI).
+    #[arg(long, value_enum, default_value = "human")]
+    pub format: Format,
+    /// Write the report to FILE (stdout then gets the human report).
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+impl Default for Options {
+    /// The command line's own defaults (no argument given), so that they
+    /// are written once, in the field attributes above.
+    fn default() -> Self {
+        let command = <Self as clap::Args>::augment_args(clap::Command::new("grade"));
+        let matches = command.get_matches_from(["grade"]);
+        <Self as clap::FromArgMatches>::from_arg_matches(&matches).expect("the defaults parse")
+    }
 }
 
 /// How long past a case's own time limit its helper may take (jail set-up,
@@ -188,7 +249,7 @@ pub fn grade(options: &Options) -> Result<Outcome, String> {
         };
         build::Workspace::open_submission(
             &workspace_dir,
-            options.build_time_limit,
+            Duration::from_secs(options.build_time_limit),
             &allowed,
             target,
         )?
@@ -686,4 +747,21 @@ pub fn run_case_command(request: &CaseRequest) -> Result<(), String> {
     let text = toml::to_string(&run).map_err(|e| format!("cannot encode the report: {e}"))?;
     print!("{text}");
     Ok(())
+}
+
+#[cfg(test)]
+mod options_tests {
+    use super::*;
+
+    #[test]
+    fn default_options_are_the_command_lines() {
+        let options = Options::default();
+        assert_eq!(
+            options.build_time_limit,
+            sandbox::BUILD_TIME_LIMIT.as_secs()
+        );
+        assert_eq!(options.sandbox, SandboxMode::Auto);
+        assert_eq!(options.format, Format::Human);
+        assert!(!options.solutions && options.submissions.is_none() && options.jobs.is_none());
+    }
 }

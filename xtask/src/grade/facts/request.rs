@@ -5,9 +5,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 /// How much isolation `grade` insists on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum SandboxMode {
     /// As much as the machine allows; what is missing is said.
+    #[default]
     Auto,
     /// Every piece, or no grading at all.
     Require,

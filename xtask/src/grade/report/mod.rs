@@ -16,8 +16,9 @@ pub mod junit;
 
 use super::outcome::Outcome;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
+    #[default]
     Human,
     Json,
     Gradescope,
