@@ -121,6 +121,7 @@ fn main() -> ExitCode {
                     suffix,
                     step,
                     trace: !no_trace,
+                    jail: grade::facts::JailRequest::Whole,
                 };
                 grade::run_case_command(&request)
             }

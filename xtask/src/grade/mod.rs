@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 use crate::project;
 use case::Case;
 pub use facts::SandboxMode;
-use facts::{CaseRequest, CaseRun};
+use facts::{CaseRequest, CaseRun, JailRequest};
 use judge::{judge, Problem, Verdict};
 use outcome::{CaseOutcome, Isolation, Outcome, Status, StepOutcome, StepState};
 pub use report::human::printable;
@@ -623,18 +623,17 @@ fn run_in_helper(case: &Case, places: &Places, step: &str, trace: bool) -> Resul
         suffix: places.suffix.to_string(),
         step: step.to_string(),
         trace,
+        jail: if places.sandbox_off {
+            JailRequest::Off
+        } else if !places.pid_namespace {
+            JailRequest::NoPidNamespace
+        } else {
+            JailRequest::Whole
+        },
     };
     let request = toml::to_string(&request).map_err(|e| format!("cannot encode a case: {e}"))?;
-    let mode = if places.sandbox_off {
-        "off"
-    } else if !places.pid_namespace {
-        sandbox::NO_PID_NAMESPACE
-    } else {
-        ""
-    };
     let mut child = Command::new(me)
         .arg("grade-case")
-        .env(sandbox::OFF_VARIABLE, mode)
         // The keeper makes its scratch directory where the grader chose.
         .env("TMPDIR", &sandbox::case_temp_dir()?.dir)
         .stdin(Stdio::piped())
@@ -730,7 +729,7 @@ impl Drained {
 pub fn run_case_command(request: &CaseRequest) -> Result<(), String> {
     // First, while single-threaded: PID 1 of the case's PID namespace.
     // The process started stays outside, and never returns from here.
-    let keeper = sandbox::Keeper::begin();
+    let keeper = sandbox::Keeper::begin(request.jail);
     keeper.usable()?;
     let case = case::load(&request.case)?;
     let bins = std::fs::canonicalize(&request.bins)

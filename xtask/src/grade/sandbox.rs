@@ -129,7 +129,7 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
-use super::facts::{JailFeatures, SCRATCH_LIMIT};
+use super::facts::{JailFeatures, JailRequest, SCRATCH_LIMIT};
 
 /// Far above what any lab step needs, far below a fork bomb.
 pub const MAX_PROCESSES: u64 = 64;
@@ -141,13 +141,6 @@ pub const MEMORY_LIMIT: u64 = 512 << 20;
 pub const ADDRESS_SPACE_LIMIT: u64 = 2 * MEMORY_LIMIT;
 /// Case uids, as root: this plus the keeper's PID (PIDs stay below 2^22).
 const CASE_UID_BASE: u32 = 1_900_000_000;
-
-/// Set by the grader (and only by it) on a keeper's environment: `off` to
-/// run the programs unconfined (`--sandbox=off`, for measuring the cost),
-/// [`NO_PID_NAMESPACE`] when its probe found that none can be had.
-pub const OFF_VARIABLE: &str = "XTASK_GRADE_SANDBOX";
-/// [`OFF_VARIABLE`]'s value telling a keeper not to try a PID namespace.
-pub const NO_PID_NAMESPACE: &str = "no-pid-namespace";
 
 /// The keeper's side of a case's jail.
 pub struct Jail {
@@ -398,6 +391,8 @@ fn closed_ancestor(dir: &Path) -> Option<PathBuf> {
 
 /// What a keeper became in its first step ([`Keeper::begin`]).
 pub struct Keeper {
+    /// How much of the jail the grader asked for.
+    pub jail: JailRequest,
     /// Its PID as the grader and the host see it (inside its PID
     /// namespace it is PID 1): names its scratch directory, cgroups and
     /// case uid, which must be unique on the machine.
@@ -429,8 +424,9 @@ impl Keeper {
     /// everything in the namespace. Where no PID namespace can be made,
     /// the keeper goes on as it is, and says why.
     #[cfg(target_os = "linux")]
-    pub fn begin() -> Self {
+    pub fn begin(jail: JailRequest) -> Self {
         let mut keeper = Self {
+            jail,
             host_pid: std::process::id(),
             pid_ns: false,
             user_ns: false,
@@ -439,12 +435,12 @@ impl Keeper {
             why_not: None,
             stranded: None,
         };
-        match std::env::var(OFF_VARIABLE).as_deref() {
-            Ok("off") => keeper.why_not = Some("the sandbox is off".into()),
-            Ok(NO_PID_NAMESPACE) => {
+        match jail {
+            JailRequest::Off => keeper.why_not = Some("the sandbox is off".into()),
+            JailRequest::NoPidNamespace => {
                 keeper.why_not = Some("the grader's probe could make none here".into())
             }
-            _ => {
+            JailRequest::Whole => {
                 if let Err(why) = keeper.split() {
                     keeper.why_not = Some(why);
                 }
@@ -454,8 +450,9 @@ impl Keeper {
     }
 
     #[cfg(not(target_os = "linux"))]
-    pub fn begin() -> Self {
+    pub fn begin(jail: JailRequest) -> Self {
         Self {
+            jail,
             host_pid: std::process::id(),
             pid_ns: false,
             user_ns: false,
@@ -660,7 +657,7 @@ impl Jail {
         use nix::sched::{unshare, CloneFlags};
         use nix::unistd::geteuid;
 
-        if std::env::var_os(OFF_VARIABLE).is_some_and(|v| v == "off") {
+        if keeper.jail == JailRequest::Off {
             let mut jail = Self::unconfined(keeper.host_pid);
             jail.isolation = JailFeatures::off();
             return jail;
@@ -1200,7 +1197,7 @@ pub fn probe() -> JailFeatures {
 pub fn probe_command() -> Result<(), String> {
     // As a keeper: a PID namespace first. One stranded without its /proc
     // is reported (the grader then tells its keepers not to try).
-    let keeper = Keeper::begin();
+    let keeper = Keeper::begin(JailRequest::Whole);
     let jail = Jail::enter(&[], &keeper);
     let text = toml::to_string(&jail.isolation).map_err(|e| e.to_string())?;
     print!("{text}");

@@ -13,5 +13,5 @@ pub mod run;
 
 pub use event::{Event, EventKind, Limit, TraceCut};
 pub use jail::{JailFeatures, SCRATCH_LIMIT};
-pub use request::{CaseRequest, Perturb, SandboxMode};
+pub use request::{CaseRequest, JailRequest, Perturb, SandboxMode};
 pub use run::{CaseRun, Line, ProcessRun};

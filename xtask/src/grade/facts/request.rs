@@ -38,6 +38,24 @@ pub struct CaseRequest {
     pub suffix: String,
     pub step: String,
     pub trace: bool,
+    /// How much of the jail the keeper is to make.
+    #[serde(default)]
+    pub jail: JailRequest,
+}
+
+/// How much of the jail a keeper makes, as the grader decided: it travels
+/// in the request, over the keeper's stdin, with nothing else able to set
+/// it (an environment variable is inherited, and copied, by whatever runs).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JailRequest {
+    /// Every piece the machine allows.
+    #[default]
+    Whole,
+    /// All but a PID namespace: the grader's probe found none can be had.
+    NoPidNamespace,
+    /// None (`--sandbox=off`, for measuring what the jail costs).
+    Off,
 }
 
 impl CaseRequest {
