@@ -24,7 +24,7 @@ const NEVER: &[(&str, &[&str])] = &[
             "sandbox",
             "store",
             "submission",
-            "supervisor",
+            "observe",
         ],
     ),
     // The judge reads facts and cases: it never runs, traces or jails.
@@ -39,7 +39,7 @@ const NEVER: &[(&str, &[&str])] = &[
             "sandbox",
             "store",
             "submission",
-            "supervisor",
+            "observe",
         ],
     ),
     // The jail knows nothing of verdicts or of how they are reported.
@@ -48,7 +48,7 @@ const NEVER: &[(&str, &[&str])] = &[
         &["judge", "outcome", "report", "class", "runner"],
     ),
     // The tracer observes; it does not judge or report.
-    ("supervisor", &["judge", "outcome", "report", "class"]),
+    ("observe", &["judge", "outcome", "report", "class"]),
     // Reports read the outcome; they never run or judge anything again.
     (
         "report",
@@ -58,7 +58,7 @@ const NEVER: &[(&str, &[&str])] = &[
             "sandbox",
             "store",
             "submission",
-            "supervisor",
+            "observe",
         ],
     ),
 ];
@@ -196,10 +196,7 @@ fn the_rules_name_rooms_that_exist() {
 #[test]
 fn every_shape_of_path_is_read() {
     // From grade/x.rs (one below grade) and grade/room/file.rs (two).
-    assert_eq!(
-        rooms_named("use super::supervisor::Launch;", 1),
-        ["supervisor"]
-    );
+    assert_eq!(rooms_named("use super::observe::Launch;", 1), ["observe"]);
     assert_eq!(
         rooms_named("use super::super::{case, runner::X};", 2),
         ["case", "runner"]

@@ -181,7 +181,7 @@ pub struct Timing {
 /// | `worker_lines`      | every stdout line matching `line` was written onto the process's stdout by the process whose PID is the line's first number: one of its programs (see `one_at_a_time`), exec'd as a file named in `exec` or as the process's own binary; and each such program wrote at least one |
 /// | `idle`              | in every `idle` sleep of the script, the process and everything it created used at most `limit` (default 50ms) of CPU time a second and woke at most `wakeups` (default 10) times a second, as the kernel counts them (voluntary context switches), and started or ended no process or thread |
 ///
-/// In every case, a refused system call (see `supervisor`) fails, and
+/// In every case, a refused system call (see `observe`) fails, and
 /// every process created must have been reaped by its parent.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]

@@ -13,6 +13,7 @@ pub mod case;
 pub mod class;
 pub mod facts;
 pub mod judge;
+mod observe;
 pub mod outcome;
 pub mod released;
 pub mod report;
@@ -20,7 +21,6 @@ pub mod runner;
 pub mod sandbox;
 pub mod store;
 pub mod submission;
-mod supervisor;
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};

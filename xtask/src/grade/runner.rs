@@ -13,7 +13,7 @@
 //!
 //! The keeper enters the case's jail before anything else (see `sandbox`);
 //! starting, tracing and reaping are the supervisor thread's job (see
-//! `supervisor`); this module runs the script and watches the limits.
+//! `observe`); this module runs the script and watches the limits.
 //! The helper reports facts only (what ran, what it printed and when, how
 //! it ended, what it did, what was left behind) as TOML on stdout; the
 //! grader judges.
@@ -35,8 +35,8 @@ use nix::unistd::Pid;
 
 use super::case::{parse_duration, signal_by_name, Case, ProcessSpec};
 use super::facts::{CaseRun, Event, EventKind, Limit, Line, ProcessRun, SCRATCH_LIMIT};
+use super::observe::{Launch, Supervisor};
 use super::sandbox::{Jail, Keeper, MAX_PROCESSES};
-use super::supervisor::{Launch, Supervisor};
 
 /// Per stream: a print loop fails fast, in bounded memory.
 pub const OUTPUT_CAP: usize = 1 << 20;

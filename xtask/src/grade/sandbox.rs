@@ -101,7 +101,7 @@
 //! | nothing survives the case | the keeper is PID 1: when it exits the kernel kills the namespace; it dies with the process the grader started; the keeper's own sweep (and cgroups, as root) before that |
 //! | process limit at any depth | pids cgroup (root); else `RLIMIT_NPROC` under the case uid or a user namespace of the program's own |
 //! | memory limit | memory cgroup (root); `RLIMIT_DATA`; and without the cgroup `RLIMIT_AS` (shared mappings too) |
-//! | a limit hit is named | the cgroups' own counts ([`Jail::limits_hit`]: `pids.events`, `memory.failcnt`, `memory.oom_control`); the kernel's refusals and SIGXCPU, which the tracer logs as `limit` events (see `supervisor`) |
+//! | a limit hit is named | the cgroups' own counts ([`Jail::limits_hit`]: `pids.events`, `memory.failcnt`, `memory.oom_control`); the kernel's refusals and SIGXCPU, which the tracer logs as `limit` events (see `observe`) |
 //! | no network | network namespace; Landlock TCP rules |
 //! | minimal environment | the runner builds it from nothing |
 //! | trusted verdict | the report pipe is the keeper's stdout, which no program inherits and none can open through `/proc`; the grader's deadline does not depend on any descriptor |
@@ -118,7 +118,7 @@
 //! build jail likewise runs without its namespaces and says so.
 //!
 //! The jail only confines. Observing is the supervisor's job (ptrace and
-//! seccomp, see `supervisor`), judging the verdict's; neither depends on
+//! seccomp, see `observe`), judging the verdict's; neither depends on
 //! this module beyond the [`Confinement`] a launch carries.
 
 use std::collections::BTreeSet;

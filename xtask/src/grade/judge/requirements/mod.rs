@@ -3,12 +3,12 @@
 //! that names the missing action.
 //!
 //! Every rule rests on events the tracer logged at a system call's exit
-//! (see `supervisor`), attributed to processes. Roles are bound to the
+//! (see `observe`), attributed to processes. Roles are bound to the
 //! transcript: when a case's output binds `{pid:child}`, "the child" is
 //! that process and no other. The rule of each requirement kind is in
 //! `case::Requirement`.
 //!
-//! The trace is bounded (see `supervisor`), and a rule never takes what it
+//! The trace is bounded (see `observe`), and a rule never takes what it
 //! did not keep for what did not happen:
 //! - a **full** trace (events dropped) judges no requirement: the case
 //!   fails, saying so;
@@ -171,7 +171,7 @@ impl<'a> Finding<'a> {
 }
 
 /// The moves of unseen content (sendfile, splice, vmsplice...: see
-/// `supervisor`) among these events: they never count as a text.
+/// `observe`) among these events: they never count as a text.
 fn unseen<'a>(events: impl IntoIterator<Item = &'a Event>) -> Vec<&'a Event> {
     events.into_iter().filter(|e| e.unseen.is_some()).collect()
 }

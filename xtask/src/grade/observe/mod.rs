@@ -4,8 +4,10 @@
 //! Tracing uses ptrace: each program is seized (`PTRACE_SEIZE`) before it
 //! execs, with the fork, vfork, clone, exec and exit options, so that every
 //! process it creates is traced too. A seccomp filter installed in the
-//! child before `exec` stops the program only on the system calls listed
-//! below (`SECCOMP_RET_TRACE`, as `strace --seccomp-bpf` does). At that
+//! child before `exec` stops the program only on the system calls of the
+//! table in `calls` (`SECCOMP_RET_TRACE`, as `strace --seccomp-bpf` does):
+//! the filter (`filter`), the decoder's families and the calls' names all
+//! come from that one table; the families are listed below. At that
 //! stop the tracer notes the arguments and what the descriptors and paths
 //! name, then resumes with `PTRACE_SYSCALL` to see the call's *exit*: an
 //! event is logged only for a call that succeeded, with what it really did
@@ -85,10 +87,16 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{fork, ForkResult, Pid};
 
-use super::facts::event::{
+use crate::grade::facts::event::{
     Event, EventKind, Limit, TraceCut, EVENT_CONTENTS, MAX_CONTENTS, MAX_EVENTS, MAX_TEXT,
 };
-use super::facts::Perturb;
+use crate::grade::facts::Perturb;
+
+mod calls;
+mod filter;
+
+use calls::{Family, Refusal};
+use filter::{filter_verdict, our_filter, seccomp_filter, WATCHED};
 
 /// Everything the supervisor knows, shared with the case's main thread.
 #[derive(Default)]
@@ -884,10 +892,8 @@ impl Worker {
         }
         let data = verdict & nix::libc::SECCOMP_RET_DATA;
         if data != WATCHED {
-            let what = REFUSED
-                .iter()
-                .find(|(code, _)| *code == data)
-                .map_or("a system call the grader cannot follow", |(_, what)| what);
+            let what = Refusal::of_data(data)
+                .map_or("a system call the grader cannot follow", Refusal::reason);
             let mut refused = self.by(pid.as_raw(), EventKind::Refused);
             refused.text = Some(what.to_string());
             refused.code = Some(regs.orig_rax as i32);
@@ -908,7 +914,7 @@ impl Worker {
             .perturb
             .hold
             .filter(|(signal, _)| {
-                is_signal_send(nr) && signal_argument(nr, &args) == *signal as u64
+                calls::is(nr, Family::SignalSend) && signal_argument(nr, &args) == *signal as u64
             })
             .map(|(_, pause)| pause);
         self.tracees.entry(pid.as_raw()).or_default().pending = Some(entry);
@@ -948,14 +954,14 @@ impl Worker {
         };
         let [a0, a1, a2, a3, ..] = args;
         match nr {
-            _ if is_signal_send(nr) => {
+            _ if calls::is(nr, Family::SignalSend) => {
                 // Signal 0 only asks whether the target exists.
                 if signal_argument(nr, &args) == 0 {
                     return None;
                 }
                 entry.targets = self.signal_targets(raw, nr, &args);
             }
-            _ if is_read(nr) => {
+            _ if calls::is(nr, Family::Read) => {
                 let target = fd_target(raw, a0 as RawFd)?;
                 if !is_watched_source(&target) {
                     return None;
@@ -980,7 +986,7 @@ impl Worker {
                 entry.target = fd_target(raw, a2 as RawFd);
                 entry.path = fd_target(raw, a0 as RawFd);
             }
-            _ if is_write(nr) => entry.target = fd_target(raw, a0 as RawFd),
+            _ if calls::writes(nr) => entry.target = fd_target(raw, a0 as RawFd),
             libc::SYS_mknod | libc::SYS_mknodat => {
                 let (dir, path, mode) = if nr == libc::SYS_mknod {
                     (AT_FDCWD, a0, a1)
@@ -1086,7 +1092,10 @@ impl Worker {
             self.record(hit);
             return;
         }
-        if is_fork(entry.nr) || is_memory(entry.nr) || is_dup(entry.nr) {
+        if matches!(
+            calls::family(entry.nr),
+            Some(Family::Fork | Family::Memory | Family::Dup)
+        ) {
             return;
         }
         if (-4095..0).contains(&result) {
@@ -1100,12 +1109,12 @@ impl Worker {
             ..this.by(raw, kind)
         };
         match nr {
-            _ if is_signal_send(nr) => {
+            _ if calls::is(nr, Family::SignalSend) => {
                 let mut kill = event(self, EventKind::Kill);
                 kill.other = Some(a0 as i32);
                 kill.targets = Some(entry.targets.clone());
                 kill.signal = Some(signal_name(signal_argument(nr, &entry.args) as i32));
-                kill.text = Some(syscall_name(nr).to_string());
+                kill.text = Some(calls::name(nr).to_string());
                 self.record(kill);
             }
             libc::SYS_rt_sigtimedwait => {
@@ -1129,7 +1138,7 @@ impl Worker {
                     self.record(pipe);
                 }
             }
-            _ if is_read(nr) || entry.reads => {
+            _ if calls::is(nr, Family::Read) || entry.reads => {
                 let buffers = self.buffers(pid, nr, &entry.args, result as u64);
                 let target = entry.target.clone().unwrap_or_default();
                 let reader = self.tgid(raw);
@@ -1174,7 +1183,7 @@ impl Worker {
                 read.target = entry.target;
                 self.record(read);
             }
-            _ if is_write(nr) => {
+            _ if calls::writes(nr) => {
                 if nr == libc::SYS_sendmmsg {
                     // One event per message sent.
                     for n in 0..result as u64 {
@@ -1202,7 +1211,7 @@ impl Worker {
                         | libc::SYS_copy_file_range
                         | libc::SYS_vmsplice
                 )
-                .then(|| syscall_name(nr).to_string());
+                .then(|| calls::name(nr).to_string());
                 // splice and sendfile also consume what they take from a
                 // pipe, FIFO or socket: a read, of unseen content too.
                 let source_fd = match nr {
@@ -1291,7 +1300,7 @@ impl Worker {
             libc::SYS_socket | libc::SYS_socketpair => {
                 let mut socket = event(self, EventKind::Socket);
                 socket.code = Some(a0 as i32);
-                socket.text = Some(syscall_name(nr).to_string());
+                socket.text = Some(calls::name(nr).to_string());
                 socket.fd = (nr == libc::SYS_socket).then_some(result as i32);
                 self.record(socket);
             }
@@ -1465,33 +1474,6 @@ impl Worker {
     }
 }
 
-/// --- sandbox: the system calls that create a process or thread.
-#[cfg(target_arch = "x86_64")]
-fn is_fork(nr: i64) -> bool {
-    use nix::libc;
-    [libc::SYS_fork, libc::SYS_vfork, libc::SYS_clone].contains(&nr)
-}
-
-/// The system calls that map memory, watched for their refusals only.
-#[cfg(target_arch = "x86_64")]
-fn is_memory(nr: i64) -> bool {
-    use nix::libc;
-    [
-        libc::SYS_mmap,
-        libc::SYS_mremap,
-        libc::SYS_brk,
-        libc::SYS_mprotect,
-    ]
-    .contains(&nr)
-}
-
-/// The duplicating calls, watched for their refusals only.
-#[cfg(target_arch = "x86_64")]
-fn is_dup(nr: i64) -> bool {
-    use nix::libc;
-    [libc::SYS_dup, libc::SYS_fcntl].contains(&nr)
-}
-
 /// The limit the kernel enforced in answering a watched call `result`,
 /// if that is why the call failed: told by the error (and for memory, by
 /// the process's own accounting against its limits), never by the program.
@@ -1512,7 +1494,7 @@ fn refused_by_limit(tid: i32, entry: &Entry, result: i64) -> Option<Limit> {
         return None;
     };
     match nr {
-        _ if is_fork(nr) => (errno == libc::EAGAIN).then_some(Limit::Processes),
+        _ if calls::is(nr, Family::Fork) => (errno == libc::EAGAIN).then_some(Limit::Processes),
         libc::SYS_mmap if errno == libc::ENOMEM => {
             // Private writable memory counts against RLIMIT_DATA, every
             // mapping against RLIMIT_AS.
@@ -1540,10 +1522,10 @@ fn refused_by_limit(tid: i32, entry: &Entry, result: i64) -> Option<Limit> {
         {
             Some(Limit::OpenFiles)
         }
-        _ if is_write(nr) && errno == libc::EFBIG => {
+        _ if calls::writes(nr) && errno == libc::EFBIG => {
             soft_limit(tid, "Max file size").map(|_| Limit::FileSize)
         }
-        _ if is_write(nr) && errno == libc::ENOSPC => Some(Limit::Disk),
+        _ if calls::writes(nr) && errno == libc::ENOSPC => Some(Limit::Disk),
         _ => None,
     }
 }
@@ -1613,15 +1595,6 @@ fn prefer_this_thread() {
     }
 }
 
-/// The seccomp filter's verdict data for a watched call.
-const WATCHED: u32 = 1;
-
-/// The filter every traced program gets, built once.
-fn our_filter() -> &'static [nix::libc::sock_filter] {
-    static FILTER: std::sync::OnceLock<Vec<nix::libc::sock_filter>> = std::sync::OnceLock::new();
-    FILTER.get_or_init(seccomp_filter)
-}
-
 /// A system call at a seccomp stop, as the kernel records it.
 struct SeccompCall {
     arch: u32,
@@ -1666,72 +1639,6 @@ fn seccomp_call(pid: Pid) -> Option<SeccompCall> {
     })
 }
 
-/// What the classic BPF `program` returns for one `seccomp_data`.
-fn filter_verdict(program: &[nix::libc::sock_filter], nr: u64, arch: u32, args: &[u64]) -> u32 {
-    use nix::libc;
-    let mut data = [0u8; 64];
-    data[0..4].copy_from_slice(&(nr as u32).to_ne_bytes());
-    data[4..8].copy_from_slice(&arch.to_ne_bytes());
-    for (i, arg) in args.iter().take(6).enumerate() {
-        data[16 + 8 * i..24 + 8 * i].copy_from_slice(&arg.to_ne_bytes());
-    }
-    let (mut pc, mut a) = (0usize, 0u32);
-    // Ours only loads absolute words, jumps forward and returns.
-    while let Some(i) = program.get(pc) {
-        match (i.code & 0x07) as u32 {
-            libc::BPF_LD => {
-                let at = i.k as usize;
-                a = data
-                    .get(at..at + 4)
-                    .map_or(0, |w| u32::from_ne_bytes(w.try_into().unwrap_or([0; 4])));
-                pc += 1;
-            }
-            libc::BPF_JMP => {
-                let taken = match (i.code & 0xf0) as u32 {
-                    libc::BPF_JEQ => a == i.k,
-                    libc::BPF_JGE => a >= i.k,
-                    libc::BPF_JSET => a & i.k != 0,
-                    _ => return libc::SECCOMP_RET_ALLOW,
-                };
-                pc += 1 + if taken { i.jt } else { i.jf } as usize;
-            }
-            libc::BPF_RET => return i.k,
-            _ => return libc::SECCOMP_RET_ALLOW,
-        }
-    }
-    libc::SECCOMP_RET_ALLOW
-}
-
-/// Refused calls: the filter's data value, and how the verdict names them.
-const REFUSED: [(u32, &str); 7] = [
-    (2, "io_uring is not allowed in this workbook (its I/O cannot be observed)"),
-    (3, "process_vm_writev is not allowed in this workbook (it writes into another process's memory)"),
-    (4, "clone with CLONE_UNTRACED is not allowed in this workbook (it would escape the tracer)"),
-    (5, "system calls through the i386 ABI (int 0x80) are not allowed in this workbook"),
-    (6, "system calls through the x32 ABI are not allowed in this workbook"),
-    (7, "pidfd_getfd is not allowed in this workbook (it takes another process's descriptors)"),
-    (8, "a seccomp filter of the program's own is not allowed in this workbook (its verdicts would reach the grader's tracer)"),
-];
-
-#[cfg(target_arch = "x86_64")]
-fn is_signal_send(nr: i64) -> bool {
-    use nix::libc;
-    matches!(
-        nr,
-        libc::SYS_kill
-            | libc::SYS_tkill
-            | libc::SYS_tgkill
-            | libc::SYS_rt_sigqueueinfo
-            | libc::SYS_rt_tgsigqueueinfo
-            | libc::SYS_pidfd_send_signal
-    )
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-fn is_signal_send(_nr: i64) -> bool {
-    false
-}
-
 /// The signal a signal-sending call sends.
 fn signal_argument(nr: i64, args: &[u64; 6]) -> u64 {
     #[cfg(target_arch = "x86_64")]
@@ -1740,64 +1647,6 @@ fn signal_argument(nr: i64, args: &[u64; 6]) -> u64 {
     }
     let _ = nr;
     args[1]
-}
-
-#[cfg(target_arch = "x86_64")]
-fn is_read(nr: i64) -> bool {
-    use nix::libc;
-    matches!(
-        nr,
-        libc::SYS_read
-            | libc::SYS_readv
-            | libc::SYS_pread64
-            | libc::SYS_preadv
-            | libc::SYS_preadv2
-            | libc::SYS_recvfrom
-            | libc::SYS_recvmsg
-            | libc::SYS_recvmmsg
-    )
-}
-
-#[cfg(target_arch = "x86_64")]
-fn is_write(nr: i64) -> bool {
-    use nix::libc;
-    matches!(
-        nr,
-        libc::SYS_write
-            | libc::SYS_writev
-            | libc::SYS_pwrite64
-            | libc::SYS_pwritev
-            | libc::SYS_pwritev2
-            | libc::SYS_sendto
-            | libc::SYS_sendmsg
-            | libc::SYS_sendmmsg
-            | libc::SYS_vmsplice
-            | libc::SYS_sendfile
-            | libc::SYS_splice
-            | libc::SYS_tee
-            | libc::SYS_copy_file_range
-    )
-}
-
-#[cfg(target_arch = "x86_64")]
-fn syscall_name(nr: i64) -> &'static str {
-    use nix::libc;
-    match nr {
-        libc::SYS_kill => "kill",
-        libc::SYS_tkill => "tkill",
-        libc::SYS_tgkill => "tgkill",
-        libc::SYS_rt_sigqueueinfo => "rt_sigqueueinfo",
-        libc::SYS_rt_tgsigqueueinfo => "rt_tgsigqueueinfo",
-        libc::SYS_pidfd_send_signal => "pidfd_send_signal",
-        libc::SYS_socket => "socket",
-        libc::SYS_socketpair => "socketpair",
-        libc::SYS_sendfile => "sendfile",
-        libc::SYS_splice => "splice",
-        libc::SYS_tee => "tee",
-        libc::SYS_copy_file_range => "copy_file_range",
-        libc::SYS_vmsplice => "vmsplice",
-        _ => "syscall",
-    }
 }
 
 fn signal_name(number: i32) -> String {
@@ -2102,213 +1951,6 @@ fn read_string(pid: Pid, address: u64) -> String {
     text.split('\0').next().unwrap_or("").to_string()
 }
 
-/// A classic BPF program: stop (SECCOMP_RET_TRACE) on the system calls the
-/// grader watches, refuse those it cannot follow, allow everything else.
-/// Other architectures: allow all.
-fn seccomp_filter() -> Vec<nix::libc::sock_filter> {
-    use nix::libc;
-    const AUDIT_ARCH_X86_64: u32 = 0xC000_003E;
-    const X32_BIT: u32 = 0x4000_0000;
-    const CLONE_UNTRACED: u32 = 0x0080_0000;
-    const LD_W_ABS: u16 = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
-    const JEQ_K: u16 = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
-    const JGE_K: u16 = (libc::BPF_JMP | libc::BPF_JGE | libc::BPF_K) as u16;
-    const JSET_K: u16 = (libc::BPF_JMP | libc::BPF_JSET | libc::BPF_K) as u16;
-    const RET_K: u16 = (libc::BPF_RET | libc::BPF_K) as u16;
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        let _ = (
-            AUDIT_ARCH_X86_64,
-            X32_BIT,
-            CLONE_UNTRACED,
-            LD_W_ABS,
-            JEQ_K,
-            JGE_K,
-            JSET_K,
-        );
-        return vec![libc::sock_filter {
-            code: RET_K,
-            jt: 0,
-            jf: 0,
-            k: libc::SECCOMP_RET_ALLOW,
-        }];
-    }
-    #[cfg(target_arch = "x86_64")]
-    {
-        // Where a jump goes: the next instruction, or one of the returns.
-        #[derive(Clone, Copy, PartialEq)]
-        enum To {
-            Next,
-            /// Past this many instructions after the next.
-            Skip(u8),
-            Ret(u32),
-        }
-        let trace = |data: u32| libc::SECCOMP_RET_TRACE | data;
-        let returns = [
-            libc::SECCOMP_RET_ALLOW,
-            trace(WATCHED),
-            trace(2),
-            trace(3),
-            trace(4),
-            trace(5),
-            trace(6),
-            trace(7),
-            trace(8),
-            libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32,
-        ];
-        let allow = To::Ret(libc::SECCOMP_RET_ALLOW);
-        let mut code: Vec<(u16, u32, To, To)> = vec![
-            // seccomp_data: nr at offset 0, arch at 4, args from 16.
-            (LD_W_ABS, 4, To::Next, To::Next),
-            (JEQ_K, AUDIT_ARCH_X86_64, To::Next, To::Ret(trace(5))),
-            (LD_W_ABS, 0, To::Next, To::Next),
-            (JGE_K, X32_BIT, To::Ret(trace(6)), To::Next),
-            (
-                JEQ_K,
-                libc::SYS_clone3 as u32,
-                To::Ret(libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32),
-                To::Next,
-            ),
-        ];
-        for nr in [
-            libc::SYS_io_uring_setup,
-            libc::SYS_io_uring_enter,
-            libc::SYS_io_uring_register,
-        ] {
-            code.push((JEQ_K, nr as u32, To::Ret(trace(2)), To::Next));
-        }
-        code.push((
-            JEQ_K,
-            libc::SYS_process_vm_writev as u32,
-            To::Ret(trace(3)),
-            To::Next,
-        ));
-        code.push((
-            JEQ_K,
-            libc::SYS_pidfd_getfd as u32,
-            To::Ret(trace(7)),
-            To::Next,
-        ));
-        // A filter of the program's own (seccomp, or prctl PR_SET_SECCOMP:
-        // option is args[0]): its RET_TRACE would stop our tracer with
-        // data the program chose.
-        code.push((JEQ_K, libc::SYS_seccomp as u32, To::Ret(trace(8)), To::Next));
-        code.push((JEQ_K, libc::SYS_prctl as u32, To::Next, To::Skip(2)));
-        code.push((LD_W_ABS, 16, To::Next, To::Next));
-        code.push((
-            JEQ_K,
-            libc::PR_SET_SECCOMP as u32,
-            To::Ret(trace(8)),
-            To::Ret(libc::SECCOMP_RET_ALLOW),
-        ));
-        let watched = [
-            libc::SYS_kill,
-            libc::SYS_tkill,
-            libc::SYS_tgkill,
-            libc::SYS_rt_sigqueueinfo,
-            libc::SYS_rt_tgsigqueueinfo,
-            libc::SYS_pidfd_send_signal,
-            libc::SYS_rt_sigtimedwait,
-            libc::SYS_wait4,
-            libc::SYS_waitid,
-            libc::SYS_pipe,
-            libc::SYS_pipe2,
-            libc::SYS_read,
-            libc::SYS_readv,
-            libc::SYS_pread64,
-            libc::SYS_preadv,
-            libc::SYS_preadv2,
-            libc::SYS_recvfrom,
-            libc::SYS_recvmsg,
-            libc::SYS_recvmmsg,
-            libc::SYS_write,
-            libc::SYS_writev,
-            libc::SYS_pwrite64,
-            libc::SYS_pwritev,
-            libc::SYS_pwritev2,
-            libc::SYS_sendto,
-            libc::SYS_sendmsg,
-            libc::SYS_sendmmsg,
-            libc::SYS_vmsplice,
-            libc::SYS_sendfile,
-            libc::SYS_splice,
-            libc::SYS_tee,
-            libc::SYS_copy_file_range,
-            libc::SYS_open,
-            libc::SYS_openat,
-            libc::SYS_openat2,
-            libc::SYS_creat,
-            libc::SYS_mknod,
-            libc::SYS_mknodat,
-            libc::SYS_unlink,
-            libc::SYS_unlinkat,
-            libc::SYS_link,
-            libc::SYS_linkat,
-            libc::SYS_rename,
-            libc::SYS_renameat,
-            libc::SYS_renameat2,
-            libc::SYS_socket,
-            libc::SYS_socketpair,
-            libc::SYS_connect,
-            // --- sandbox: to see refused forks (clone is below).
-            libc::SYS_fork,
-            libc::SYS_vfork,
-            // Limits: refused memory and descriptors.
-            libc::SYS_mmap,
-            libc::SYS_mremap,
-            libc::SYS_brk,
-            libc::SYS_dup,
-        ];
-        for nr in watched {
-            code.push((JEQ_K, nr as u32, To::Ret(trace(WATCHED)), To::Next));
-        }
-        let watch = To::Ret(trace(WATCHED));
-        // clone: refused with CLONE_UNTRACED in its flags (args[0], low
-        // word), else watched (a refused fork is a limit reached).
-        code.push((JEQ_K, libc::SYS_clone as u32, To::Next, To::Skip(2)));
-        code.push((LD_W_ABS, 16, To::Next, To::Next));
-        code.push((JSET_K, CLONE_UNTRACED, To::Ret(trace(4)), watch));
-        // mprotect: watched only when it makes memory writable, which
-        // RLIMIT_DATA may refuse (prot is args[2]).
-        code.push((JEQ_K, libc::SYS_mprotect as u32, To::Next, To::Skip(2)));
-        code.push((LD_W_ABS, 32, To::Next, To::Next));
-        code.push((JSET_K, libc::PROT_WRITE as u32, watch, allow));
-        // fcntl: watched only when it duplicates (cmd is args[1]).
-        code.push((JEQ_K, libc::SYS_fcntl as u32, To::Next, allow));
-        code.push((LD_W_ABS, 24, To::Next, To::Next));
-        code.push((JEQ_K, libc::F_DUPFD as u32, watch, To::Next));
-        code.push((JEQ_K, libc::F_DUPFD_CLOEXEC as u32, watch, allow));
-        let body = code.len();
-        let offset = |i: usize, to: To| -> u8 {
-            match to {
-                To::Next => 0,
-                To::Skip(n) => n,
-                To::Ret(value) => {
-                    let at = body + returns.iter().position(|r| *r == value).unwrap_or(0);
-                    (at - i - 1) as u8
-                }
-            }
-        };
-        let mut program: Vec<libc::sock_filter> = code
-            .iter()
-            .enumerate()
-            .map(|(i, &(op, k, jt, jf))| libc::sock_filter {
-                code: op,
-                jt: offset(i, jt),
-                jf: offset(i, jf),
-                k,
-            })
-            .collect();
-        program.extend(returns.iter().map(|&k| libc::sock_filter {
-            code: RET_K,
-            jt: 0,
-            jf: 0,
-            k,
-        }));
-        program
-    }
-}
-
 #[cfg(all(test, target_arch = "x86_64"))]
 mod tests {
     use super::*;
@@ -2392,7 +2034,7 @@ mod tests {
         );
         // Every refusal has words for the verdict.
         for code in 2..=7 {
-            assert!(REFUSED.iter().any(|(c, _)| *c == code), "refusal {code}");
+            assert!(Refusal::of_data(code).is_some(), "refusal {code}");
         }
     }
 
