@@ -953,41 +953,48 @@ impl Worker {
             reads: false,
         };
         let [a0, a1, a2, a3, ..] = args;
-        match nr {
-            _ if calls::is(nr, Family::SignalSend) => {
+        let Some(family) = calls::family(nr) else {
+            return Some(entry);
+        };
+        match family {
+            Family::SignalSend => {
                 // Signal 0 only asks whether the target exists.
                 if signal_argument(nr, &args) == 0 {
                     return None;
                 }
                 entry.targets = self.signal_targets(raw, nr, &args);
             }
-            _ if calls::is(nr, Family::Read) => {
+            Family::Read => {
                 let target = fd_target(raw, a0 as RawFd)?;
                 if !is_watched_source(&target) {
                     return None;
                 }
                 entry.target = Some(target);
             }
-            libc::SYS_vmsplice if reads_only(raw, a0 as RawFd) => {
-                // From a pipe into memory: the kernel copies, as read does.
-                entry.target = Some(fd_target(raw, a0 as RawFd)?);
-                entry.reads = true;
-            }
-            libc::SYS_sendfile | libc::SYS_tee => {
-                // sendfile(out, in, ..), tee(in, out, ..).
-                entry.target = fd_target(raw, a0 as RawFd);
-                entry.path = fd_target(raw, a1 as RawFd);
-                if nr == libc::SYS_tee {
-                    entry.target = fd_target(raw, a1 as RawFd);
+            Family::Move => match nr {
+                libc::SYS_vmsplice if reads_only(raw, a0 as RawFd) => {
+                    // From a pipe into memory: the kernel copies, as read does.
+                    entry.target = Some(fd_target(raw, a0 as RawFd)?);
+                    entry.reads = true;
+                }
+                libc::SYS_sendfile | libc::SYS_tee => {
+                    // sendfile(out, in, ..), tee(in, out, ..).
+                    entry.target = fd_target(raw, a0 as RawFd);
+                    entry.path = fd_target(raw, a1 as RawFd);
+                    if nr == libc::SYS_tee {
+                        entry.target = fd_target(raw, a1 as RawFd);
+                        entry.path = fd_target(raw, a0 as RawFd);
+                    }
+                }
+                libc::SYS_splice | libc::SYS_copy_file_range => {
+                    entry.target = fd_target(raw, a2 as RawFd);
                     entry.path = fd_target(raw, a0 as RawFd);
                 }
-            }
-            libc::SYS_splice | libc::SYS_copy_file_range => {
-                entry.target = fd_target(raw, a2 as RawFd);
-                entry.path = fd_target(raw, a0 as RawFd);
-            }
-            _ if calls::writes(nr) => entry.target = fd_target(raw, a0 as RawFd),
-            libc::SYS_mknod | libc::SYS_mknodat => {
+                // vmsplice into a pipe.
+                _ => entry.target = fd_target(raw, a0 as RawFd),
+            },
+            Family::Write => entry.target = fd_target(raw, a0 as RawFd),
+            Family::Mknod => {
                 let (dir, path, mode) = if nr == libc::SYS_mknod {
                     (AT_FDCWD, a0, a1)
                 } else {
@@ -998,7 +1005,7 @@ impl Worker {
                 }
                 entry.path = Some(canonical(raw, dir, &read_string(pid, path)));
             }
-            libc::SYS_unlink | libc::SYS_unlinkat => {
+            Family::Unlink => {
                 let (dir, path) = if nr == libc::SYS_unlink {
                     (AT_FDCWD, a0)
                 } else {
@@ -1010,15 +1017,15 @@ impl Worker {
                 };
                 entry.path = Some(canonical(raw, dir, &read_string(pid, path)));
             }
-            libc::SYS_link | libc::SYS_rename => {
+            Family::Link if nr == libc::SYS_link || nr == libc::SYS_rename => {
                 entry.path = Some(canonical(raw, AT_FDCWD, &read_string(pid, a0)));
                 entry.path2 = Some(canonical(raw, AT_FDCWD, &read_string(pid, a1)));
             }
-            libc::SYS_linkat | libc::SYS_renameat | libc::SYS_renameat2 => {
+            Family::Link => {
                 entry.path = Some(canonical(raw, a0, &read_string(pid, a1)));
                 entry.path2 = Some(canonical(raw, a2, &read_string(pid, a3)));
             }
-            libc::SYS_connect => {
+            Family::Connect => {
                 // An AF_UNIX address names a path.
                 let address = read_bytes(pid, a1, (a2 as usize).min(110));
                 if let [1, 0, path @ ..] = &address[..] {
@@ -1027,7 +1034,16 @@ impl Worker {
                 }
                 entry.target = fd_target(raw, a0 as RawFd);
             }
-            _ => {}
+            // Nothing to note at their entry.
+            Family::SignalWait
+            | Family::Wait
+            | Family::Pipe
+            | Family::Open
+            | Family::Socket
+            | Family::Fork
+            | Family::Memory
+            | Family::Dup
+            | Family::Refused => {}
         }
         Some(entry)
     }
@@ -1103,13 +1119,18 @@ impl Worker {
         }
         let raw = pid.as_raw();
         let nr = entry.nr;
-        let [a0, a1, a2, ..] = entry.args;
+        let [a0, a1, ..] = entry.args;
         let event = |this: &mut Self, kind: EventKind| Event {
             start_ms: Some(entry.start_ms),
             ..this.by(raw, kind)
         };
-        match nr {
-            _ if calls::is(nr, Family::SignalSend) => {
+        let Some(family) = calls::family(nr) else {
+            return;
+        };
+        // vmsplice from a pipe into memory is a read (noted at its entry).
+        let family = if entry.reads { Family::Read } else { family };
+        match family {
+            Family::SignalSend => {
                 let mut kill = event(self, EventKind::Kill);
                 kill.other = Some(a0 as i32);
                 kill.targets = Some(entry.targets.clone());
@@ -1117,7 +1138,7 @@ impl Worker {
                 kill.text = Some(calls::name(nr).to_string());
                 self.record(kill);
             }
-            libc::SYS_rt_sigtimedwait => {
+            Family::SignalWait => {
                 // sigwaitinfo and friends: the signal taken, its sender.
                 let mut received = event(self, EventKind::Signal);
                 received.signal = Some(signal_name(result as i32));
@@ -1129,8 +1150,8 @@ impl Worker {
                 received.text = Some("sigtimedwait".into());
                 self.record(received);
             }
-            libc::SYS_wait4 | libc::SYS_waitid => self.on_wait(pid, &entry, result),
-            libc::SYS_pipe | libc::SYS_pipe2 => {
+            Family::Wait => self.on_wait(pid, &entry, result),
+            Family::Pipe => {
                 if let Some(read_end) = int_at(&read_bytes(pid, a0, 8), 0) {
                     let mut pipe = event(self, EventKind::Pipe);
                     pipe.fd = Some(read_end);
@@ -1138,155 +1159,20 @@ impl Worker {
                     self.record(pipe);
                 }
             }
-            _ if calls::is(nr, Family::Read) || entry.reads => {
-                let buffers = self.buffers(pid, nr, &entry.args, result as u64);
-                let target = entry.target.clone().unwrap_or_default();
-                let reader = self.tgid(raw);
-                // What an alteration or a signalfd needs, else what the
-                // trace may keep.
-                let altering = target.starts_with("pipe:")
-                    && self.started.contains(&reader)
-                    && !self.perturb.replace.is_empty();
-                let wanted = if altering || target == "anon_inode:[signalfd]" {
-                    EVENT_CONTENTS as u64
-                } else {
-                    self.contents_room()
-                };
-                let mut data = gather(pid, &buffers, (result as u64).min(wanted));
-                if target == "anon_inode:[signalfd]" {
-                    // struct signalfd_siginfo: 128 bytes each, signo at 0,
-                    // code at 8, pid at 12.
-                    for record in data.chunks_exact(128) {
-                        let mut received = event(self, EventKind::Signal);
-                        received.signal = int_at(record, 0).map(signal_name);
-                        received.code = int_at(record, 8);
-                        received.other = int_at(record, 12);
-                        received.text = Some("signalfd".into());
-                        self.record(received);
-                    }
-                    return;
-                }
-                if altering {
-                    if let Some(altered) = self.alter(pid, &buffers, &data) {
-                        let mut note = event(self, EventKind::Altered);
-                        note.text = Some(String::from_utf8_lossy(&altered).into_owned());
-                        note.target = Some(target.clone());
-                        self.record(note);
-                        data = altered;
-                    }
-                }
-                let mut read = event(self, EventKind::Read);
-                read.fd = Some(a0 as i32);
-                read.bytes = Some(result as u64);
-                read.cut = (data.len() as u64) < result as u64;
-                read.text = Some(String::from_utf8_lossy(&data).into_owned());
-                read.target = entry.target;
-                self.record(read);
-            }
-            _ if calls::writes(nr) => {
-                if nr == libc::SYS_sendmmsg {
-                    // One event per message sent.
-                    for n in 0..result as u64 {
-                        let header = a1 + n * 64;
-                        let sent = int_at(&read_bytes(pid, header + 56, 4), 0).unwrap_or(0);
-                        let buffers = iovecs(pid, header + 16, header + 24);
-                        let mut write = event(self, EventKind::Write);
-                        write.fd = Some(a0 as i32);
-                        write.bytes = Some(sent as u64);
-                        let data = gather(pid, &buffers, (sent as u64).min(self.contents_room()));
-                        write.cut = (data.len() as u64) < sent as u64;
-                        write.text = Some(lossy(&data));
-                        write.target = entry.target.clone();
-                        self.record(write);
-                    }
-                    return;
-                }
-                // Moves whose bytes the tracer cannot see: the content is
-                // unknown, never guessed (see the family table).
-                let unseen = matches!(
-                    nr,
-                    libc::SYS_sendfile
-                        | libc::SYS_splice
-                        | libc::SYS_tee
-                        | libc::SYS_copy_file_range
-                        | libc::SYS_vmsplice
-                )
-                .then(|| calls::name(nr).to_string());
-                // splice and sendfile also consume what they take from a
-                // pipe, FIFO or socket: a read, of unseen content too.
-                let source_fd = match nr {
-                    libc::SYS_splice => Some(a0 as i32),
-                    libc::SYS_sendfile => Some(a1 as i32),
-                    _ => None,
-                };
-                if let (Some(fd), Some(source)) = (source_fd, entry.path.as_deref()) {
-                    if is_watched_source(source) {
-                        let mut read = event(self, EventKind::Read);
-                        read.fd = Some(fd);
-                        read.bytes = Some(result as u64);
-                        read.target = Some(source.to_string());
-                        read.unseen.clone_from(&unseen);
-                        read.cut = true;
-                        self.record(read);
-                    }
-                }
-                let mut write = event(self, EventKind::Write);
-                write.fd = Some(match nr {
-                    libc::SYS_splice | libc::SYS_copy_file_range => a2 as i32,
-                    libc::SYS_tee => a1 as i32,
-                    _ => a0 as i32,
-                });
-                write.bytes = Some(result as u64);
-                if unseen.is_none() {
-                    let buffers = self.buffers(pid, nr, &entry.args, result as u64);
-                    let data = gather(pid, &buffers, (result as u64).min(self.contents_room()));
-                    write.cut = (data.len() as u64) < result as u64;
-                    write.text = Some(lossy(&data));
-                } else {
-                    // No contents, and a gap in any run of them.
-                    write.cut = true;
-                }
-                write.unseen = unseen;
-                write.source = entry.path;
-                write.target = entry.target;
-                self.record(write);
-            }
-            libc::SYS_open | libc::SYS_openat | libc::SYS_openat2 | libc::SYS_creat => {
-                // Only FIFOs are logged: who opened which, for reading or
-                // writing (`code`: 0 read, 1 write, 2 both).
-                let Some(path) = fd_target(raw, result as RawFd) else {
-                    return;
-                };
-                if !is_fifo(&path) {
-                    return;
-                }
-                let flags = match nr {
-                    libc::SYS_open => a1,
-                    libc::SYS_openat => a2,
-                    libc::SYS_creat => libc::O_WRONLY as u64,
-                    _ => u64::from_ne_bytes(read_bytes(pid, a2, 8).try_into().unwrap_or([0; 8])),
-                };
-                let mut open = event(self, EventKind::Open);
-                open.text = Some(path);
-                open.code = Some((flags as i32) & libc::O_ACCMODE);
-                open.fd = Some(result as i32);
-                self.record(open);
-            }
-            libc::SYS_mknod | libc::SYS_mknodat => {
+            Family::Read => self.on_read(pid, entry, result),
+            Family::Write | Family::Move => self.on_write(pid, entry, result),
+            Family::Open => self.on_open(pid, &entry, result),
+            Family::Mknod => {
                 let mut made = event(self, EventKind::Mkfifo);
                 made.text = entry.path;
                 self.record(made);
             }
-            libc::SYS_unlink | libc::SYS_unlinkat => {
+            Family::Unlink => {
                 let mut unlink = event(self, EventKind::Unlink);
                 unlink.text = entry.path;
                 self.record(unlink);
             }
-            libc::SYS_link
-            | libc::SYS_rename
-            | libc::SYS_linkat
-            | libc::SYS_renameat
-            | libc::SYS_renameat2 => {
+            Family::Link => {
                 let kind = if nr == libc::SYS_link || nr == libc::SYS_linkat {
                     EventKind::Link
                 } else {
@@ -1297,22 +1183,183 @@ impl Worker {
                 renamed.target = entry.path2;
                 self.record(renamed);
             }
-            libc::SYS_socket | libc::SYS_socketpair => {
+            Family::Socket => {
                 let mut socket = event(self, EventKind::Socket);
                 socket.code = Some(a0 as i32);
                 socket.text = Some(calls::name(nr).to_string());
                 socket.fd = (nr == libc::SYS_socket).then_some(result as i32);
                 self.record(socket);
             }
-            libc::SYS_connect => {
+            Family::Connect => {
                 let mut connect = event(self, EventKind::Connect);
                 connect.fd = Some(a0 as i32);
                 connect.text = entry.path;
                 connect.target = entry.target;
                 self.record(connect);
             }
-            _ => {}
+            // Watched for their refusals only (above), or never run.
+            Family::Fork | Family::Memory | Family::Dup | Family::Refused => {}
         }
+    }
+
+    /// An event at a watched call's exit, by thread `tid`, timed from the
+    /// call's entry.
+    fn exit_event(&mut self, tid: i32, entry: &Entry, kind: EventKind) -> Event {
+        Event {
+            start_ms: Some(entry.start_ms),
+            ..self.by(tid, kind)
+        }
+    }
+
+    /// A read's exit: its bytes, or the signals a signalfd gave.
+    #[cfg(target_arch = "x86_64")]
+    fn on_read(&mut self, pid: Pid, entry: Entry, result: i64) {
+        let (raw, nr) = (pid.as_raw(), entry.nr);
+        let a0 = entry.args[0];
+        let buffers = self.buffers(pid, nr, &entry.args, result as u64);
+        let target = entry.target.clone().unwrap_or_default();
+        let reader = self.tgid(raw);
+        // What an alteration or a signalfd needs, else what the
+        // trace may keep.
+        let altering = target.starts_with("pipe:")
+            && self.started.contains(&reader)
+            && !self.perturb.replace.is_empty();
+        let wanted = if altering || target == "anon_inode:[signalfd]" {
+            EVENT_CONTENTS as u64
+        } else {
+            self.contents_room()
+        };
+        let mut data = gather(pid, &buffers, (result as u64).min(wanted));
+        if target == "anon_inode:[signalfd]" {
+            // struct signalfd_siginfo: 128 bytes each, signo at 0,
+            // code at 8, pid at 12.
+            for record in data.chunks_exact(128) {
+                let mut received = self.exit_event(raw, &entry, EventKind::Signal);
+                received.signal = int_at(record, 0).map(signal_name);
+                received.code = int_at(record, 8);
+                received.other = int_at(record, 12);
+                received.text = Some("signalfd".into());
+                self.record(received);
+            }
+            return;
+        }
+        if altering {
+            if let Some(altered) = self.alter(pid, &buffers, &data) {
+                let mut note = self.exit_event(raw, &entry, EventKind::Altered);
+                note.text = Some(String::from_utf8_lossy(&altered).into_owned());
+                note.target = Some(target.clone());
+                self.record(note);
+                data = altered;
+            }
+        }
+        let mut read = self.exit_event(raw, &entry, EventKind::Read);
+        read.fd = Some(a0 as i32);
+        read.bytes = Some(result as u64);
+        read.cut = (data.len() as u64) < result as u64;
+        read.text = Some(String::from_utf8_lossy(&data).into_owned());
+        read.target = entry.target;
+        self.record(read);
+    }
+
+    /// A write's exit, or a move's (content unseen).
+    #[cfg(target_arch = "x86_64")]
+    fn on_write(&mut self, pid: Pid, entry: Entry, result: i64) {
+        use nix::libc;
+        let (raw, nr) = (pid.as_raw(), entry.nr);
+        let [a0, a1, a2, ..] = entry.args;
+        if nr == libc::SYS_sendmmsg {
+            // One event per message sent.
+            for n in 0..result as u64 {
+                let header = a1 + n * 64;
+                let sent = int_at(&read_bytes(pid, header + 56, 4), 0).unwrap_or(0);
+                let buffers = iovecs(pid, header + 16, header + 24);
+                let mut write = self.exit_event(raw, &entry, EventKind::Write);
+                write.fd = Some(a0 as i32);
+                write.bytes = Some(sent as u64);
+                let data = gather(pid, &buffers, (sent as u64).min(self.contents_room()));
+                write.cut = (data.len() as u64) < sent as u64;
+                write.text = Some(lossy(&data));
+                write.target = entry.target.clone();
+                self.record(write);
+            }
+            return;
+        }
+        // Moves whose bytes the tracer cannot see: the content is
+        // unknown, never guessed (see the family table).
+        let unseen = matches!(
+            nr,
+            libc::SYS_sendfile
+                | libc::SYS_splice
+                | libc::SYS_tee
+                | libc::SYS_copy_file_range
+                | libc::SYS_vmsplice
+        )
+        .then(|| calls::name(nr).to_string());
+        // splice and sendfile also consume what they take from a
+        // pipe, FIFO or socket: a read, of unseen content too.
+        let source_fd = match nr {
+            libc::SYS_splice => Some(a0 as i32),
+            libc::SYS_sendfile => Some(a1 as i32),
+            _ => None,
+        };
+        if let (Some(fd), Some(source)) = (source_fd, entry.path.as_deref()) {
+            if is_watched_source(source) {
+                let mut read = self.exit_event(raw, &entry, EventKind::Read);
+                read.fd = Some(fd);
+                read.bytes = Some(result as u64);
+                read.target = Some(source.to_string());
+                read.unseen.clone_from(&unseen);
+                read.cut = true;
+                self.record(read);
+            }
+        }
+        let mut write = self.exit_event(raw, &entry, EventKind::Write);
+        write.fd = Some(match nr {
+            libc::SYS_splice | libc::SYS_copy_file_range => a2 as i32,
+            libc::SYS_tee => a1 as i32,
+            _ => a0 as i32,
+        });
+        write.bytes = Some(result as u64);
+        if unseen.is_none() {
+            let buffers = self.buffers(pid, nr, &entry.args, result as u64);
+            let data = gather(pid, &buffers, (result as u64).min(self.contents_room()));
+            write.cut = (data.len() as u64) < result as u64;
+            write.text = Some(lossy(&data));
+        } else {
+            // No contents, and a gap in any run of them.
+            write.cut = true;
+        }
+        write.unseen = unseen;
+        write.source = entry.path;
+        write.target = entry.target;
+        self.record(write);
+    }
+
+    /// An open's exit: only FIFOs are logged.
+    #[cfg(target_arch = "x86_64")]
+    fn on_open(&mut self, pid: Pid, entry: &Entry, result: i64) {
+        use nix::libc;
+        let (raw, nr) = (pid.as_raw(), entry.nr);
+        let [_, a1, a2, ..] = entry.args;
+        // Only FIFOs are logged: who opened which, for reading or
+        // writing (`code`: 0 read, 1 write, 2 both).
+        let Some(path) = fd_target(raw, result as RawFd) else {
+            return;
+        };
+        if !is_fifo(&path) {
+            return;
+        }
+        let flags = match nr {
+            libc::SYS_open => a1,
+            libc::SYS_openat => a2,
+            libc::SYS_creat => libc::O_WRONLY as u64,
+            _ => u64::from_ne_bytes(read_bytes(pid, a2, 8).try_into().unwrap_or([0; 8])),
+        };
+        let mut open = self.exit_event(raw, entry, EventKind::Open);
+        open.text = Some(path);
+        open.code = Some((flags as i32) & libc::O_ACCMODE);
+        open.fd = Some(result as i32);
+        self.record(open);
     }
 
     #[cfg(not(target_arch = "x86_64"))]
