@@ -129,7 +129,7 @@ fn main() -> ExitCode {
                 .and_then(|request| grade::run_case_command(&request)),
             _ => Err("grade-case: give a case file, --bins and --probe, or none of them (request on stdin)".into()),
         },
-        Command::SandboxProbe => grade::sandbox::probe_command(),
+        Command::SandboxProbe => grade::jail::probe_command(),
         Command::Hint { step, level, all } => {
             hint::run(&step, if all { usize::MAX } else { level })
         }

@@ -21,7 +21,7 @@ const NEVER: &[(&str, &[&str])] = &[
             "released",
             "report",
             "runner",
-            "sandbox",
+            "jail",
             "store",
             "submission",
             "observe",
@@ -36,30 +36,20 @@ const NEVER: &[(&str, &[&str])] = &[
             "outcome",
             "report",
             "runner",
-            "sandbox",
+            "jail",
             "store",
             "submission",
             "observe",
         ],
     ),
     // The jail knows nothing of verdicts or of how they are reported.
-    (
-        "sandbox",
-        &["judge", "outcome", "report", "class", "runner"],
-    ),
+    ("jail", &["judge", "outcome", "report", "class", "runner"]),
     // The tracer observes; it does not judge or report.
     ("observe", &["judge", "outcome", "report", "class"]),
     // Reports read the outcome; they never run or judge anything again.
     (
         "report",
-        &[
-            "build",
-            "runner",
-            "sandbox",
-            "store",
-            "submission",
-            "observe",
-        ],
+        &["build", "runner", "jail", "store", "submission", "observe"],
     ),
 ];
 
@@ -202,8 +192,8 @@ fn every_shape_of_path_is_read() {
         ["case", "runner"]
     );
     assert_eq!(
-        rooms_named("let _ = crate::grade::sandbox::probe();", 2),
-        ["sandbox"]
+        rooms_named("let _ = crate::grade::jail::probe();", 2),
+        ["jail"]
     );
     // Inside its own room, or above the grader: not a room of the grader.
     assert!(rooms_named("use super::problem::Judged;", 2).is_empty());

@@ -53,7 +53,7 @@ pub struct Workspace {
     target_dir: PathBuf,
     pub target_note: Option<String>,
     /// --- sandbox: the jail cargo runs in, for a submission.
-    jail: Option<super::sandbox::BuildJail>,
+    jail: Option<super::jail::BuildJail>,
 }
 
 #[derive(Deserialize)]
@@ -69,7 +69,7 @@ struct Metadata {
 struct MetadataPackage {
     id: String,
     #[serde(flatten)]
-    cargo: super::sandbox::CargoPackage,
+    cargo: super::jail::CargoPackage,
 }
 
 #[derive(Deserialize)]
@@ -170,7 +170,7 @@ impl Workspace {
 
     /// A submission's workspace, read by a jailed `cargo metadata` (its
     /// dependencies included) and checked as cargo sees it (see
-    /// `sandbox::check_packages`): `allowed` are the registry packages it
+    /// `jail::check_packages`): `allowed` are the registry packages it
     /// may use. Built into the jail's private target directory, never one
     /// of the checkout's choosing.
     ///
@@ -182,13 +182,13 @@ impl Workspace {
         dir: &Path,
         time_limit: std::time::Duration,
         allowed: &BTreeSet<(String, String)>,
-        target: super::sandbox::BuildTarget,
+        target: super::jail::BuildTarget,
     ) -> Result<Self, String> {
         let dir = std::fs::canonicalize(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         if !dir.join("Cargo.toml").is_file() {
             return Err(format!("{} holds no Cargo.toml", dir.display()));
         }
-        let jail = super::sandbox::BuildJail::new(&dir, time_limit, target)?;
+        let jail = super::jail::BuildJail::new(&dir, time_limit, target)?;
         let mut command = jail.cargo();
         command
             .current_dir(jail.working_dir())
@@ -220,9 +220,9 @@ impl Workspace {
         }
         let metadata: Metadata = serde_json::from_slice(&output.stdout)
             .map_err(|e| format!("cannot read cargo metadata: {e}"))?;
-        let all: Vec<&super::sandbox::CargoPackage> =
+        let all: Vec<&super::jail::CargoPackage> =
             metadata.packages.iter().map(|p| &p.cargo).collect();
-        super::sandbox::check_packages(&dir, &all, allowed)?;
+        super::jail::check_packages(&dir, &all, allowed)?;
         Ok(Self {
             root: metadata.workspace_root,
             packages: metadata
@@ -551,7 +551,7 @@ impl BinarySnapshot {
     pub fn new() -> Result<Self, String> {
         use std::os::unix::fs::DirBuilderExt;
         // Where the cases' user can reach the binaries (see the sandbox).
-        let base = &super::sandbox::case_temp_dir()?.dir;
+        let base = &super::jail::case_temp_dir()?.dir;
         let dir = base.join(format!("xtask-bins-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::DirBuilder::new()
@@ -596,10 +596,10 @@ mod tests {
     fn a_jailed_build_keeps_its_settings() {
         let dir = std::env::temp_dir().join(format!("xtask-settings-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let jail = super::super::sandbox::BuildJail::new(
+        let jail = super::super::jail::BuildJail::new(
             &dir,
             std::time::Duration::from_secs(1),
-            super::super::sandbox::BuildTarget::Private,
+            super::super::jail::BuildTarget::Private,
         )
         .unwrap();
         let workspace = Workspace {

@@ -1,6 +1,6 @@
 //! `cargo xtask grade`: build each step, run its cases, report a score.
 //!
-//! Each case runs in a helper process of its own (`xtask grade-case`, see
+//! Each case runs in a keeper process of its own (`xtask grade-case`, see
 //! `runner`), several at once. A step that does not compile, or whose
 //! program stops at a `todo!()` in every case, is reported as such without
 //! stopping the other steps. Grading produces an [`outcome::Outcome`] (every
@@ -12,13 +12,13 @@ pub mod build;
 pub mod case;
 pub mod class;
 pub mod facts;
+pub mod jail;
 pub mod judge;
 mod observe;
 pub mod outcome;
 pub mod released;
 pub mod report;
 pub mod runner;
-pub mod sandbox;
 pub mod store;
 pub mod submission;
 
@@ -73,7 +73,7 @@ pub struct Options {
     pub sandbox: SandboxMode,
     /// How long a submission's build (`--workspace`) may take, in
     /// seconds, before it is stopped.
-    #[arg(long, value_name = "SECONDS", default_value_t = sandbox::BUILD_TIME_LIMIT.as_secs())]
+    #[arg(long, value_name = "SECONDS", default_value_t = jail::BUILD_TIME_LIMIT.as_secs())]
     pub build_time_limit: u64,
     /// Grade one student's submission: the steps' sources only
     /// (`ex1_fibonacci_child/src/main.rs`...), placed over a fresh copy
@@ -126,9 +126,9 @@ impl Default for Options {
     }
 }
 
-/// How long past a case's own time limit its helper may take (jail set-up,
+/// How long past a case's own time limit its keeper may take (jail set-up,
 /// killing and sweeping) before the grader gives up on it.
-const HELPER_MARGIN: Duration = Duration::from_secs(4);
+const KEEPER_MARGIN: Duration = Duration::from_secs(4);
 
 /// Grades, then reports. Ok(true) only at full marks.
 pub fn run(options: &Options) -> Result<bool, String> {
@@ -178,7 +178,7 @@ pub fn grade(options: &Options) -> Result<Outcome, String> {
     }
     let started = Instant::now();
     // Before anything is built: where the cases' programs can reach.
-    let case_temp = sandbox::case_temp_dir()?;
+    let case_temp = jail::case_temp_dir()?;
     // `--submission`: the slot it is laid out and built in, locked; the
     // steps it holds (the others are not built: "missing"), and what it and
     // the checkout's skeletons call for a note on.
@@ -226,11 +226,11 @@ pub fn grade(options: &Options) -> Result<Outcome, String> {
     // Held (shared) while the build reads it.
     let dependency_store;
     let workspace = if jailed {
-        if let Err(refusal) = sandbox::check_submission(&workspace_dir) {
+        if let Err(refusal) = jail::check_submission(&workspace_dir) {
             return Ok(refused(&steps, &tests, refusal, started));
         }
         // Registry packages: only those the workbook itself uses.
-        let allowed = sandbox::locked_registry_packages(&root.join("Cargo.lock"));
+        let allowed = jail::locked_registry_packages(&root.join("Cargo.lock"));
         // A checkout the grader laid out itself (`--submission`) is built
         // on the compiled dependencies of the store (see `store`), and so
         // is a `--workspace` with --prebuilt-dependencies, in a private
@@ -245,7 +245,7 @@ pub fn grade(options: &Options) -> Result<Outcome, String> {
             .transpose()?;
         let target = match (building_in, &dependency_store) {
             (Some(slot), Some(store)) => store.seed(slot)?,
-            _ => sandbox::BuildTarget::Private,
+            _ => jail::BuildTarget::Private,
         };
         build::Workspace::open_submission(
             &workspace_dir,
@@ -257,7 +257,7 @@ pub fn grade(options: &Options) -> Result<Outcome, String> {
         build::Workspace::open(&workspace_dir)?
     };
     let grader = build::Workspace::open(&root)?;
-    // Should a case helper die, the processes it was watching come back to
+    // Should a case's keeper die, the processes it was watching come back to
     // us, and are swept up at the end.
     #[cfg(any(target_os = "linux", target_os = "android"))]
     let _ = nix::sys::prctl::set_child_subreaper(true);
@@ -275,7 +275,7 @@ pub fn grade(options: &Options) -> Result<Outcome, String> {
 
     let sandbox = match options.sandbox {
         SandboxMode::Off => facts::JailFeatures::off(),
-        _ => sandbox::probe(),
+        _ => jail::probe(),
     };
     if options.sandbox == SandboxMode::Require
         && (!sandbox.supported || !sandbox.missing.is_empty())
@@ -562,7 +562,7 @@ fn not_started(list: &[CaseOutcome]) -> Option<String> {
     first
 }
 
-/// Runs the queued cases, `jobs` at a time, each in its own helper.
+/// Runs the queued cases, `jobs` at a time, each in its own keeper.
 fn run_queue(
     queue: VecDeque<(usize, Case)>,
     jobs: usize,
@@ -590,7 +590,7 @@ fn run_queue(
 }
 
 fn grade_one(case: Case, places: &Places, step: &str, trace: bool) -> CaseOutcome {
-    match run_in_helper(&case, places, step, trace) {
+    match run_in_keeper(&case, places, step, trace) {
         Ok(run) => {
             let verdict = judge(&case, &run);
             CaseOutcome::ran(case, Some(run), verdict)
@@ -610,11 +610,11 @@ fn grade_one(case: Case, places: &Places, step: &str, trace: bool) -> CaseOutcom
     }
 }
 
-/// Starts `xtask grade-case` for one case and reads its report. The helper
+/// Starts `xtask grade-case` for one case and reads its report. The keeper
 /// enforces the case's time limit itself; the grader's own deadline (the
-/// limit plus [`HELPER_MARGIN`]) depends on nothing a program can hold:
-/// past it the helper is killed and the case fails.
-fn run_in_helper(case: &Case, places: &Places, step: &str, trace: bool) -> Result<CaseRun, String> {
+/// limit plus [`KEEPER_MARGIN`]) depends on nothing a program can hold:
+/// past it the keeper is killed and the case fails.
+fn run_in_keeper(case: &Case, places: &Places, step: &str, trace: bool) -> Result<CaseRun, String> {
     let me = std::env::current_exe().map_err(|e| e.to_string())?;
     let request = CaseRequest {
         case: case.file.clone(),
@@ -635,21 +635,21 @@ fn run_in_helper(case: &Case, places: &Places, step: &str, trace: bool) -> Resul
     let mut child = Command::new(me)
         .arg("grade-case")
         // The keeper makes its scratch directory where the grader chose.
-        .env("TMPDIR", &sandbox::case_temp_dir()?.dir)
+        .env("TMPDIR", &jail::case_temp_dir()?.dir)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| format!("cannot start the case helper: {e}"))?;
+        .map_err(|e| format!("cannot start the case's keeper: {e}"))?;
     // The request is small (far below a pipe's capacity): written at once,
-    // then our end closed so that the helper reads to its end.
+    // then our end closed so that the keeper reads to its end.
     if let Some(mut stdin) = child.stdin.take() {
         let _ = std::io::Write::write_all(&mut stdin, request.as_bytes());
     }
     let child_id = child.id();
     let stdout = read_all(child.stdout.take());
     let stderr = read_all(child.stderr.take());
-    let limit = case.timeout() + HELPER_MARGIN;
+    let limit = case.timeout() + KEEPER_MARGIN;
     let until = Instant::now() + limit;
     let mut overdue = false;
     let status = loop {
@@ -664,15 +664,15 @@ fn run_in_helper(case: &Case, places: &Places, step: &str, trace: bool) -> Resul
             Err(_) => break None,
         }
     };
-    // The helper is gone: its pipes close now, unless something it left
+    // The keeper is gone: its pipes close now, unless something it left
     // holds them. Either way, wait no longer than a moment.
     let stdout = stdout.finish(Duration::from_millis(500));
     let stderr = stderr.finish(Duration::from_millis(100));
-    // The helper removes its scratch directory itself, unless it was killed
+    // The keeper removes its scratch directory itself, unless it was killed
     // or died first: then this is the last chance.
-    let _ = std::fs::remove_dir_all(sandbox::scratch_dir(child_id));
+    let _ = std::fs::remove_dir_all(jail::scratch_dir(child_id));
     let text = String::from_utf8_lossy(&stdout);
-    // For debugging the grader: keep every helper's report.
+    // For debugging the grader: keep every keeper's report.
     if let Some(dir) = std::env::var_os("XTASK_GRADE_KEEP") {
         let name = format!("{}-{}-{}.toml", step, case.name(), child_id);
         let _ = std::fs::write(Path::new(&dir).join(name), text.as_bytes());
@@ -680,15 +680,15 @@ fn run_in_helper(case: &Case, places: &Places, step: &str, trace: bool) -> Resul
     let interfered = "the case's programs interfered with the grader";
     if overdue {
         return Err(format!(
-            "{interfered}: its helper did not finish within {:.1} s",
+            "{interfered}: its keeper did not finish within {:.1} s",
             limit.as_secs_f64()
         ));
     }
-    let status = status.ok_or(format!("{interfered}: its helper vanished"))?;
+    let status = status.ok_or(format!("{interfered}: its keeper vanished"))?;
     if !status.success() {
         let stderr = String::from_utf8_lossy(&stderr);
         return Err(format!(
-            "{interfered}: its helper ended with {status} {}",
+            "{interfered}: its keeper ended with {status} {}",
             stderr.trim()
         ));
     }
@@ -725,11 +725,11 @@ impl Drained {
     }
 }
 
-/// The helper's side: run one case and print the facts as TOML.
+/// The keeper's side: run one case and print the facts as TOML.
 pub fn run_case_command(request: &CaseRequest) -> Result<(), String> {
     // First, while single-threaded: PID 1 of the case's PID namespace.
     // The process started stays outside, and never returns from here.
-    let keeper = sandbox::Keeper::begin(request.jail);
+    let keeper = jail::Keeper::begin(request.jail);
     keeper.usable()?;
     let case = case::load(&request.case)?;
     let bins = std::fs::canonicalize(&request.bins)
@@ -755,10 +755,7 @@ mod options_tests {
     #[test]
     fn default_options_are_the_command_lines() {
         let options = Options::default();
-        assert_eq!(
-            options.build_time_limit,
-            sandbox::BUILD_TIME_LIMIT.as_secs()
-        );
+        assert_eq!(options.build_time_limit, jail::BUILD_TIME_LIMIT.as_secs());
         assert_eq!(options.sandbox, SandboxMode::Auto);
         assert_eq!(options.format, Format::Human);
         assert!(!options.solutions && options.submissions.is_none() && options.jobs.is_none());

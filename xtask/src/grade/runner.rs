@@ -1,20 +1,20 @@
-//! Running one case, in a helper process of its own (`xtask grade-case`).
+//! Running one case, in a keeper process of its own (`xtask grade-case`).
 //!
-//! The helper is PID 1 of the case's PID namespace (see `sandbox`), and a
+//! The keeper is PID 1 of the case's PID namespace (see `jail`), and a
 //! child subreaper (`PR_SET_CHILD_SUBREAPER`) for when no namespace can be
 //! had: whatever the case's programs start, even after `setsid` or a
 //! double fork, stays its descendant or comes back to it as an orphan. So
 //! "everything this case started" is simply "every descendant of the
-//! helper" (inside the namespace: every other process in `/proc`), which
+//! keeper" (inside the namespace: every other process in `/proc`), which
 //! it can list, kill (SIGKILL, then SIGCONT for the stopped ones) and
 //! reap. Every PID here, in the trace and in the report is the
-//! namespace's. Running each case in its own helper also keeps parallel
+//! namespace's. Running each case in its own keeper also keeps parallel
 //! cases apart.
 //!
-//! The keeper enters the case's jail before anything else (see `sandbox`);
+//! The keeper enters the case's jail before anything else (see `jail`);
 //! starting, tracing and reaping are the supervisor thread's job (see
 //! `observe`); this module runs the script and watches the limits.
-//! The helper reports facts only (what ran, what it printed and when, how
+//! The keeper reports facts only (what ran, what it printed and when, how
 //! it ended, what it did, what was left behind) as TOML on stdout; the
 //! grader judges.
 
@@ -35,8 +35,8 @@ use nix::unistd::Pid;
 
 use super::case::{parse_duration, signal_by_name, Case, ProcessSpec};
 use super::facts::{CaseRun, Event, EventKind, Limit, Line, ProcessRun, SCRATCH_LIMIT};
+use super::jail::{Jail, Keeper, MAX_PROCESSES};
 use super::observe::{Launch, Supervisor};
-use super::sandbox::{Jail, Keeper, MAX_PROCESSES};
 
 /// Per stream: a print loop fails fast, in bounded memory.
 pub const OUTPUT_CAP: usize = 1 << 20;
@@ -65,7 +65,7 @@ type Shared = Arc<(Mutex<Stream>, Condvar)>;
 struct Running {
     spec: ProcessSpec,
     command: String,
-    confinement: std::sync::Arc<super::sandbox::Confinement>,
+    confinement: std::sync::Arc<super::jail::Confinement>,
     pid: Option<i32>,
     stdin: Option<File>,
     stdout: Shared,

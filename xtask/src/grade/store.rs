@@ -15,7 +15,7 @@
 //!   locked by the grader using it.
 //!
 //! A slot's build sees the store through an overlay mounted in the build
-//! jail's own mount namespace (see `sandbox::BuildTarget::Overlay`): the
+//! jail's own mount namespace (see `jail::BuildTarget::Overlay`): the
 //! lower layer is a read-only bind mount of `store/target`, the upper one
 //! the slot's `build/target`. Every build shares the store's files and
 //! none can change them (a write, chmod or utime there is refused by the
@@ -38,7 +38,7 @@ use std::time::{Duration, Instant};
 
 use nix::fcntl::{Flock, FlockArg};
 
-use super::sandbox::{self, BuildJail, BuildTarget};
+use super::jail::{self, BuildJail, BuildTarget};
 use super::{build, submission};
 use crate::project;
 
@@ -266,10 +266,10 @@ fn build_store(root: &Path, dir: &Path, target: &Path) -> Result<(), String> {
     let release = super::released::Release::load(root)?;
     submission::checkout(root, dir, &release, &[])?;
     std::fs::create_dir_all(target).map_err(|e| format!("{}: {e}", target.display()))?;
-    let allowed = sandbox::locked_registry_packages(&root.join("Cargo.lock"));
+    let allowed = jail::locked_registry_packages(&root.join("Cargo.lock"));
     let workspace = build::Workspace::open_submission(
         dir,
-        sandbox::BUILD_TIME_LIMIT * 5,
+        jail::BUILD_TIME_LIMIT * 5,
         &allowed,
         BuildTarget::Given(target),
     )?;

@@ -27,7 +27,7 @@ impl SandboxMode {
     }
 }
 
-/// What the grader asks of a case helper: sent as TOML on the helper's
+/// What the grader asks of a case's keeper: sent as TOML on the keeper's
 /// stdin, never on its command line (`/proc/<pid>/cmdline` is readable by
 /// every process, and would name a private case).
 #[derive(serde::Serialize, serde::Deserialize)]

@@ -38,7 +38,7 @@ pub struct CaseRun {
     /// Files left in the scratch directory.
     pub scratch_leftovers: Vec<String>,
     pub processes: Vec<ProcessRun>,
-    /// The helper's PID: the parent of the processes the case started (1,
+    /// The keeper's PID: the parent of the processes the case started (1,
     /// in the case's PID namespace, whose PIDs the whole report uses).
     pub grader_pid: i32,
     /// Why there is no trace, when there is none.

@@ -207,7 +207,7 @@ pub struct Launch {
     pub cwd: CString,
     pub cpu_seconds: u64,
     /// The jail the program enters before exec (see `sandbox`).
-    pub confinement: Arc<super::sandbox::Confinement>,
+    pub confinement: Arc<super::jail::Confinement>,
 }
 
 pub struct Started {
@@ -535,7 +535,7 @@ impl Worker {
                 // else is open here was inherited by the keeper without
                 // close-on-exec; marked now, it closes at exec, after the
                 // jail has used its Landlock ruleset.
-                crate::grade::sandbox::close_on_exec_from(3);
+                crate::grade::jail::close_on_exec_from(3);
                 if libc::chdir(launch.cwd.as_ptr()) != 0 {
                     libc::_exit(126);
                 }
@@ -1885,7 +1885,7 @@ fn as_tracees<T, E>(read: impl Fn() -> Result<T, E>) -> Result<T, E> {
     use nix::libc::{syscall, SYS_setfsgid, SYS_setfsuid};
     // SAFETY: setfsuid and setfsgid take no pointers and change only this
     // thread's credentials; the previous values they return are restored
-    // at once. The case's gid is its uid (`sandbox::Confinement`).
+    // at once. The case's gid is its uid (`jail::Confinement`).
     let (uid_before, gid_before) =
         unsafe { (syscall(SYS_setfsuid, uid), syscall(SYS_setfsgid, uid)) };
     let second = read();

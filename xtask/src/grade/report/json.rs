@@ -18,7 +18,7 @@
 //!     "traced": true,             // programs ran under the tracer
 //!     "untraced_because": null,   // why not, when not
 //!     "sandbox": {                // each case's jail, as found (null when
-//!       "supported": true,        //   nothing ran): see grade/sandbox.rs
+//!       "supported": true,        //   nothing ran): see grade/jail/
 //!       "own_uid": true, "user_ns": false, "mount_ns": true,
 //!       "net_ns": true, "scratch_tmpfs": true, "landlock": 6,
 //!       "pids_cgroup": true, "memory_cgroup": true,
