@@ -215,7 +215,7 @@ pub fn grade(options: &Options) -> Result<Outcome, String> {
         (None, None) => root.clone(),
     };
     // A submission's own code must not run while it is built: refused
-    // before cargo reads anything of it (see `sandbox`). A refusal is a
+    // before cargo reads anything of it (see `jail`). A refusal is a
     // grade (every case at 0), so that a report is still written.
     let jailed = options.workspace.is_some() || options.submission.is_some();
     if options.prebuilt_dependencies && !jailed {

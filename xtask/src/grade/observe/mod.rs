@@ -206,7 +206,7 @@ pub struct Launch {
     pub envp: Vec<CString>,
     pub cwd: CString,
     pub cpu_seconds: u64,
-    /// The jail the program enters before exec (see `sandbox`).
+    /// The jail the program enters before exec (see `jail`).
     pub confinement: Arc<super::jail::Confinement>,
 }
 
