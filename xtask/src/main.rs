@@ -123,10 +123,10 @@ fn main() -> ExitCode {
                     trace: !no_trace,
                     jail: grade::facts::JailRequest::Whole,
                 };
-                grade::run_case_command(&request)
+                grade::keeper::run_case_command(&request)
             }
             (None, None, None) => grade::facts::CaseRequest::from_stdin()
-                .and_then(|request| grade::run_case_command(&request)),
+                .and_then(|request| grade::keeper::run_case_command(&request)),
             _ => Err("grade-case: give a case file, --bins and --probe, or none of them (request on stdin)".into()),
         },
         Command::SandboxProbe => grade::jail::probe_command(),

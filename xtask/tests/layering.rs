@@ -20,7 +20,7 @@ const NEVER: &[(&str, &[&str])] = &[
             "outcome",
             "released",
             "report",
-            "runner",
+            "keeper",
             "jail",
             "store",
             "submission",
@@ -35,7 +35,7 @@ const NEVER: &[(&str, &[&str])] = &[
             "class",
             "outcome",
             "report",
-            "runner",
+            "keeper",
             "jail",
             "store",
             "submission",
@@ -43,13 +43,13 @@ const NEVER: &[(&str, &[&str])] = &[
         ],
     ),
     // The jail knows nothing of verdicts or of how they are reported.
-    ("jail", &["judge", "outcome", "report", "class", "runner"]),
+    ("jail", &["judge", "outcome", "report", "class", "keeper"]),
     // The tracer observes; it does not judge or report.
     ("observe", &["judge", "outcome", "report", "class"]),
     // Reports read the outcome; they never run or judge anything again.
     (
         "report",
-        &["build", "runner", "jail", "store", "submission", "observe"],
+        &["build", "keeper", "jail", "store", "submission", "observe"],
     ),
 ];
 
@@ -188,8 +188,8 @@ fn every_shape_of_path_is_read() {
     // From grade/x.rs (one below grade) and grade/room/file.rs (two).
     assert_eq!(rooms_named("use super::observe::Launch;", 1), ["observe"]);
     assert_eq!(
-        rooms_named("use super::super::{case, runner::X};", 2),
-        ["case", "runner"]
+        rooms_named("use super::super::{case, keeper::X};", 2),
+        ["case", "keeper"]
     );
     assert_eq!(
         rooms_named("let _ = crate::grade::jail::probe();", 2),

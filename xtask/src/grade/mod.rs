@@ -1,12 +1,21 @@
 //! `cargo xtask grade`: build each step, run its cases, report a score.
 //!
-//! Each case runs in a keeper process of its own (`xtask grade-case`, see
-//! `runner`), several at once. A step that does not compile, or whose
-//! program stops at a `todo!()` in every case, is reported as such without
-//! stopping the other steps. Grading produces an [`outcome::Outcome`] (every
-//! case, its points and status); the reports in `report` only print it, in
-//! the format asked for. The exit status is 0 only when every selected case
-//! passed.
+//! [`grade`] reads as the pipeline it is, each step a call into one room:
+//! - **source**: where the tree comes from (this checkout, another one, or
+//!   a student's submission laid out over the released skeletons:
+//!   `submission`, `released`, `store`), or its refusal;
+//! - **build**: building it, in its build jail (`build`, `jail`);
+//! - **run**: each case in a keeper process of its own (`keeper`), several
+//!   at once, jailed (`jail`) and traced (`observe`);
+//! - **judge**: the case's expectations against what the keeper reported
+//!   (`judge`);
+//! - **report**: an [`outcome::Outcome`] (every case, its points and
+//!   status), which the formats in `report` only print.
+//!
+//! The types that cross rooms are in `facts`; `case` is the cases as data.
+//! A step that does not compile, or whose program stops at a `todo!()` in
+//! every case, is reported as such without stopping the other steps. The
+//! exit status is 0 only when every selected case passed.
 
 pub mod build;
 pub mod case;
@@ -14,25 +23,23 @@ pub mod class;
 pub mod facts;
 pub mod jail;
 pub mod judge;
+pub mod keeper;
 mod observe;
 pub mod outcome;
 pub mod released;
 pub mod report;
-pub mod runner;
 pub mod store;
 pub mod submission;
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::project;
 use case::Case;
 pub use facts::SandboxMode;
-use facts::{CaseRequest, CaseRun, JailRequest};
-use judge::{judge, Problem, Verdict};
+use keeper::{run_queue, Places};
 use outcome::{CaseOutcome, Isolation, Outcome, Status, StepOutcome, StepState};
 pub use report::human::printable;
 use report::Format;
@@ -126,10 +133,6 @@ impl Default for Options {
     }
 }
 
-/// How long past a case's own time limit its keeper may take (jail set-up,
-/// killing and sweeping) before the grader gives up on it.
-const KEEPER_MARGIN: Duration = Duration::from_secs(4);
-
 /// Grades, then reports. Ok(true) only at full marks.
 pub fn run(options: &Options) -> Result<bool, String> {
     let outcome = grade(options)?;
@@ -166,101 +169,24 @@ fn publish(outcome: &Outcome, options: &Options) -> Result<(), String> {
 /// Builds every selected step, runs its cases, and says what became of
 /// each: the whole grade, as data.
 pub fn grade(options: &Options) -> Result<Outcome, String> {
-    let steps: Vec<&'static str> = match &options.step {
-        Some(wanted) => vec![project::find_step(wanted)?],
-        None => project::STEPS.to_vec(),
-    };
-    let suffix = if options.solutions { "_solution" } else { "" };
-    let root = project::root();
-    let tests = options.tests.clone().unwrap_or_else(|| root.join("tests"));
-    if !tests.is_dir() {
-        return Err(format!("--tests {}: no such directory", tests.display()));
-    }
     let started = Instant::now();
-    // Before anything is built: where the cases' programs can reach.
-    let case_temp = jail::case_temp_dir()?;
-    // `--submission`: the slot it is laid out and built in, locked; the
-    // steps it holds (the others are not built: "missing"), and what it and
-    // the checkout's skeletons call for a note on.
-    let mut slot = None;
-    let mut provided = None;
-    let mut notes: Vec<String> = case_temp.note.iter().cloned().collect();
-    let workspace_dir = match (&options.submission, &options.workspace) {
-        (Some(_), Some(_)) => return Err("give --submission or --workspace, not both".into()),
-        (Some(_), None) if options.solutions => {
-            return Err("--submission grades a student's steps, not --solutions".into())
-        }
-        (Some(dir), None) => {
-            let release = released::Release::load(&root)?;
-            match submission::check(dir, &root, &steps, &release) {
-                Ok(accepted) => {
-                    let dir = match &options.checkout {
-                        Some(dir) => dir.clone(),
-                        None => store::area(&root)?.join("submission"),
-                    };
-                    let taken = store::Slot::take(&dir)?;
-                    submission::checkout(&root, &taken.checkout, &release, &accepted.placements)?;
-                    notes.extend(release.note());
-                    notes.extend(accepted.note);
-                    provided = Some(accepted.steps);
-                    slot.insert(taken).checkout.clone()
-                }
-                Err(refusal) => return Ok(refused(&steps, &tests, refusal, started)),
-            }
-        }
-        (None, Some(dir)) if !dir.is_dir() => {
-            return Err(format!("--workspace {}: no such directory", dir.display()))
-        }
-        (None, Some(dir)) => dir.clone(),
-        (None, None) => root.clone(),
+    let plan = Plan::of(options)?;
+    // Where the submission comes from: laid out, or refused (a refusal is
+    // a grade: every case at 0, so that a report is still written).
+    let source = match Source::lay_out(options, &plan)? {
+        Ok(source) => source,
+        Err(refusal) => return Ok(refused(&plan.steps, &plan.tests, refusal, started)),
     };
-    // A submission's own code must not run while it is built: refused
-    // before cargo reads anything of it (see `jail`). A refusal is a
-    // grade (every case at 0), so that a report is still written.
-    let jailed = options.workspace.is_some() || options.submission.is_some();
-    if options.prebuilt_dependencies && !jailed {
-        return Err("--prebuilt-dependencies is for --workspace and --submission".into());
-    }
-    // `--workspace --prebuilt-dependencies`: a private place to build in.
-    let mut private_slot = None;
-    // Held (shared) while the build reads it.
-    let dependency_store;
-    let workspace = if jailed {
-        if let Err(refusal) = jail::check_submission(&workspace_dir) {
-            return Ok(refused(&steps, &tests, refusal, started));
-        }
-        // Registry packages: only those the workbook itself uses.
-        let allowed = jail::locked_registry_packages(&root.join("Cargo.lock"));
-        // A checkout the grader laid out itself (`--submission`) is built
-        // on the compiled dependencies of the store (see `store`), and so
-        // is a `--workspace` with --prebuilt-dependencies, in a private
-        // slot; any other into a private target directory, from nothing.
-        // A class's graders never rebuild the store their class uses.
-        if slot.is_none() && options.prebuilt_dependencies {
-            private_slot = Some(store::Slot::private()?);
-        }
-        let building_in = slot.as_ref().or(private_slot.as_ref());
-        dependency_store = building_in
-            .map(|_| store::Store::ready(&root, options.checkout.is_none()))
-            .transpose()?;
-        let target = match (building_in, &dependency_store) {
-            (Some(slot), Some(store)) => store.seed(slot)?,
-            _ => jail::BuildTarget::Private,
-        };
-        build::Workspace::open_submission(
-            &workspace_dir,
-            Duration::from_secs(options.build_time_limit),
-            &allowed,
-            target,
-        )?
-    } else {
-        build::Workspace::open(&workspace_dir)?
+    let (workspace, _held_while_building) = match open_workspace(options, &plan, &source)? {
+        Ok(opened) => opened,
+        Err(refusal) => return Ok(refused(&plan.steps, &plan.tests, refusal, started)),
     };
-    let grader = build::Workspace::open(&root)?;
+    let grader = build::Workspace::open(&plan.root)?;
     // Should a case's keeper die, the processes it was watching come back to
     // us, and are swept up at the end.
     #[cfg(any(target_os = "linux", target_os = "android"))]
     let _ = nix::sys::prctl::set_child_subreaper(true);
+    let mut notes = source.notes.clone();
     notes.extend(
         [&workspace.target_note, &grader.target_note]
             .into_iter()
@@ -272,132 +198,29 @@ pub fn grade(options: &Options) -> Result<Outcome, String> {
     // No process of our uid may read our memory or descriptors.
     #[cfg(any(target_os = "linux", target_os = "android"))]
     let _ = nix::sys::prctl::set_dumpable(false);
+    let (sandbox, build_jail) = jails_in_force(options, &workspace)?;
 
-    let sandbox = match options.sandbox {
-        SandboxMode::Off => facts::JailFeatures::off(),
-        _ => jail::probe(),
-    };
-    if options.sandbox == SandboxMode::Require
-        && (!sandbox.supported || !sandbox.missing.is_empty())
-    {
-        return Err(format!(
-            "--sandbox=require: this machine cannot give every case the full sandbox ({})",
-            sandbox.line()
-        ));
-    }
-    let build_jail = workspace.jail_line().map(str::to_string);
-    if options.sandbox == SandboxMode::Require && !workspace.jail_missing().is_empty() {
-        return Err(format!(
-            "--sandbox=require: this machine cannot give the build its full sandbox ({})",
-            build_jail.as_deref().unwrap_or_default()
-        ));
-    }
-
-    // A step the submission leaves out is not built: it scores 0, as its
-    // skeleton would, whatever the checkout's `exercises/` holds.
-    let held = |step: &str| provided.as_ref().is_none_or(|p| p.contains(step));
-    let packages: Vec<String> = steps
-        .iter()
-        .filter(|s| held(s))
-        .map(|s| format!("{s}{suffix}"))
-        .collect();
-    let mut built_held = workspace.build(&packages, false).into_iter();
-    let built: Vec<_> = steps
-        .iter()
-        .map(|step| match held(step) {
-            true => built_held.next().expect("one build result per package"),
-            false => Err(build::BuildError::Missing(
-                "not in the submission: it scores 0, as the skeleton would".into(),
-            )),
-        })
-        .collect();
-    // The grader's own probe worker (`{probe}` in cases), from the grader's
-    // tree, never from the one being graded.
-    let probe_built = grader
-        .build(&["bench_probes".to_string()], false)
-        .remove(0)
-        .map_err(|e| format!("cannot build the grader's probe worker: {e}"))?;
+    let built = build_steps(&plan, &source, &workspace);
     let snapshot = build::BinarySnapshot::new()?;
-    let probe = snapshot.add(
-        // Apart from the graded binaries, so that none can take its name.
-        // (A cargo target's name cannot begin with a dot.)
-        ".grader/spin_probe",
-        probe_built
-            .get("spin_probe")
-            .ok_or("the grader's probe worker was not built")?,
-    )?;
-
-    // Every case of every step that built, into one queue; the others'
-    // cases are recorded at once, with 0 points and the step's status.
-    let mut results: Vec<StepOutcome> = Vec::new();
-    let mut queue = VecDeque::new();
-    for (index, (step, build)) in steps.iter().zip(built).enumerate() {
-        let (state, cases) = match (build, case::load_step(&tests.join(step))) {
-            (_, Err(error)) => (
-                StepState::CasesBroken(error.clone()),
-                unusable_cases(&tests.join(step), &error),
-            ),
-            (Err(build::BuildError::Missing(why)), Ok(cases)) => {
-                let cases = not_run(cases, Status::Missing, &why);
-                (StepState::Missing(why), cases)
-            }
-            (Err(build::BuildError::DoesNotCompile(error)), Ok(cases)) => {
-                let cases = not_run(cases, Status::DoesNotCompile, &error);
-                (StepState::DoesNotCompile(error), cases)
-            }
-            (Err(build::BuildError::TooLong(why)), Ok(cases)) => {
-                let cases = not_run(cases, Status::DoesNotCompile, &why);
-                (StepState::TooLong(why), cases)
-            }
-            (Ok(binaries), Ok(cases)) => {
-                for (name, path) in &binaries {
-                    snapshot.add(name, path)?;
-                }
-                for case in cases {
-                    queue.push_back((index, case));
-                }
-                (StepState::Graded, Vec::new())
-            }
-        };
-        results.push(StepOutcome { step, state, cases });
-    }
-    let jobs = options.jobs.unwrap_or_else(default_jobs).max(1);
+    let probe = grader_probe(&grader, &snapshot)?;
+    let (mut results, queue) = queue_cases(&plan, built, &snapshot)?;
     let places = Places {
         bins: &snapshot.dir,
         probe: &probe,
-        suffix,
-        steps: &steps,
+        suffix: plan.suffix,
+        steps: &plan.steps,
         sandbox_off: options.sandbox == SandboxMode::Off,
         pid_namespace: sandbox.pid_ns,
     };
+    let jobs = options.jobs.unwrap_or_else(default_jobs).max(1);
     let graded = run_queue(queue, jobs, &places, !options.no_trace);
-    runner::sweep(&[], true);
+    keeper::run::sweep(&[], true);
     for (index, graded) in graded {
         results[index].cases.push(graded);
     }
     for result in &mut results {
         result.cases.sort_by(|a, b| a.file.cmp(&b.file));
-        if result.state != StepState::Graded {
-            continue;
-        }
-        if let Some(todo) = not_started(&result.cases) {
-            // Every case of a step not started scores 0, even one a
-            // skeleton's ready-made argument parsing passes.
-            for case in &mut result.cases {
-                case.status = Status::NotStarted;
-                case.earned = 0;
-                if case
-                    .verdict
-                    .as_ref()
-                    .is_some_and(|v| v.not_started.is_none())
-                {
-                    case.not_run_because = Some(format!(
-                        "the step stops at {todo} in every case of its real work"
-                    ));
-                }
-            }
-            result.state = StepState::NotStarted(todo);
-        }
+        mark_not_started(result);
     }
 
     let untraced = options
@@ -423,6 +246,301 @@ pub fn grade(options: &Options) -> Result<Outcome, String> {
             build_jail,
         },
     })
+}
+
+/// What a grading is of: its steps, the cases' folder, the workbook.
+struct Plan {
+    steps: Vec<&'static str>,
+    /// `_solution` for the reference solutions' packages, else nothing.
+    suffix: &'static str,
+    root: PathBuf,
+    tests: PathBuf,
+}
+
+impl Plan {
+    fn of(options: &Options) -> Result<Self, String> {
+        let steps: Vec<&'static str> = match &options.step {
+            Some(wanted) => vec![project::find_step(wanted)?],
+            None => project::STEPS.to_vec(),
+        };
+        let root = project::root();
+        let tests = options.tests.clone().unwrap_or_else(|| root.join("tests"));
+        if !tests.is_dir() {
+            return Err(format!("--tests {}: no such directory", tests.display()));
+        }
+        Ok(Self {
+            steps,
+            suffix: if options.solutions { "_solution" } else { "" },
+            root,
+            tests,
+        })
+    }
+}
+
+/// The tree to build and grade, and what holds it.
+struct Source {
+    dir: PathBuf,
+    /// `--submission`: the slot it is laid out and built in, locked while
+    /// this lives.
+    slot: Option<store::Slot>,
+    /// `--submission`: the steps it holds (the others are not built).
+    provided: Option<BTreeSet<&'static str>>,
+    /// What the grader wants said (where cases run, what the submission
+    /// and the checkout's skeletons call for).
+    notes: Vec<String>,
+}
+
+impl Source {
+    /// The tree to grade, or a refusal of the submission (`Ok(Err(..))`).
+    fn lay_out(options: &Options, plan: &Plan) -> Result<Result<Self, String>, String> {
+        // Before anything is built: where the cases' programs can reach.
+        let case_temp = jail::case_temp_dir()?;
+        let mut source = Source {
+            dir: plan.root.clone(),
+            slot: None,
+            provided: None,
+            notes: case_temp.note.iter().cloned().collect(),
+        };
+        match (&options.submission, &options.workspace) {
+            (Some(_), Some(_)) => return Err("give --submission or --workspace, not both".into()),
+            (Some(_), None) if options.solutions => {
+                return Err("--submission grades a student's steps, not --solutions".into())
+            }
+            (Some(dir), None) => {
+                let release = released::Release::load(&plan.root)?;
+                let accepted = match submission::check(dir, &plan.root, &plan.steps, &release) {
+                    Ok(accepted) => accepted,
+                    Err(refusal) => return Ok(Err(refusal)),
+                };
+                let dir = match &options.checkout {
+                    Some(dir) => dir.clone(),
+                    None => store::area(&plan.root)?.join("submission"),
+                };
+                let taken = store::Slot::take(&dir)?;
+                submission::checkout(&plan.root, &taken.checkout, &release, &accepted.placements)?;
+                source.notes.extend(release.note());
+                source.notes.extend(accepted.note);
+                source.provided = Some(accepted.steps);
+                source.dir = taken.checkout.clone();
+                source.slot = Some(taken);
+            }
+            (None, Some(dir)) if !dir.is_dir() => {
+                return Err(format!("--workspace {}: no such directory", dir.display()))
+            }
+            (None, Some(dir)) => source.dir = dir.clone(),
+            (None, None) => {}
+        }
+        Ok(Ok(source))
+    }
+
+    /// Whether the tree holds `step` (a step a submission leaves out is
+    /// not built: it scores 0, as its skeleton would, whatever the
+    /// checkout's `exercises/` holds).
+    fn holds(&self, step: &str) -> bool {
+        self.provided.as_ref().is_none_or(|p| p.contains(step))
+    }
+}
+
+/// What must stay held while a jailed build reads it: a private slot to
+/// build in, and the dependency store (shared).
+struct BuildHolds {
+    _private_slot: Option<store::Slot>,
+    _store: Option<store::Store>,
+}
+
+/// The workspace to build, jailed for a submission or another checkout;
+/// or a refusal, when its own code could run while it is built.
+fn open_workspace(
+    options: &Options,
+    plan: &Plan,
+    source: &Source,
+) -> Result<Result<(build::Workspace, BuildHolds), String>, String> {
+    let jailed = options.workspace.is_some() || options.submission.is_some();
+    if options.prebuilt_dependencies && !jailed {
+        return Err("--prebuilt-dependencies is for --workspace and --submission".into());
+    }
+    let mut holds = BuildHolds {
+        _private_slot: None,
+        _store: None,
+    };
+    if !jailed {
+        return Ok(Ok((build::Workspace::open(&source.dir)?, holds)));
+    }
+    // Refused before cargo reads anything of it (see `jail`).
+    if let Err(refusal) = jail::check_submission(&source.dir) {
+        return Ok(Err(refusal));
+    }
+    // Registry packages: only those the workbook itself uses.
+    let allowed = jail::locked_registry_packages(&plan.root.join("Cargo.lock"));
+    // A checkout the grader laid out itself (`--submission`) is built on
+    // the compiled dependencies of the store (see `store`), and so is a
+    // `--workspace` with --prebuilt-dependencies, in a private slot; any
+    // other into a private target directory, from nothing. A class's
+    // graders never rebuild the store their class uses.
+    let private_slot = (source.slot.is_none() && options.prebuilt_dependencies)
+        .then(store::Slot::private)
+        .transpose()?;
+    let building_in = source.slot.as_ref().or(private_slot.as_ref());
+    let dependency_store = building_in
+        .map(|_| store::Store::ready(&plan.root, options.checkout.is_none()))
+        .transpose()?;
+    let target = match (building_in, &dependency_store) {
+        (Some(slot), Some(store)) => store.seed(slot)?,
+        _ => jail::BuildTarget::Private,
+    };
+    let workspace = build::Workspace::open_submission(
+        &source.dir,
+        Duration::from_secs(options.build_time_limit),
+        &allowed,
+        target,
+    )?;
+    holds._private_slot = private_slot;
+    holds._store = dependency_store;
+    Ok(Ok((workspace, holds)))
+}
+
+/// The case jail this machine gives, and the build's jail line, or an
+/// error when `--sandbox=require` cannot be met.
+fn jails_in_force(
+    options: &Options,
+    workspace: &build::Workspace,
+) -> Result<(facts::JailFeatures, Option<String>), String> {
+    let sandbox = match options.sandbox {
+        SandboxMode::Off => facts::JailFeatures::off(),
+        _ => jail::probe(),
+    };
+    if options.sandbox == SandboxMode::Require
+        && (!sandbox.supported || !sandbox.missing.is_empty())
+    {
+        return Err(format!(
+            "--sandbox=require: this machine cannot give every case the full sandbox ({})",
+            sandbox.line()
+        ));
+    }
+    let build_jail = workspace.jail_line().map(str::to_string);
+    if options.sandbox == SandboxMode::Require && !workspace.jail_missing().is_empty() {
+        return Err(format!(
+            "--sandbox=require: this machine cannot give the build its full sandbox ({})",
+            build_jail.as_deref().unwrap_or_default()
+        ));
+    }
+    Ok((sandbox, build_jail))
+}
+
+/// Builds the steps the source holds; the others are missing.
+fn build_steps(
+    plan: &Plan,
+    source: &Source,
+    workspace: &build::Workspace,
+) -> Vec<Result<build::Binaries, build::BuildError>> {
+    let packages: Vec<String> = plan
+        .steps
+        .iter()
+        .filter(|s| source.holds(s))
+        .map(|s| format!("{s}{}", plan.suffix))
+        .collect();
+    let mut built_held = workspace.build(&packages, false).into_iter();
+    plan.steps
+        .iter()
+        .map(|step| match source.holds(step) {
+            true => built_held.next().expect("one build result per package"),
+            false => Err(build::BuildError::Missing(
+                "not in the submission: it scores 0, as the skeleton would".into(),
+            )),
+        })
+        .collect()
+}
+
+/// The grader's own probe worker (`{probe}` in cases), from the grader's
+/// tree, never from the one being graded, into the snapshot.
+fn grader_probe(
+    grader: &build::Workspace,
+    snapshot: &build::BinarySnapshot,
+) -> Result<PathBuf, String> {
+    let probe_built = grader
+        .build(&["bench_probes".to_string()], false)
+        .remove(0)
+        .map_err(|e| format!("cannot build the grader's probe worker: {e}"))?;
+    snapshot.add(
+        // Apart from the graded binaries, so that none can take its name.
+        // (A cargo target's name cannot begin with a dot.)
+        ".grader/spin_probe",
+        probe_built
+            .get("spin_probe")
+            .ok_or("the grader's probe worker was not built")?,
+    )
+}
+
+/// Cases to run, each with the index of its step.
+type CaseQueue = VecDeque<(usize, Case)>;
+
+/// Every case of every step that built, into one queue (its binaries into
+/// the snapshot); the others' cases are recorded at once, with 0 points
+/// and the step's status.
+fn queue_cases(
+    plan: &Plan,
+    built: Vec<Result<build::Binaries, build::BuildError>>,
+    snapshot: &build::BinarySnapshot,
+) -> Result<(Vec<StepOutcome>, CaseQueue), String> {
+    let mut results: Vec<StepOutcome> = Vec::new();
+    let mut queue = VecDeque::new();
+    for (index, (step, build)) in plan.steps.iter().zip(built).enumerate() {
+        let (state, cases) = match (build, case::load_step(&plan.tests.join(step))) {
+            (_, Err(error)) => (
+                StepState::CasesBroken(error.clone()),
+                unusable_cases(&plan.tests.join(step), &error),
+            ),
+            (Err(build::BuildError::Missing(why)), Ok(cases)) => {
+                let cases = not_run(cases, Status::Missing, &why);
+                (StepState::Missing(why), cases)
+            }
+            (Err(build::BuildError::DoesNotCompile(error)), Ok(cases)) => {
+                let cases = not_run(cases, Status::DoesNotCompile, &error);
+                (StepState::DoesNotCompile(error), cases)
+            }
+            (Err(build::BuildError::TooLong(why)), Ok(cases)) => {
+                let cases = not_run(cases, Status::DoesNotCompile, &why);
+                (StepState::TooLong(why), cases)
+            }
+            (Ok(binaries), Ok(cases)) => {
+                for (name, path) in &binaries {
+                    snapshot.add(name, path)?;
+                }
+                for case in cases {
+                    queue.push_back((index, case));
+                }
+                (StepState::Graded, Vec::new())
+            }
+        };
+        results.push(StepOutcome { step, state, cases });
+    }
+    Ok((results, queue))
+}
+
+/// A graded step whose program stops at a `todo!()` in every case of its
+/// real work is not started: every case scores 0, even one a skeleton's
+/// ready-made argument parsing passes.
+fn mark_not_started(result: &mut StepOutcome) {
+    if result.state != StepState::Graded {
+        return;
+    }
+    let Some(todo) = not_started(&result.cases) else {
+        return;
+    };
+    for case in &mut result.cases {
+        case.status = Status::NotStarted;
+        case.earned = 0;
+        if case
+            .verdict
+            .as_ref()
+            .is_some_and(|v| v.not_started.is_none())
+        {
+            case.not_run_because = Some(format!(
+                "the step stops at {todo} in every case of its real work"
+            ));
+        }
+    }
+    result.state = StepState::NotStarted(todo);
 }
 
 /// A refused submission: nothing was built or run, and every case of every
@@ -532,21 +650,6 @@ pub fn default_jobs() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get())
 }
 
-/// Where a case's binaries are.
-struct Places<'a> {
-    /// This run's snapshot of the graded binaries.
-    bins: &'a Path,
-    /// The grader's own CPU-bound worker.
-    probe: &'a Path,
-    suffix: &'a str,
-    steps: &'a [&'static str],
-    /// `--sandbox=off`: the keepers run the programs unconfined.
-    sandbox_off: bool,
-    /// The probe's keeper could become PID 1 of a PID namespace: the
-    /// keepers try it too.
-    pid_namespace: bool,
-}
-
 /// A step is "not started" when every case that exercises its real work
 /// stopped at a `todo!()`. Cases where the program must only refuse bad
 /// input (no output expected) do not count: a skeleton's ready-made
@@ -560,192 +663,6 @@ fn not_started(list: &[CaseOutcome]) -> Option<String> {
         first.get_or_insert_with(|| todo.clone());
     }
     first
-}
-
-/// Runs the queued cases, `jobs` at a time, each in its own keeper.
-fn run_queue(
-    queue: VecDeque<(usize, Case)>,
-    jobs: usize,
-    places: &Places,
-    trace: bool,
-) -> Vec<(usize, CaseOutcome)> {
-    let queue = Arc::new(Mutex::new(queue));
-    let results = Arc::new(Mutex::new(Vec::new()));
-    std::thread::scope(|scope| {
-        for _ in 0..jobs {
-            let queue = Arc::clone(&queue);
-            let results = Arc::clone(&results);
-            scope.spawn(move || loop {
-                let Some((index, case)) = queue.lock().unwrap().pop_front() else {
-                    return;
-                };
-                let graded = grade_one(case, places, places.steps[index], trace);
-                results.lock().unwrap().push((index, graded));
-            });
-        }
-    });
-    Arc::try_unwrap(results)
-        .map(|m| m.into_inner().unwrap())
-        .unwrap_or_default()
-}
-
-fn grade_one(case: Case, places: &Places, step: &str, trace: bool) -> CaseOutcome {
-    match run_in_keeper(&case, places, step, trace) {
-        Ok(run) => {
-            let verdict = judge(&case, &run);
-            CaseOutcome::ran(case, Some(run), verdict)
-        }
-        Err(error) => CaseOutcome::ran(
-            case,
-            None,
-            Verdict {
-                problems: vec![Problem {
-                    headline: error,
-                    details: Vec::new(),
-                }],
-                not_started: None,
-                judged: Vec::new(),
-            },
-        ),
-    }
-}
-
-/// Starts `xtask grade-case` for one case and reads its report. The keeper
-/// enforces the case's time limit itself; the grader's own deadline (the
-/// limit plus [`KEEPER_MARGIN`]) depends on nothing a program can hold:
-/// past it the keeper is killed and the case fails.
-fn run_in_keeper(case: &Case, places: &Places, step: &str, trace: bool) -> Result<CaseRun, String> {
-    let me = std::env::current_exe().map_err(|e| e.to_string())?;
-    let request = CaseRequest {
-        case: case.file.clone(),
-        bins: places.bins.to_path_buf(),
-        probe: places.probe.to_path_buf(),
-        suffix: places.suffix.to_string(),
-        step: step.to_string(),
-        trace,
-        jail: if places.sandbox_off {
-            JailRequest::Off
-        } else if !places.pid_namespace {
-            JailRequest::NoPidNamespace
-        } else {
-            JailRequest::Whole
-        },
-    };
-    let request = toml::to_string(&request).map_err(|e| format!("cannot encode a case: {e}"))?;
-    let mut child = Command::new(me)
-        .arg("grade-case")
-        // The keeper makes its scratch directory where the grader chose.
-        .env("TMPDIR", &jail::case_temp_dir()?.dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot start the case's keeper: {e}"))?;
-    // The request is small (far below a pipe's capacity): written at once,
-    // then our end closed so that the keeper reads to its end.
-    if let Some(mut stdin) = child.stdin.take() {
-        let _ = std::io::Write::write_all(&mut stdin, request.as_bytes());
-    }
-    let child_id = child.id();
-    let stdout = read_all(child.stdout.take());
-    let stderr = read_all(child.stderr.take());
-    let limit = case.timeout() + KEEPER_MARGIN;
-    let until = Instant::now() + limit;
-    let mut overdue = false;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break Some(status),
-            Ok(None) if Instant::now() < until => std::thread::sleep(Duration::from_millis(5)),
-            Ok(None) => {
-                overdue = true;
-                let _ = child.kill();
-                break child.wait().ok();
-            }
-            Err(_) => break None,
-        }
-    };
-    // The keeper is gone: its pipes close now, unless something it left
-    // holds them. Either way, wait no longer than a moment.
-    let stdout = stdout.finish(Duration::from_millis(500));
-    let stderr = stderr.finish(Duration::from_millis(100));
-    // The keeper removes its scratch directory itself, unless it was killed
-    // or died first: then this is the last chance.
-    let _ = std::fs::remove_dir_all(jail::scratch_dir(child_id));
-    let text = String::from_utf8_lossy(&stdout);
-    // For debugging the grader: keep every keeper's report.
-    if let Some(dir) = std::env::var_os("XTASK_GRADE_KEEP") {
-        let name = format!("{}-{}-{}.toml", step, case.name(), child_id);
-        let _ = std::fs::write(Path::new(&dir).join(name), text.as_bytes());
-    }
-    let interfered = "the case's programs interfered with the grader";
-    if overdue {
-        return Err(format!(
-            "{interfered}: its keeper did not finish within {:.1} s",
-            limit.as_secs_f64()
-        ));
-    }
-    let status = status.ok_or(format!("{interfered}: its keeper vanished"))?;
-    if !status.success() {
-        let stderr = String::from_utf8_lossy(&stderr);
-        return Err(format!(
-            "{interfered}: its keeper ended with {status} {}",
-            stderr.trim()
-        ));
-    }
-    toml::from_str(&text).map_err(|e| format!("{interfered}: its report is unreadable: {e}"))
-}
-
-/// A pipe read to its end in a thread; what came so far can be taken at
-/// any time, so that nobody holding the pipe can hold up the grader.
-struct Drained {
-    bytes: Arc<Mutex<Vec<u8>>>,
-    done: std::sync::mpsc::Receiver<()>,
-}
-
-fn read_all(pipe: Option<impl std::io::Read + Send + 'static>) -> Drained {
-    let bytes = Arc::new(Mutex::new(Vec::new()));
-    let (finished, done) = std::sync::mpsc::channel();
-    if let Some(mut pipe) = pipe {
-        let bytes = Arc::clone(&bytes);
-        std::thread::spawn(move || {
-            let mut chunk = [0u8; 8192];
-            while let Ok(n @ 1..) = pipe.read(&mut chunk) {
-                bytes.lock().unwrap().extend_from_slice(&chunk[..n]);
-            }
-            let _ = finished.send(());
-        });
-    }
-    Drained { bytes, done }
-}
-
-impl Drained {
-    fn finish(self, grace: Duration) -> Vec<u8> {
-        let _ = self.done.recv_timeout(grace);
-        std::mem::take(&mut *self.bytes.lock().unwrap())
-    }
-}
-
-/// The keeper's side: run one case and print the facts as TOML.
-pub fn run_case_command(request: &CaseRequest) -> Result<(), String> {
-    // First, while single-threaded: PID 1 of the case's PID namespace.
-    // The process started stays outside, and never returns from here.
-    let keeper = jail::Keeper::begin(request.jail);
-    keeper.usable()?;
-    let case = case::load(&request.case)?;
-    let bins = std::fs::canonicalize(&request.bins)
-        .map_err(|e| format!("{}: {e}", request.bins.display()))?;
-    let run = runner::run_case(
-        &case,
-        &bins,
-        &request.probe,
-        &request.suffix,
-        &request.step,
-        request.trace,
-        &keeper,
-    );
-    let text = toml::to_string(&run).map_err(|e| format!("cannot encode the report: {e}"))?;
-    print!("{text}");
-    Ok(())
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use super::admission::BUILD_MEMORY_LIMIT;
 use super::case::restricting_ruleset;
-use super::keeper::OwnIdMaps;
+use super::namespaces::OwnIdMaps;
 use super::{close_on_exec_from, landlock_abi};
 
 /// A directory of its own for each jail: one grader may hold two at once

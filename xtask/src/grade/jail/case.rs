@@ -7,7 +7,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::keeper::{map_own_ids, Keeper, OwnIdMaps};
+use super::namespaces::{map_own_ids, Keeper, OwnIdMaps};
 use super::{
     landlock_abi, scratch_dir, Confinement, ADDRESS_SPACE_LIMIT, CASE_UID_BASE, MAX_PROCESSES,
     MEMORY_LIMIT,

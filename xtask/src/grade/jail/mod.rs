@@ -124,12 +124,12 @@
 mod admission;
 mod build;
 mod case;
-mod keeper;
+mod namespaces;
 
 pub use admission::*;
 pub use build::*;
 pub use case::*;
-pub use keeper::*;
+pub use namespaces::*;
 
 use std::ffi::CString;
 use std::os::fd::RawFd;

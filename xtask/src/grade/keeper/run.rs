@@ -33,10 +33,10 @@ use nix::sys::signal::{kill, killpg, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag};
 use nix::unistd::Pid;
 
-use super::case::{parse_duration, signal_by_name, Case, ProcessSpec};
-use super::facts::{CaseRun, Event, EventKind, Limit, Line, ProcessRun, SCRATCH_LIMIT};
-use super::jail::{Jail, Keeper, MAX_PROCESSES};
-use super::observe::{Launch, Supervisor};
+use crate::grade::case::{parse_duration, signal_by_name, Case, ProcessSpec};
+use crate::grade::facts::{CaseRun, Event, EventKind, Limit, Line, ProcessRun, SCRATCH_LIMIT};
+use crate::grade::jail::{Jail, Keeper, MAX_PROCESSES};
+use crate::grade::observe::{Launch, Supervisor};
 
 /// Per stream: a print loop fails fast, in bounded memory.
 pub const OUTPUT_CAP: usize = 1 << 20;
