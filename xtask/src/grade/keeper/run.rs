@@ -36,7 +36,11 @@ use nix::unistd::Pid;
 use crate::grade::case::{parse_duration, signal_by_name, Case, ProcessSpec};
 use crate::grade::facts::{CaseRun, Event, EventKind, Limit, Line, ProcessRun, SCRATCH_LIMIT};
 use crate::grade::jail::{Jail, Keeper, MAX_PROCESSES};
-use crate::grade::observe::{Launch, Supervisor};
+use crate::grade::observe::{Launch, Shared as Traced, Supervisor};
+
+mod script;
+
+use script::do_step;
 
 /// Per stream: a print loop fails fast, in bounded memory.
 pub const OUTPUT_CAP: usize = 1 << 20;
@@ -110,38 +114,7 @@ pub fn run_case(
         jail.write_file(path, &content.replace("{scratch}", &scratch.display()));
     }
 
-    let mut running: Vec<Running> = case
-        .process
-        .iter()
-        .map(|spec| {
-            let bin = format!("{}{suffix}", spec.bin.as_deref().unwrap_or(step));
-            let mut spec = spec.clone();
-            spec.args = spec
-                .args
-                .iter()
-                .map(|a| {
-                    a.replace("{scratch}", &scratch.display())
-                        .replace("{probe}", &probe)
-                })
-                .collect();
-            let command = std::iter::once(bin.clone())
-                .chain(spec.args.iter().map(|a| shell_quote(a)))
-                .collect::<Vec<_>>()
-                .join(" ");
-            spec.bin = Some(bins.join(&bin).display().to_string());
-            Running {
-                spec,
-                command,
-                confinement: jail.confinement(),
-                pid: None,
-                stdin: None,
-                stdout: Shared::default(),
-                stderr: Shared::default(),
-                started_ms: 0.0,
-                status: None,
-            }
-        })
-        .collect();
+    let mut running = programs(case, bins, suffix, step, &scratch, &probe, &jail);
     for r in running.iter_mut().filter(|r| r.spec.start == "now") {
         if let Err(e) = spawn(r, &supervisor, &scratch, case, start) {
             run.script_error = Some(e);
@@ -184,11 +157,76 @@ pub fn run_case(
         );
     }
 
+    wait_for_all(&mut running, &supervisor, &jail, deadline, case, &mut run);
+    run.elapsed_ms = ms_since(start);
+    note_limits(&mut run, &jail, supervisor.finish());
+    run.grader_pid = std::process::id() as i32;
+
+    run.processes = running.into_iter().map(process_run).collect();
+    run.scratch_leftovers = scratch.leftovers(case);
+    drop(jail);
+    run
+}
+
+/// Each process of the case as it will run: its command, its arguments
+/// with the case's placeholders filled in, its binary, its confinement.
+fn programs(
+    case: &Case,
+    bins: &Path,
+    suffix: &str,
+    step: &str,
+    scratch: &Scratch,
+    probe: &str,
+    jail: &Jail,
+) -> Vec<Running> {
+    case.process
+        .iter()
+        .map(|spec| {
+            let bin = format!("{}{suffix}", spec.bin.as_deref().unwrap_or(step));
+            let mut spec = spec.clone();
+            spec.args = spec
+                .args
+                .iter()
+                .map(|a| {
+                    a.replace("{scratch}", &scratch.display())
+                        .replace("{probe}", probe)
+                })
+                .collect();
+            let command = std::iter::once(bin.clone())
+                .chain(spec.args.iter().map(|a| shell_quote(a)))
+                .collect::<Vec<_>>()
+                .join(" ");
+            spec.bin = Some(bins.join(&bin).display().to_string());
+            Running {
+                spec,
+                command,
+                confinement: jail.confinement(),
+                pid: None,
+                stdin: None,
+                stdout: Shared::default(),
+                stderr: Shared::default(),
+                started_ms: 0.0,
+                status: None,
+            }
+        })
+        .collect()
+}
+
+/// Waits for every process to end, watching the limits meanwhile; then
+/// sweeps whatever is left (and says what the programs left behind).
+fn wait_for_all(
+    running: &mut [Running],
+    supervisor: &Supervisor,
+    jail: &Jail,
+    deadline: Instant,
+    case: &Case,
+    run: &mut CaseRun,
+) {
     // Wait for every process to end, watching the limits meanwhile.
     let mut ticks = 0u32;
     loop {
         let mut all_done = true;
-        for r in &mut running {
+        for r in running.iter_mut() {
             if let (Some(pid), None) = (r.pid, r.status) {
                 r.status = supervisor.ended(pid);
                 all_done &= r.status.is_some();
@@ -198,14 +236,14 @@ pub fn run_case(
             break;
         }
         if Instant::now() >= deadline {
-            run.killed_because = Some(flooding(&running).unwrap_or_else(|| {
+            run.killed_because = Some(flooding(running).unwrap_or_else(|| {
                 format!("timed out after {:.1} s", case.timeout().as_secs_f64())
             }));
             break;
         }
         ticks += 1;
         if ticks % 10 == 0 {
-            if let Some(why) = over_limits(&running, &jail, &supervisor) {
+            if let Some(why) = over_limits(running, jail, supervisor) {
                 run.killed_because = Some(why);
                 break;
             }
@@ -213,9 +251,9 @@ pub fn run_case(
         std::thread::sleep(Duration::from_millis(2));
     }
     if run.killed_because.is_some() {
-        sweep(&started_pids(&running), untraced(&supervisor));
+        sweep(&started_pids(running), untraced(supervisor));
         let until = Instant::now() + Duration::from_secs(2);
-        for r in &mut running {
+        for r in running.iter_mut() {
             while let (Some(pid), None) = (r.pid, r.status) {
                 r.status = supervisor.ended(pid);
                 if Instant::now() > until {
@@ -228,8 +266,13 @@ pub fn run_case(
         // The case's own processes ended by themselves: anything else still
         // around was left behind by them.
         run.leftovers = descendants().iter().map(describe_leftover).collect();
-        sweep(&started_pids(&running), untraced(&supervisor));
+        sweep(&started_pids(running), untraced(supervisor));
     }
+}
+
+/// The limits the jail counted, and those the tracer saw the kernel
+/// enforce, with the trace itself.
+fn note_limits(run: &mut CaseRun, jail: &Jail, trace: Traced) {
     run.limits_hit = jail.limits_hit();
     if jail.scratch_full() {
         run.limits_hit.push(format!(
@@ -237,8 +280,6 @@ pub fn run_case(
             SCRATCH_LIMIT >> 20
         ));
     }
-    run.elapsed_ms = ms_since(start);
-    let trace = supervisor.finish();
     run.events = trace.events;
     run.trace_cut = trace.cut;
     run.untraced = trace.untraced;
@@ -259,30 +300,27 @@ pub fn run_case(
             run.limits_hit.push(sentence);
         }
     }
-    run.grader_pid = std::process::id() as i32;
+}
 
-    for r in running {
-        // Let the readers see end of file (leftovers are gone now).
-        let started = r.pid.is_some();
-        let (stdout, stdout_capped) = take_stream(&r.stdout, started);
-        let (stderr, stderr_capped) = take_stream(&r.stderr, started);
-        let pid = r.pid.unwrap_or(0);
-        run.processes.push(ProcessRun {
-            name: r.spec.name.clone(),
-            command: r.command.clone(),
-            pid,
-            started,
-            started_ms: r.started_ms,
-            exit_code: r.status.and_then(|s| s.0),
-            signal: r.status.and_then(|s| s.1).map(signal_name),
-            capped: stdout_capped || stderr_capped,
-            stdout,
-            stderr,
-        });
+/// A process's run as the report gives it.
+fn process_run(r: Running) -> ProcessRun {
+    // Let the readers see end of file (leftovers are gone now).
+    let started = r.pid.is_some();
+    let (stdout, stdout_capped) = take_stream(&r.stdout, started);
+    let (stderr, stderr_capped) = take_stream(&r.stderr, started);
+    let pid = r.pid.unwrap_or(0);
+    ProcessRun {
+        name: r.spec.name.clone(),
+        command: r.command.clone(),
+        pid,
+        started,
+        started_ms: r.started_ms,
+        exit_code: r.status.and_then(|s| s.0),
+        signal: r.status.and_then(|s| s.1).map(signal_name),
+        capped: stdout_capped || stderr_capped,
+        stdout,
+        stderr,
     }
-    run.scratch_leftovers = scratch.leftovers(case);
-    drop(jail);
-    run
 }
 
 fn spawn(
@@ -409,153 +447,6 @@ fn take_stream(shared: &Shared, started: bool) -> (Vec<Line>, bool) {
 
 /// Idle windows numbered so far (one case per keeper process).
 static IDLE_WINDOWS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-
-#[allow(clippy::too_many_arguments)]
-fn do_step(
-    step: &super::case::Step,
-    running: &mut [Running],
-    bindings: &mut Bindings,
-    deadline: Instant,
-    supervisor: &Supervisor,
-    jail: &Jail,
-    scratch: &Scratch,
-    case: &Case,
-    start: Instant,
-) -> Result<(), String> {
-    let target = step
-        .to
-        .clone()
-        .unwrap_or_else(|| running[0].spec.name.clone());
-    let find = |running: &mut [Running], name: &str| -> Result<usize, String> {
-        running
-            .iter()
-            .position(|r| r.spec.name == name)
-            .ok_or(format!("no process {name:?}"))
-    };
-    if let Some(pattern) = &step.wait_for {
-        let index = find(running, &target)?;
-        let pattern = LinePattern::new(pattern)?;
-        // A limit reached meanwhile ends the wait: the case is stopped.
-        let running: &[Running] = running;
-        let stop = || over_limits(running, jail, supervisor);
-        return wait_for_line(&running[index].stdout, &pattern, bindings, deadline, &stop)
-            .map_err(|why| format!("waiting on {target}'s stdout for `{pattern}`: {why}"));
-    }
-    if let Some(line) = &step.send {
-        let index = find(running, &target)?;
-        let stdin = running[index]
-            .stdin
-            .as_mut()
-            .ok_or(format!("{target}'s stdin is closed"))?;
-        return stdin
-            .write_all(format!("{line}\n").as_bytes())
-            .and_then(|()| stdin.flush())
-            .map_err(|e| format!("cannot send {line:?} to {target}: {e}"));
-    }
-    if let Some(name) = &step.signal {
-        let signal = signal_by_name(name)?;
-        if let Some(binding) = target.strip_prefix("pid:") {
-            let pid = *bindings
-                .get(binding)
-                .ok_or(format!("no PID is bound to {binding:?} yet"))?;
-            // A PID comes from the program's output: never trust it. Only a
-            // process this case started may be signalled, not the keeper,
-            // one of its threads, or (without a PID namespace, where such
-            // a PID could name one) anyone else on the machine.
-            if !descendants().iter().any(|p| p.pid == pid) {
-                return Err(format!(
-                    "refusing to send {name} to {pid} ({{pid:{binding}}}): it is not a process this case started"
-                ));
-            }
-            let _ = kill(Pid::from_raw(pid), signal);
-        } else if let Some(name) = target.strip_prefix("group:") {
-            let index = find(running, name)?;
-            let pid = running[index]
-                .pid
-                .ok_or(format!("{name} has not started"))?;
-            let _ = killpg(Pid::from_raw(pid), signal);
-        } else {
-            let index = find(running, &target)?;
-            let pid = running[index]
-                .pid
-                .ok_or(format!("{target} has not started"))?;
-            let _ = kill(Pid::from_raw(pid), signal);
-        }
-        return Ok(());
-    }
-    if let Some(sleep) = &step.sleep {
-        let pause = parse_duration(sleep)?;
-        let pause = pause.min(deadline.saturating_duration_since(Instant::now()));
-        if !step.idle {
-            std::thread::sleep(pause);
-            return Ok(());
-        }
-        // An idle window: every process of the case measured at both ends
-        // (the same ones, and any that appeared, by the end's list).
-        let window = IDLE_WINDOWS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) as i32;
-        let pids = || descendants().iter().map(|p| p.pid).collect::<Vec<_>>();
-        let measure = |kind: EventKind| {
-            let at = start.elapsed().as_secs_f64() * 1e3;
-            supervisor
-                .shared
-                .lock()
-                .unwrap()
-                .measure_idle(kind, window, at, &pids());
-        };
-        measure(EventKind::IdleFrom);
-        std::thread::sleep(pause);
-        measure(EventKind::IdleTo);
-        return Ok(());
-    }
-    if step.close_stdin {
-        let index = find(running, &target)?;
-        running[index].stdin = None;
-        return Ok(());
-    }
-    if let Some(name) = &step.start {
-        let index = find(running, name)?;
-        return spawn(&mut running[index], supervisor, scratch, case, start);
-    }
-    Ok(())
-}
-
-fn wait_for_line(
-    shared: &Shared,
-    pattern: &LinePattern,
-    bindings: &mut Bindings,
-    deadline: Instant,
-    stop: &dyn Fn() -> Option<String>,
-) -> Result<(), String> {
-    let (lock, ready) = &**shared;
-    loop {
-        {
-            let mut stream = lock.lock().unwrap();
-            for index in 0..stream.lines.len() {
-                if !stream.claimed[index] && pattern.matches(&stream.lines[index].text, bindings) {
-                    stream.claimed[index] = true;
-                    return Ok(());
-                }
-            }
-            if stream.closed {
-                return Err("the output ended first".to_string());
-            }
-            if stream.capped {
-                return Err("the output went past its limit first".to_string());
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err("no such line before the time limit".to_string());
-            }
-            let _ = ready
-                .wait_timeout(stream, left.min(Duration::from_millis(100)))
-                .unwrap();
-        }
-        // Not holding the stream: `stop` reads every stream.
-        if let Some(why) = stop() {
-            return Err(format!("the case was stopped first ({why})"));
-        }
-    }
-}
 
 /// A reason to stop the case now: too much output, or a kernel limit hit.
 fn over_limits(running: &[Running], jail: &Jail, supervisor: &Supervisor) -> Option<String> {
