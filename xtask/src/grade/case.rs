@@ -330,6 +330,16 @@ impl Case {
         if self.process.is_empty() {
             return Err("a case needs at least one [[process]]".into());
         }
+        self.validate_processes()?;
+        let names: Vec<String> = self.process.iter().map(|p| p.name.clone()).collect();
+        self.validate_requirements(&names)?;
+        self.validate_perturbation()?;
+        self.validate_steps(&names)?;
+        Ok(())
+    }
+
+    /// Each process: a name, one ending, a start, patterns that compile.
+    fn validate_processes(&mut self) -> Result<(), String> {
         for (index, process) in self.process.iter_mut().enumerate() {
             if process.name.is_empty() {
                 process.name = if index == 0 {
@@ -370,7 +380,12 @@ impl Case {
                 parse_duration(&timing.tolerance)?;
             }
         }
-        let names: Vec<String> = self.process.iter().map(|p| p.name.clone()).collect();
+        Ok(())
+    }
+
+    /// Each trace requirement: a known kind, about a process of the case,
+    /// with the fields its kind needs.
+    fn validate_requirements(&self, names: &[String]) -> Result<(), String> {
         for (n, requirement) in self.require.iter().enumerate() {
             let label = format!("require {} ({})", n + 1, requirement.what);
             if !REQUIREMENTS.contains(&requirement.what.as_str()) {
@@ -426,6 +441,11 @@ impl Case {
                 return Err(missing);
             }
         }
+        Ok(())
+    }
+
+    /// What the tracer is to change on purpose.
+    fn validate_perturbation(&self) -> Result<(), String> {
         if let Some(perturb) = &self.perturb {
             if perturb.hold_signal.is_some() != perturb.hold.is_some() {
                 return Err("perturb: give `hold_signal` and `hold` together".into());
@@ -444,6 +464,11 @@ impl Case {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// Each script step: one action, aimed at a process of the case.
+    fn validate_steps(&self, names: &[String]) -> Result<(), String> {
         for (n, step) in self.step.iter().enumerate() {
             let actions = [
                 step.wait_for.is_some(),
