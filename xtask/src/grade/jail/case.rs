@@ -32,7 +32,6 @@ impl Jail {
     /// extra directories programs may read and execute (the binaries).
     #[cfg(target_os = "linux")]
     pub fn enter(readable: &[PathBuf], keeper: &Keeper) -> Self {
-        use nix::sched::{unshare, CloneFlags};
         use nix::unistd::geteuid;
 
         if keeper.jail == JailRequest::Off {
@@ -54,29 +53,7 @@ impl Jail {
             hidepid: keeper.hidepid,
             ..JailFeatures::default()
         };
-        if root || keeper.user_ns {
-            // As root, or in the user namespace made with the PID
-            // namespace: one namespace at a time.
-            isolation.user_ns = keeper.user_ns;
-            isolation.mount_ns = keeper.mount_ns || unshare(CloneFlags::CLONE_NEWNS).is_ok();
-            if unshare(CloneFlags::CLONE_NEWNET).is_ok() {
-                isolation.net_ns = true;
-            }
-            if unshare(CloneFlags::CLONE_NEWIPC).is_ok() {
-                isolation.ipc_ns = true;
-            }
-        } else {
-            let all =
-                CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWNET;
-            if unshare(all).is_ok() {
-                let mapped = map_own_ids().is_ok();
-                isolation.user_ns = mapped;
-                isolation.mount_ns = mapped;
-                isolation.net_ns = mapped;
-                // Owned by our user namespace: allowed once we are in it.
-                isolation.ipc_ns = mapped && unshare(CloneFlags::CLONE_NEWIPC).is_ok();
-            }
-        }
+        unshare_namespaces(root, keeper, &mut isolation);
         // No process of our uid may open our /proc files or ptrace us
         // (only now: it would also have closed our own uid_map to us).
         let _ = nix::sys::prctl::set_dumpable(false);
@@ -109,27 +86,11 @@ impl Jail {
             let _ = std::os::unix::fs::chown(scratch.join("run"), Some(case_uid), Some(case_uid));
         }
 
-        let mut cgroups = Vec::new();
-        if root {
-            for (controller, settings) in [
-                ("pids", vec![("pids.max", MAX_PROCESSES.to_string())]),
-                (
-                    "memory",
-                    vec![
-                        ("memory.limit_in_bytes", MEMORY_LIMIT.to_string()),
-                        ("memory.swappiness", "0".to_string()),
-                    ],
-                ),
-            ] {
-                if let Some(dir) = make_cgroup(controller, pid, &settings) {
-                    match controller {
-                        "pids" => isolation.pids_cgroup = true,
-                        _ => isolation.memory_cgroup = true,
-                    }
-                    cgroups.push(dir);
-                }
-            }
-        }
+        let cgroups = if root {
+            case_cgroups(pid, &mut isolation)
+        } else {
+            Vec::new()
+        };
 
         isolation.landlock = landlock_abi();
         let ruleset = if isolation.landlock > 0 {
@@ -244,6 +205,61 @@ impl Jail {
         pids.dedup();
         pids
     }
+}
+
+/// The case's namespaces: as root (or in the user namespace made with the
+/// PID namespace) one at a time, else a user namespace with the others.
+#[cfg(target_os = "linux")]
+fn unshare_namespaces(root: bool, keeper: &Keeper, isolation: &mut JailFeatures) {
+    use nix::sched::{unshare, CloneFlags};
+    if root || keeper.user_ns {
+        // As root, or in the user namespace made with the PID
+        // namespace: one namespace at a time.
+        isolation.user_ns = keeper.user_ns;
+        isolation.mount_ns = keeper.mount_ns || unshare(CloneFlags::CLONE_NEWNS).is_ok();
+        if unshare(CloneFlags::CLONE_NEWNET).is_ok() {
+            isolation.net_ns = true;
+        }
+        if unshare(CloneFlags::CLONE_NEWIPC).is_ok() {
+            isolation.ipc_ns = true;
+        }
+    } else {
+        let all = CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWNET;
+        if unshare(all).is_ok() {
+            let mapped = map_own_ids().is_ok();
+            isolation.user_ns = mapped;
+            isolation.mount_ns = mapped;
+            isolation.net_ns = mapped;
+            // Owned by our user namespace: allowed once we are in it.
+            isolation.ipc_ns = mapped && unshare(CloneFlags::CLONE_NEWIPC).is_ok();
+        }
+    }
+}
+
+/// The pids and memory cgroups of the case (as root, with cgroups v1):
+/// the directories made.
+#[cfg(target_os = "linux")]
+fn case_cgroups(pid: u32, isolation: &mut JailFeatures) -> Vec<PathBuf> {
+    let mut cgroups = Vec::new();
+    for (controller, settings) in [
+        ("pids", vec![("pids.max", MAX_PROCESSES.to_string())]),
+        (
+            "memory",
+            vec![
+                ("memory.limit_in_bytes", MEMORY_LIMIT.to_string()),
+                ("memory.swappiness", "0".to_string()),
+            ],
+        ),
+    ] {
+        if let Some(dir) = make_cgroup(controller, pid, &settings) {
+            match controller {
+                "pids" => isolation.pids_cgroup = true,
+                _ => isolation.memory_cgroup = true,
+            }
+            cgroups.push(dir);
+        }
+    }
+    cgroups
 }
 
 impl Drop for Jail {
