@@ -260,60 +260,15 @@ impl BuildJail {
         let root = geteuid().is_root();
         let user_maps = (!root).then(|| Arc::new(OwnIdMaps::ours()));
 
-        let mut path = String::new();
-        if let Some(bin) = toolchain.as_ref().map(|t| t.join("bin")) {
-            path.push_str(&format!("{}:", bin.display()));
-        }
-        path.push_str("/usr/local/bin:/usr/bin:/bin");
-        let mut env: Vec<(String, PathBuf)> = vec![
-            ("PATH".into(), path.into()),
-            ("HOME".into(), private.clone()),
-            ("TMPDIR".into(), tmp),
-            ("LANG".into(), "C.UTF-8".into()),
-            ("CARGO_TERM_COLOR".into(), "never".into()),
-        ];
-        env.extend(cargo_home.map(|h| ("CARGO_HOME".to_string(), h)));
-        env.extend(rustup_home.map(|h| ("RUSTUP_HOME".to_string(), h)));
-        if let Some(toolchain) = &toolchain {
-            if let Some(name) = toolchain.file_name() {
-                env.push(("RUSTUP_TOOLCHAIN".into(), name.into()));
-            }
-            let rustc = toolchain.join("bin/rustc");
-            if rustc.is_file() {
-                env.push(("RUSTC".into(), rustc));
-            }
-        }
+        let env = build_environment(toolchain.as_deref(), &private, tmp, cargo_home, rustup_home);
         let namespaces = build_namespaces_available(user_maps.as_deref());
-        let parts = format!(
-            "{}{}empty environment, {} s limit{}",
-            match (namespaces, root) {
-                (false, _) => "",
-                (true, true) => "net+ipc namespaces, ",
-                (true, false) => "user+net+ipc namespaces, ",
-            },
-            if root { "no capabilities, " } else { "" },
-            time_limit.as_secs(),
-            if overlay.is_some() {
-                ", the dependency store read-only under an overlay"
-            } else {
-                ""
-            }
+        let (isolation, missing) = describe_build_jail(
+            namespaces,
+            root,
+            time_limit,
+            overlay.is_some(),
+            ruleset.is_some(),
         );
-        let mut missing = Vec::new();
-        if !namespaces {
-            missing.push(
-                "no network namespace (none can be made here): only TCP is refused (landlock)"
-                    .to_string(),
-            );
-        }
-        let mut isolation = format!("build sandbox: {parts}");
-        match &ruleset {
-            Some(_) => isolation.push_str(", landlock (reads: checkout, toolchain, cargo home; writes: a target directory of the grader's)"),
-            None => missing.push("no landlock, so the compiler can read whatever you can".into()),
-        }
-        if !missing.is_empty() {
-            isolation.push_str(&format!("; missing: {}", missing.join("; ")));
-        }
         Ok(Self {
             ruleset,
             overlay,
@@ -483,6 +438,83 @@ unsafe fn enter_build_namespaces(maps: Option<&OwnIdMaps>) -> std::io::Result<()
         return fail();
     }
     Ok(())
+}
+
+/// The build's environment, made from nothing: the toolchain's `bin`
+/// first on PATH, the jail's private home and temporary directory, and
+/// cargo's and rustup's homes.
+fn build_environment(
+    toolchain: Option<&Path>,
+    private: &Path,
+    tmp: PathBuf,
+    cargo_home: Option<PathBuf>,
+    rustup_home: Option<PathBuf>,
+) -> Vec<(String, PathBuf)> {
+    let mut path = String::new();
+    if let Some(bin) = toolchain.as_ref().map(|t| t.join("bin")) {
+        path.push_str(&format!("{}:", bin.display()));
+    }
+    path.push_str("/usr/local/bin:/usr/bin:/bin");
+    let mut env: Vec<(String, PathBuf)> = vec![
+        ("PATH".into(), path.into()),
+        ("HOME".into(), private.to_path_buf()),
+        ("TMPDIR".into(), tmp),
+        ("LANG".into(), "C.UTF-8".into()),
+        ("CARGO_TERM_COLOR".into(), "never".into()),
+    ];
+    env.extend(cargo_home.map(|h| ("CARGO_HOME".to_string(), h)));
+    env.extend(rustup_home.map(|h| ("RUSTUP_HOME".to_string(), h)));
+    if let Some(toolchain) = toolchain {
+        if let Some(name) = toolchain.file_name() {
+            env.push(("RUSTUP_TOOLCHAIN".into(), name.into()));
+        }
+        let rustc = toolchain.join("bin/rustc");
+        if rustc.is_file() {
+            env.push(("RUSTC".into(), rustc));
+        }
+    }
+    env
+}
+
+/// The build jail's line for the report, and what it lacks.
+fn describe_build_jail(
+    namespaces: bool,
+    root: bool,
+    time_limit: std::time::Duration,
+    overlay: bool,
+    ruleset: bool,
+) -> (String, Vec<String>) {
+    let parts = format!(
+        "{}{}empty environment, {} s limit{}",
+        match (namespaces, root) {
+            (false, _) => "",
+            (true, true) => "net+ipc namespaces, ",
+            (true, false) => "user+net+ipc namespaces, ",
+        },
+        if root { "no capabilities, " } else { "" },
+        time_limit.as_secs(),
+        if overlay {
+            ", the dependency store read-only under an overlay"
+        } else {
+            ""
+        }
+    );
+    let mut missing = Vec::new();
+    if !namespaces {
+        missing.push(
+            "no network namespace (none can be made here): only TCP is refused (landlock)"
+                .to_string(),
+        );
+    }
+    let mut isolation = format!("build sandbox: {parts}");
+    match ruleset {
+        true => isolation.push_str(", landlock (reads: checkout, toolchain, cargo home; writes: a target directory of the grader's)"),
+        false => missing.push("no landlock, so the compiler can read whatever you can".into()),
+    }
+    if !missing.is_empty() {
+        isolation.push_str(&format!("; missing: {}", missing.join("; ")));
+    }
+    (isolation, missing)
 }
 
 /// Whether [`enter_build_namespaces`] works here, tried once in a child
