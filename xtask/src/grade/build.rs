@@ -249,7 +249,11 @@ impl Workspace {
     pub fn has_package(&self, name: &str) -> bool {
         self.packages.contains_key(name)
     }
+}
 
+/// Building: cargo run on the packages, its messages read for the
+/// binaries it made and the errors it met.
+impl Workspace {
     /// Builds `packages` (debug or release); for each, its binaries or why
     /// there are none.
     pub fn build(&self, packages: &[String], release: bool) -> Vec<Result<Binaries, BuildError>> {
