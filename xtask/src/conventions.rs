@@ -52,10 +52,10 @@ pub fn run(bless: bool) -> Result<(), String> {
                 "not blessing skeletons that break the conventions: {first}"
             ));
         }
-        let files = crate::grade::released::bless(&root)?;
+        let files = crate::grade::source::released::bless(&root)?;
         println!(
             "recorded {files} skeleton files in {}",
-            crate::grade::released::MANIFEST
+            crate::grade::source::released::MANIFEST
         );
     }
     check(&root)
@@ -101,7 +101,7 @@ pub fn structure_problems(root: &Path) -> Vec<String> {
 /// shipped: a learner who starts a step is expected to cause some.
 pub fn shipped_problems(root: &Path) -> Vec<String> {
     let mut problems = skeleton_problems(root);
-    problems.extend(crate::grade::released::manifest_problems(root));
+    problems.extend(crate::grade::source::released::manifest_problems(root));
     problems
 }
 

@@ -13,17 +13,7 @@ const NEVER: &[(&str, &[&str])] = &[
     (
         "facts",
         &[
-            "build",
-            "case",
-            "class",
-            "judge",
-            "outcome",
-            "released",
-            "report",
-            "keeper",
-            "jail",
-            "store",
-            "submission",
+            "build", "case", "class", "judge", "outcome", "report", "keeper", "jail", "source",
             "observe",
         ],
     ),
@@ -31,26 +21,18 @@ const NEVER: &[(&str, &[&str])] = &[
     (
         "judge",
         &[
-            "build",
-            "class",
-            "outcome",
-            "report",
-            "keeper",
-            "jail",
-            "store",
-            "submission",
-            "observe",
+            "build", "class", "outcome", "report", "keeper", "jail", "source", "observe",
         ],
     ),
     // The jail knows nothing of verdicts or of how they are reported.
-    ("jail", &["judge", "outcome", "report", "class", "keeper"]),
+    (
+        "jail",
+        &["judge", "outcome", "report", "class", "keeper", "source"],
+    ),
     // The tracer observes; it does not judge or report.
     ("observe", &["judge", "outcome", "report", "class"]),
     // Reports read the outcome; they never run or judge anything again.
-    (
-        "report",
-        &["build", "keeper", "jail", "store", "submission", "observe"],
-    ),
+    ("report", &["build", "keeper", "jail", "source", "observe"]),
 ];
 
 fn grade_dir() -> PathBuf {

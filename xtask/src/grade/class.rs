@@ -26,7 +26,8 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::{build, store, Options};
+use super::source::store;
+use super::{build, Options};
 use crate::project;
 
 /// Students graded at once by default: two per CPU. A student's grading

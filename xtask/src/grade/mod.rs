@@ -26,12 +26,10 @@ pub mod judge;
 pub mod keeper;
 mod observe;
 pub mod outcome;
-pub mod released;
 pub mod report;
-pub mod store;
-pub mod submission;
+pub mod source;
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -43,6 +41,7 @@ use keeper::{run_queue, Places};
 use outcome::{CaseOutcome, Isolation, Outcome, Status, StepOutcome, StepState};
 pub use report::human::printable;
 use report::Format;
+use source::{Asked, Source};
 
 /// What `cargo xtask grade` is asked, as clap reads it from the command
 /// line: the field docs are the command's help. `class` reads the same
@@ -173,7 +172,17 @@ pub fn grade(options: &Options) -> Result<Outcome, String> {
     let plan = Plan::of(options)?;
     // Where the submission comes from: laid out, or refused (a refusal is
     // a grade: every case at 0, so that a report is still written).
-    let source = match Source::lay_out(options, &plan)? {
+    let laid_out = Source::lay_out(
+        &Asked {
+            submission: options.submission.as_deref(),
+            workspace: options.workspace.as_deref(),
+            solutions: options.solutions,
+            checkout: options.checkout.as_deref(),
+        },
+        &plan.root,
+        &plan.steps,
+    )?;
+    let source = match laid_out {
         Ok(source) => source,
         Err(refusal) => return Ok(refused(&plan.steps, &plan.tests, refusal, started)),
     };
@@ -277,75 +286,11 @@ impl Plan {
     }
 }
 
-/// The tree to build and grade, and what holds it.
-struct Source {
-    dir: PathBuf,
-    /// `--submission`: the slot it is laid out and built in, locked while
-    /// this lives.
-    slot: Option<store::Slot>,
-    /// `--submission`: the steps it holds (the others are not built).
-    provided: Option<BTreeSet<&'static str>>,
-    /// What the grader wants said (where cases run, what the submission
-    /// and the checkout's skeletons call for).
-    notes: Vec<String>,
-}
-
-impl Source {
-    /// The tree to grade, or a refusal of the submission (`Ok(Err(..))`).
-    fn lay_out(options: &Options, plan: &Plan) -> Result<Result<Self, String>, String> {
-        // Before anything is built: where the cases' programs can reach.
-        let case_temp = jail::case_temp_dir()?;
-        let mut source = Source {
-            dir: plan.root.clone(),
-            slot: None,
-            provided: None,
-            notes: case_temp.note.iter().cloned().collect(),
-        };
-        match (&options.submission, &options.workspace) {
-            (Some(_), Some(_)) => return Err("give --submission or --workspace, not both".into()),
-            (Some(_), None) if options.solutions => {
-                return Err("--submission grades a student's steps, not --solutions".into())
-            }
-            (Some(dir), None) => {
-                let release = released::Release::load(&plan.root)?;
-                let accepted = match submission::check(dir, &plan.root, &plan.steps, &release) {
-                    Ok(accepted) => accepted,
-                    Err(refusal) => return Ok(Err(refusal)),
-                };
-                let dir = match &options.checkout {
-                    Some(dir) => dir.clone(),
-                    None => store::area(&plan.root)?.join("submission"),
-                };
-                let taken = store::Slot::take(&dir)?;
-                submission::checkout(&plan.root, &taken.checkout, &release, &accepted.placements)?;
-                source.notes.extend(release.note());
-                source.notes.extend(accepted.note);
-                source.provided = Some(accepted.steps);
-                source.dir = taken.checkout.clone();
-                source.slot = Some(taken);
-            }
-            (None, Some(dir)) if !dir.is_dir() => {
-                return Err(format!("--workspace {}: no such directory", dir.display()))
-            }
-            (None, Some(dir)) => source.dir = dir.clone(),
-            (None, None) => {}
-        }
-        Ok(Ok(source))
-    }
-
-    /// Whether the tree holds `step` (a step a submission leaves out is
-    /// not built: it scores 0, as its skeleton would, whatever the
-    /// checkout's `exercises/` holds).
-    fn holds(&self, step: &str) -> bool {
-        self.provided.as_ref().is_none_or(|p| p.contains(step))
-    }
-}
-
 /// What must stay held while a jailed build reads it: a private slot to
 /// build in, and the dependency store (shared).
 struct BuildHolds {
-    _private_slot: Option<store::Slot>,
-    _store: Option<store::Store>,
+    _private_slot: Option<source::store::Slot>,
+    _store: Option<source::store::Store>,
 }
 
 /// The workspace to build, jailed for a submission or another checkout;
@@ -378,11 +323,11 @@ fn open_workspace(
     // other into a private target directory, from nothing. A class's
     // graders never rebuild the store their class uses.
     let private_slot = (source.slot.is_none() && options.prebuilt_dependencies)
-        .then(store::Slot::private)
+        .then(source::store::Slot::private)
         .transpose()?;
     let building_in = source.slot.as_ref().or(private_slot.as_ref());
     let dependency_store = building_in
-        .map(|_| store::Store::ready(&plan.root, options.checkout.is_none()))
+        .map(|_| source::store::Store::ready(&plan.root, options.checkout.is_none()))
         .transpose()?;
     let target = match (building_in, &dependency_store) {
         (Some(slot), Some(store)) => store.seed(slot)?,

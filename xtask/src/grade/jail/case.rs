@@ -7,7 +7,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::namespaces::{map_own_ids, Keeper, OwnIdMaps};
+use super::namespaces::{map_own_ids, mount_proc_fs, Keeper, OwnIdMaps};
 use super::{
     landlock_abi, scratch_dir, Confinement, ADDRESS_SPACE_LIMIT, CASE_UID_BASE, MAX_PROCESSES,
     MEMORY_LIMIT,
@@ -433,24 +433,6 @@ pub(super) fn freeze_host_mounts(scratch: &Path) -> bool {
 #[cfg(not(target_os = "linux"))]
 pub(super) fn freeze_host_mounts(_scratch: &Path) -> bool {
     false
-}
-
-/// A fresh /proc over `/proc`, in the keeper's mount namespace, showing
-/// the processes of the keeper's PID namespace: with the first of
-/// `options` the kernel takes ("" for none), which it returns.
-#[cfg(target_os = "linux")]
-pub(super) fn mount_proc_fs(options: &[&'static str]) -> Result<&'static str, nix::errno::Errno> {
-    use nix::mount::{mount, MsFlags};
-    let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-    let mut error = nix::errno::Errno::EINVAL;
-    for options in options {
-        let data = (!options.is_empty()).then_some(*options);
-        match mount(Some("proc"), "/proc", Some("proc"), flags, data) {
-            Ok(()) => return Ok(options),
-            Err(e) => error = e,
-        }
-    }
-    Err(error)
 }
 
 #[cfg(not(target_os = "linux"))]

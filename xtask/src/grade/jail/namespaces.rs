@@ -4,7 +4,6 @@
 
 use std::ffi::CString;
 
-use super::case::mount_proc_fs;
 use super::scratch_dir;
 use crate::grade::facts::JailRequest;
 
@@ -264,4 +263,22 @@ pub(super) fn map_own_ids() -> Result<(), String> {
             std::fs::write(path.to_str().unwrap_or_default(), text.as_bytes())
         })
         .map_err(|e| format!("cannot map the user namespace ({e})"))
+}
+
+/// A fresh /proc over `/proc`, in the keeper's mount namespace, showing
+/// the processes of the keeper's PID namespace: with the first of
+/// `options` the kernel takes ("" for none), which it returns.
+#[cfg(target_os = "linux")]
+pub(super) fn mount_proc_fs(options: &[&'static str]) -> Result<&'static str, nix::errno::Errno> {
+    use nix::mount::{mount, MsFlags};
+    let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    let mut error = nix::errno::Errno::EINVAL;
+    for options in options {
+        let data = (!options.is_empty()).then_some(*options);
+        match mount(Some("proc"), "/proc", Some("proc"), flags, data) {
+            Ok(()) => return Ok(options),
+            Err(e) => error = e,
+        }
+    }
+    Err(error)
 }

@@ -5,10 +5,9 @@ use std::collections::BTreeMap;
 
 use labcheck::{Bindings, LinePattern};
 
-use super::fifos::stdio_of;
 use super::{unseen, Context, Finding, Trace};
 use crate::grade::facts::event::{EVENT_CONTENTS, MAX_CONTENTS};
-use crate::grade::facts::{Event, EventKind, ProcessRun};
+use crate::grade::facts::{CaseRun, Event, EventKind, ProcessRun};
 use crate::grade::judge::problem::problem_with;
 
 pub(super) fn matching_lines<'a>(process: &'a ProcessRun, pattern: &str) -> Vec<&'a str> {
@@ -497,4 +496,18 @@ fn texts_went_their_way<'a>(
         }
     }
     None
+}
+
+/// The standard streams (`pipe:[..]` for 0, 1, 2) the grader gave each
+/// started process.
+pub(super) fn stdio_of(run: &CaseRun, trace: &Trace) -> BTreeMap<i32, Vec<String>> {
+    trace
+        .of_kind(EventKind::Spawn)
+        .filter(|e| e.other == Some(trace.grader))
+        .filter(|e| run.processes.iter().any(|p| p.pid == e.pid))
+        .map(|e| {
+            let streams = e.text.as_deref().unwrap_or("");
+            (e.pid, streams.split(' ').map(str::to_string).collect())
+        })
+        .collect()
 }

@@ -1,10 +1,10 @@
 //! FIFOs: named pipes made, opened, used with whole lines, and removed.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
-use super::data::cut_note;
+use super::data::{cut_note, stdio_of};
 use super::{unseen, Context, Finding, Trace, PIPE_BUF};
-use crate::grade::facts::{CaseRun, Event, EventKind};
+use crate::grade::facts::{Event, EventKind};
 use crate::grade::judge::problem::problem_with;
 
 /// `paths` and every name they were later linked or renamed to.
@@ -18,20 +18,6 @@ pub(super) fn with_later_names(trace: &Trace, mut paths: BTreeSet<String>) -> BT
         }
     }
     paths
-}
-
-/// The standard streams (`pipe:[..]` for 0, 1, 2) the grader gave each
-/// started process.
-pub(super) fn stdio_of(run: &CaseRun, trace: &Trace) -> BTreeMap<i32, Vec<String>> {
-    trace
-        .of_kind(EventKind::Spawn)
-        .filter(|e| e.other == Some(trace.grader))
-        .filter(|e| run.processes.iter().any(|p| p.pid == e.pid))
-        .map(|e| {
-            let streams = e.text.as_deref().unwrap_or("");
-            (e.pid, streams.split(' ').map(str::to_string).collect())
-        })
-        .collect()
 }
 
 pub(super) fn fifos<'a>(c: &Context<'a>) -> Finding<'a> {

@@ -3,8 +3,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::data::stdio_of;
 use super::data::{matching_lines, writes_carrying, written};
-use super::fifos::stdio_of;
 use super::{Context, Finding, Trace};
 use crate::grade::case::parse_duration;
 use crate::grade::facts::{Event, EventKind, ProcessRun};

@@ -1,7 +1,7 @@
 //! Signals: who sent which to whom, after announcing it, and what it did.
 
+use super::data::stdio_of;
 use super::data::{matching_lines, writes_carrying};
-use super::fifos::stdio_of;
 use super::{unseen, Context, Finding, Trace};
 use crate::grade::case::{full_signal_name, parse_duration};
 use crate::grade::facts::{Event, EventKind};

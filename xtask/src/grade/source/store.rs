@@ -38,8 +38,9 @@ use std::time::{Duration, Instant};
 
 use nix::fcntl::{Flock, FlockArg};
 
-use super::jail::{self, BuildJail, BuildTarget};
-use super::{build, submission};
+use super::submission;
+use crate::grade::build;
+use crate::grade::jail::{self, BuildJail, BuildTarget};
 use crate::project;
 
 /// The grader's area: `target/xtask-grade` of the workbook at `root` (the
