@@ -23,7 +23,10 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use common::{cases_of, copy_tree, grade, one_at_a_time, parse_junit, root, Run, Scratch, STEPS};
+use common::{
+    cases_of, copy_tree, grade, lay_out_fixture, one_at_a_time, parse_junit, root, Run, Scratch,
+    STEPS,
+};
 
 /// The most events a requirement lists, and the longest text an event
 /// shows, in the json report (`report::json`).
@@ -181,10 +184,11 @@ fn a_failing_grade_in_every_format() {
     let _one = one_at_a_time();
     let scratch = Scratch::new("formats-failing");
     let checkout = scratch.join("checkout");
-    copy_tree(
+    lay_out_fixture(
         &root().join("xtask/tests/fixtures/ex1_wrong_numbers"),
         &checkout,
-    );
+    )
+    .unwrap();
     let cases = scratch.join("cases");
     copy_tree(&root().join("tests").join(STEPS[0]), &cases.join(STEPS[0]));
     let prepend = |file: &str, line: &str| {
@@ -356,10 +360,11 @@ fn grade_with_fib_10(fixture: &str) -> Run {
     let _one = one_at_a_time();
     let scratch = Scratch::new(&format!("formats-{fixture}"));
     let checkout = scratch.join("checkout");
-    copy_tree(
+    lay_out_fixture(
         &root().join("xtask/tests/fixtures").join(fixture),
         &checkout,
-    );
+    )
+    .unwrap();
     let cases = scratch.join("cases").join(STEPS[0]);
     std::fs::create_dir_all(&cases).unwrap();
     std::fs::copy(
@@ -435,10 +440,11 @@ fn every_case_of_an_ungraded_step_counts() {
     let _one = one_at_a_time();
     let scratch = Scratch::new("formats-ungraded");
     let checkout = scratch.join("checkout");
-    copy_tree(
+    lay_out_fixture(
         &root().join("xtask/tests/fixtures/ex1_does_not_compile"),
         &checkout,
-    );
+    )
+    .unwrap();
     let output = grade(&[
         "--workspace",
         checkout.to_str().unwrap(),

@@ -365,3 +365,129 @@ pub fn parse_junit(xml: &str) -> (quick_junit::Report, usize, usize, usize) {
     assert_eq!(report.failures, failures);
     (report, suites, cases, failures)
 }
+
+/// The step a fixture is for (the first line of its `expect.txt`, in full).
+pub fn fixture_step(fixture: &Path) -> String {
+    let expect = std::fs::read_to_string(fixture.join("expect.txt")).unwrap();
+    let first = expect.lines().next().unwrap_or("").trim().to_string();
+    STEPS
+        .iter()
+        .find(|s| s.starts_with(&first))
+        .map_or(first, |s| s.to_string())
+}
+
+/// Lays out a fixture's checkout at `into`. A fixture whose `expect.txt`
+/// says `base: solution` is a patch over today's reference solution: the
+/// solution's `src/` first, then the fixture's own files over it, each
+/// `FILE.patch` applied to the solution's `FILE` (a unified diff). Any
+/// other fixture is its own whole tree. Err: a patch that no longer
+/// applies, naming it.
+pub fn lay_out_fixture(fixture: &Path, into: &Path) -> Result<(), String> {
+    let expect = std::fs::read_to_string(fixture.join("expect.txt")).unwrap();
+    let over_solution = expect.lines().any(|l| l.trim() == "base: solution");
+    if over_solution {
+        let solution = root().join("solutions").join(fixture_step(fixture));
+        copy_tree(&solution.join("src"), &into.join("src"));
+    }
+    overlay(fixture, fixture, into)
+}
+
+fn overlay(top: &Path, from: &Path, into: &Path) -> Result<(), String> {
+    std::fs::create_dir_all(into).unwrap();
+    for entry in std::fs::read_dir(from).unwrap().flatten() {
+        let (path, name) = (entry.path(), entry.file_name());
+        let kind = entry.file_type().unwrap();
+        let name_text = name.to_string_lossy().into_owned();
+        if kind.is_dir() && !kind.is_symlink() {
+            overlay(top, &path, &into.join(&name))?;
+        } else if let Some(base) = name_text.strip_suffix(".patch").filter(|_| kind.is_file()) {
+            let target = into.join(base);
+            let original = std::fs::read_to_string(&target).map_err(|e| {
+                format!(
+                    "{}: the solution has no {base} to patch ({e})",
+                    path.display()
+                )
+            })?;
+            let text = std::fs::read_to_string(&path).unwrap();
+            let patch = diffy::Patch::from_str(&text)
+                .map_err(|e| format!("{}: not a unified diff: {e}", path.display()))?;
+            let patched = diffy::apply(&original, &patch).map_err(|e| {
+                format!(
+                    "{}: no longer applies to today's {} ({e}); remake it from the fixture",
+                    path.strip_prefix(top).unwrap_or(&path).display(),
+                    base
+                )
+            })?;
+            std::fs::write(&target, patched).unwrap();
+        } else if kind.is_symlink() {
+            let to = into.join(&name);
+            let _ = std::fs::remove_file(&to);
+            std::os::unix::fs::symlink(std::fs::read_link(&path).unwrap(), &to).unwrap();
+        } else {
+            std::fs::copy(&path, into.join(&name))
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        }
+    }
+    Ok(())
+}
+
+/// The grader's output, and its PID (which names its staged binaries).
+///
+/// The grader gets a canary variable that no submission may see, and runs
+/// in a process group of its own: should it never finish (a build that
+/// never ends), the group is killed after [`GRADING_DEADLINE`] and the
+/// grading fails instead of hanging the suite.
+pub fn grade_with_pid(args: &[&str]) -> (Run, u32) {
+    use std::os::unix::process::CommandExt;
+    let mut command = grader(&root(), args);
+    command
+        .env("XTASK_TEST_CANARY", "the-graders-secret")
+        .process_group(0)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let shown = command_line(&command);
+    let child = command.spawn().expect("run xtask grade");
+    let pid = child.id();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watchdog = {
+        let done = std::sync::Arc::clone(&done);
+        std::thread::spawn(move || {
+            let until = std::time::Instant::now() + GRADING_DEADLINE;
+            while std::time::Instant::now() < until {
+                if done.load(std::sync::atomic::Ordering::SeqCst) {
+                    return;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            }
+            // The grader's own group: cargo, rustc, its keepers.
+            let _ = nix::sys::signal::killpg(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        })
+    };
+    let output = child.wait_with_output().expect("run xtask grade");
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let _ = watchdog.join();
+    (
+        Run {
+            command: shown,
+            output,
+        },
+        pid,
+    )
+}
+
+/// Far longer than any honest grading of one step takes, even under load.
+const GRADING_DEADLINE: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Bait an instructor's machine offers: a unix socket anyone may connect
+/// to, at `dir/instructor.sock`. Kept open while the value lives.
+pub fn instructor_socket(dir: &Path) -> std::os::unix::net::UnixListener {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join("instructor.sock");
+    let _ = std::fs::remove_file(&path);
+    let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o777)).unwrap();
+    listener
+}
