@@ -44,6 +44,13 @@ for item in Cargo.toml Cargo.lock .cargo exercises support tests xtask; do
     cp -R "$workbook/$item" "$stage/"
 done
 rm -rf "$stage/xtask/tests" "$stage"/*/target "$stage/support"/*/target
+# Without xtask/tests, the test targets its manifest declares must go too
+# (cargo refuses a manifest naming a test file that is not there).
+grep -q '^\[\[test\]\]$' "$stage/xtask/Cargo.toml" && {
+    awk '/^\[\[test\]\]$/ { skip = 1; next } /^\[/ { skip = 0 } !skip' \
+        "$stage/xtask/Cargo.toml" >"$stage/xtask/Cargo.toml.new"
+    mv "$stage/xtask/Cargo.toml.new" "$stage/xtask/Cargo.toml"
+}
 # Without the solutions, the workspace must not list them (members are
 # listed one per line).
 grep -q '^    "solutions/' "$stage/Cargo.toml" || {
