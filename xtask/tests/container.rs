@@ -159,7 +159,7 @@ fn submission_of(fixture: &str, class: &Path) {
 /// the remaining isolation is meant to stop is stopped, the trace still
 /// tells a fake from a correct variant, and the build says what it lacks.
 #[test]
-#[ignore = "full tier: cargo test -- --include-ignored"]
+#[ignore = "full tier: cargo test -- --ignored"]
 fn hostile_submissions_are_contained_in_a_container() {
     let _one = one_at_a_time();
     let class = Scratch::new("container-class");

@@ -18,9 +18,9 @@
 //! sandbox) and `as user: ...` (held only as an ordinary user).
 //!
 //! The gradings are the full tier: `cargo test` lays every fixture out
-//! but grades none; `cargo test -- --include-ignored` (what CI runs)
+//! but grades none; `cargo test -- --ignored` (what CI runs)
 //! grades them all. Run one family: `cargo test -p xtask --test fixtures
-//! -- --include-ignored ex4_`. Every
+//! -- --ignored ex4_`. Every
 //! grading holds the one-grading-at-a-time lock for the whole run, and
 //! fixtures run one per CPU, each a case at a time, so that no verdict
 //! depends on how busy the tests make the machine.
@@ -62,7 +62,7 @@ fn main() {
                 }
             })
             .with_kind(kind)
-            // The full tier (`cargo test -- --include-ignored`, as CI
+            // The full tier (`cargo test -- --ignored`, as CI
             // runs it): grading every fixture takes minutes.
             .with_ignored_flag(true),
         );

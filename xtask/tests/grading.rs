@@ -299,7 +299,7 @@ fn a_learners_progress_never_breaks_the_suite() {
 /// is built (as we are), then one case runs it under a case helper started
 /// as uid 65534 (`nobody`). Only when running as root, with `setpriv`.
 #[test]
-#[ignore = "full tier: cargo test -- --include-ignored"]
+#[ignore = "full tier: cargo test -- --ignored"]
 fn hostile_fixtures_are_contained_for_an_ordinary_user() {
     if !nix_is_root() || Command::new("setpriv").arg("--help").output().is_err() {
         eprintln!("skipped: needs root and setpriv to become an ordinary user");

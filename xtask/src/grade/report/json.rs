@@ -103,13 +103,13 @@ struct Report<'a> {
     max_score: u32,
     full_marks: bool,
     duration_s: f64,
-    isolation: Isolation<'a>,
+    isolation: IsolationView<'a>,
     notes: &'a [String],
     steps: Vec<Step<'a>>,
 }
 
 #[derive(Serialize)]
-struct Isolation<'a> {
+struct IsolationView<'a> {
     summary: String,
     traced: bool,
     untraced_because: Option<&'a str>,
@@ -182,7 +182,7 @@ pub fn render(outcome: &Outcome) -> Result<String, String> {
         max_score: outcome.possible(),
         full_marks: outcome.all_passed(),
         duration_s: round_ms(outcome.duration.as_secs_f64()),
-        isolation: Isolation {
+        isolation: IsolationView {
             summary: outcome.isolation.summary(),
             traced: outcome.isolation.traced,
             untraced_because: outcome.isolation.untraced_because.as_deref(),
