@@ -69,7 +69,9 @@ fn main() {
     }
     // Listing runs nothing: no lock, no grading.
     if arguments.list {
-        libtest_mimic::run(&arguments, trials).exit();
+        let listed = libtest_mimic::run(&arguments, trials);
+        let _ = std::fs::remove_dir_all(&scratch.scratch.0);
+        listed.exit();
     }
     let mut arguments = arguments;
     // One fixture per CPU, each graded one case at a time.
@@ -77,8 +79,12 @@ fn main() {
         arguments.test_threads = Some(std::thread::available_parallelism().map_or(2, |n| n.get()));
     }
     let _one = one_at_a_time();
+    let scratch_dir = scratch.scratch.0.clone();
     let conclusion = libtest_mimic::run(&arguments, trials);
+    // `exit` runs no destructor, and the trials may still hold the setting:
+    // its directory goes now, whatever holds it.
     drop(scratch);
+    let _ = std::fs::remove_dir_all(&scratch_dir);
     conclusion.exit();
 }
 
