@@ -9,7 +9,7 @@
 //! - Each `unsafe { fork() }` in a solution carries a `// SAFETY:` comment.
 //!
 //! **As shipped** ([`shipped_problems`]): what only holds while the
-//! skeletons are untouched, so only `cargo xtask check` runs it.
+//! skeletons are untouched, so only `cargo xtask dev check` runs it.
 //! - Each exercise mirrors its solution: the same source files, the same
 //!   dependencies, binaries for binaries (`x` for `x_solution`).
 //! - Each skeleton says what the finished program must do (a `//!` header)
@@ -17,7 +17,7 @@
 //! - A skeleton file with nothing to write is the solution's, less its tests.
 //! - The skeletons are the ones recorded as released
 //!   (`xtask/released-skeletons.txt`, see `grade::released`), which
-//!   `cargo xtask check --bless` rewrites once every other check passes.
+//!   `cargo xtask dev check --bless` rewrites once every other check passes.
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -38,7 +38,7 @@ const SHEET_SECTIONS: [&str; 6] = [
 /// The lab sheet section whose fenced blocks list every output line shape.
 const OUTPUT_SECTION: &str = "## Output, exactly";
 
-/// `cargo xtask check` on this checkout; with `bless`, the record of the
+/// `cargo xtask dev check` on this checkout; with `bless`, the record of the
 /// released skeletons is rewritten first, if they pass every other check.
 pub fn run(bless: bool) -> Result<(), String> {
     let root = project::root();
@@ -61,7 +61,7 @@ pub fn run(bless: bool) -> Result<(), String> {
     check(&root)
 }
 
-/// `cargo xtask check`: both groups of checks, on the workbook at `root`.
+/// `cargo xtask dev check`: both groups of checks, on the workbook at `root`.
 pub fn check(root: &Path) -> Result<(), String> {
     println!(
         "Checking the workbook as shipped: this needs the skeletons in exercises/ \
@@ -704,7 +704,7 @@ mod tests {
         assert!(structure.is_empty(), "\n{}", structure.join("\n"));
         assert!(
             shipped.iter().any(|p| p.starts_with(step)),
-            "a solved skeleton should fail `cargo xtask check`: {shipped:?}"
+            "a solved skeleton should fail `cargo xtask dev check`: {shipped:?}"
         );
     }
 

@@ -6,7 +6,7 @@
 //!   reports a score (`--format human|json|gradescope|junit`).
 //! - `cargo xtask bench` builds the reference solutions in release mode and
 //!   measures them beside baselines taken in the same run.
-//! - `cargo xtask check` checks the workbook's own conventions (skeletons
+//! - `cargo xtask dev check` checks the workbook's own conventions (skeletons
 //!   mirror solutions, lab sheets are complete, forks are justified).
 //!
 //! The alias lives in `.cargo/config.toml`; each subcommand has a module.
@@ -69,6 +69,31 @@ enum Command {
         #[arg(long)]
         all: bool,
     },
+    /// The workbook's maintainers' tasks (not for learners: they check the
+    /// workbook as shipped, and fail on a learner's progress).
+    Dev {
+        #[command(subcommand)]
+        task: DevTask,
+    },
+    /// The same as `dev check`, under its old name (scripts use it).
+    #[command(hide = true)]
+    Check {
+        #[arg(long)]
+        bless: bool,
+    },
+    /// Measure the steps with speed goals against same-run baselines.
+    Bench {
+        /// Only this benchmark: `ex3`, `ex5`, `grade` or `class`.
+        only: Option<String>,
+        /// Fewer repetitions, for a quick look.
+        #[arg(long)]
+        quick: bool,
+    },
+}
+
+/// Maintainers' tasks.
+#[derive(Subcommand)]
+enum DevTask {
     /// Check the workbook as shipped (for maintainers): skeletons mirror
     /// solutions, every place to write is marked, lab sheets are complete
     /// and document every line the cases expect, and every untouched
@@ -80,14 +105,6 @@ enum Command {
         /// pass the other checks: after changing a skeleton on purpose.
         #[arg(long)]
         bless: bool,
-    },
-    /// Measure the steps with speed goals against same-run baselines.
-    Bench {
-        /// Only this benchmark: `ex3`, `ex5`, `grade` or `class`.
-        only: Option<String>,
-        /// Fewer repetitions, for a quick look.
-        #[arg(long)]
-        quick: bool,
     },
 }
 
@@ -133,7 +150,10 @@ fn main() -> ExitCode {
         Command::Hint { step, level, all } => {
             hint::run(&step, if all { usize::MAX } else { level })
         }
-        Command::Check { bless } => conventions::run(bless).and_then(|()| grade::check_skeletons()),
+        Command::Dev {
+            task: DevTask::Check { bless },
+        }
+        | Command::Check { bless } => conventions::run(bless).and_then(|()| grade::check_skeletons()),
         Command::Bench { only, quick } => bench::run(only.as_deref(), quick),
     };
     match result {

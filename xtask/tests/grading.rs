@@ -5,7 +5,7 @@
 //! graded, whatever target directory is set, and counts every point.
 //!
 //! That untouched skeletons grade as "not started" is a check of the
-//! workbook as shipped (`cargo xtask check`), not a test: a learner's
+//! workbook as shipped (`cargo xtask dev check`), not a test: a learner's
 //! progress must never make the test suite fail.
 //!
 //! Rule: every test here that grades holds the one-grading-at-a-time lock

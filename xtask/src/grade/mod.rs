@@ -550,7 +550,7 @@ fn unusable_cases(dir: &Path, error: &str) -> Vec<CaseOutcome> {
         .collect()
 }
 
-/// For `cargo xtask check`: every untouched skeleton must grade as "not
+/// For `cargo xtask dev check`: every untouched skeleton must grade as "not
 /// started" (its program stops at a `todo!()` in every real-work case),
 /// never as passing or failing cases, and never as not compiling.
 pub fn check_skeletons() -> Result<(), String> {

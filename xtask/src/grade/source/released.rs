@@ -10,8 +10,8 @@
 //! A file's released bytes are the checkout's own when their blob id
 //! matches; otherwise git's object of that id, from the checkout's
 //! history (`git cat-file`), checked against the id again. `cargo xtask
-//! check` fails when the manifest and the skeletons disagree, and `cargo
-//! xtask check --bless` rewrites it from the skeletons once they pass the
+//! dev check` fails when the manifest and the skeletons disagree, and `cargo
+//! xtask dev check --bless` rewrites it from the skeletons once they pass the
 //! skeleton checks.
 
 use std::collections::BTreeMap;
@@ -27,7 +27,7 @@ const HEADER: &str = "\
 # The released skeletons: the git blob id and path of every file under
 # exercises/<step>/src/, as the workbook ships them. A step a student leaves
 # out is graded as these, never as the grading machine's exercises/.
-# Checked by `cargo xtask check`; rewritten by `cargo xtask check --bless`.
+# Checked by `cargo xtask dev check`; rewritten by `cargo xtask dev check --bless`.
 ";
 
 /// The git blob id of `bytes`.
@@ -181,7 +181,7 @@ pub fn manifest_problems(root: &Path) -> Vec<String> {
         .into_iter()
         .map(|file| {
             format!(
-                "{}: not as recorded in {MANIFEST} (run `cargo xtask check --bless` if the \
+                "{}: not as recorded in {MANIFEST} (run `cargo xtask dev check --bless` if the \
                  skeleton changed on purpose)",
                 file.display()
             )
