@@ -95,6 +95,9 @@ fn every_point_counts_in_the_total() {
     for step in &STEPS[1..] {
         wanted.push(format!("{step}: missing (0/{} points)", points_of(step)));
     }
+    // The compiler's whole first diagnostic, and where to see them all.
+    wanted.push(" --> src/main.rs:".to_string());
+    wanted.push("`cargo build -p ex1_fibonacci_child` shows them all".to_string());
     for line in wanted {
         run.assert_stdout_has(&line);
     }

@@ -97,7 +97,56 @@ struct MessageTarget {
 struct Diagnostic {
     level: String,
     #[serde(default)]
+    message: String,
+    #[serde(default)]
+    code: Option<DiagnosticCode>,
+    #[serde(default)]
+    spans: Vec<DiagnosticSpan>,
+    /// As cargo prints it: the error, where, the source lines, the help.
+    #[serde(default)]
     rendered: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct DiagnosticCode {
+    code: String,
+}
+
+#[derive(Deserialize)]
+struct DiagnosticSpan {
+    file_name: String,
+    line_start: usize,
+    column_start: usize,
+    is_primary: bool,
+    #[serde(default)]
+    label: Option<String>,
+}
+
+impl Diagnostic {
+    /// The diagnostic as a step's reason not to be graded: one line first
+    /// (`src/main.rs:3:18: error[E0308]: mismatched types: expected ...`,
+    /// what a gradebook shows), then the whole of it as cargo prints it.
+    fn as_reason(&self) -> String {
+        let code = self
+            .code
+            .as_ref()
+            .map(|c| format!("[{}]", c.code))
+            .unwrap_or_default();
+        let mut line = format!("{}{code}: {}", self.level, self.message);
+        if let Some(span) = self.spans.iter().find(|s| s.is_primary) {
+            line = format!(
+                "{}:{}:{}: {line}",
+                span.file_name, span.line_start, span.column_start
+            );
+            if let Some(label) = span.label.as_deref().filter(|l| !l.is_empty()) {
+                line = format!("{line}: {label}");
+            }
+        }
+        match self.rendered.as_deref().map(str::trim_end) {
+            Some(rendered) if !rendered.is_empty() => format!("{line}\n{rendered}"),
+            _ => line,
+        }
+    }
 }
 
 /// How a submission is built: once, so incremental compilation would only
@@ -303,7 +352,7 @@ impl Workspace {
             .arg("build")
             .arg("--manifest-path")
             .arg(self.root.join("Cargo.toml"))
-            .args(["--keep-going", "--message-format", "json-diagnostic-short"])
+            .args(["--keep-going", "--message-format", "json"])
             .arg("--target-dir")
             .arg(&self.target_dir)
             .args(release.then_some("--release"))
@@ -413,9 +462,11 @@ impl Workspace {
                 let Some(diagnostic) = message.message else {
                     return;
                 };
-                let text = diagnostic.rendered.unwrap_or_default().trim().to_string();
-                if diagnostic.level == "error" && !text.is_empty() {
-                    found.first_error.entry(package).or_insert(text);
+                if diagnostic.level == "error" {
+                    found
+                        .first_error
+                        .entry(package)
+                        .or_insert_with(|| diagnostic.as_reason());
                 }
             }
             _ => {}
@@ -624,6 +675,25 @@ mod tests {
         }
         drop(workspace);
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_diagnostic_reads_as_one_line_then_as_cargo_prints_it() {
+        let message: Message = serde_json::from_str(
+            r#"{"reason":"compiler-message","message":{"level":"error","message":"mismatched types",
+            "code":{"code":"E0308"},"spans":[{"file_name":"src/main.rs","line_start":3,"column_start":18,
+            "is_primary":true,"label":"expected `u32`, found `&str`"}],
+            "rendered":"error[E0308]: mismatched types\n --> src/main.rs:3:18\n  |\n3 |     let n: u32 = \"10\";\n"}}"#,
+        )
+        .unwrap();
+        let reason = message.message.unwrap().as_reason();
+        let mut lines = reason.lines();
+        assert_eq!(
+            lines.next(),
+            Some("src/main.rs:3:18: error[E0308]: mismatched types: expected `u32`, found `&str`")
+        );
+        assert_eq!(lines.next(), Some("error[E0308]: mismatched types"));
+        assert_eq!(lines.next(), Some(" --> src/main.rs:3:18"));
     }
 
     #[test]

@@ -83,7 +83,24 @@ pub fn render(outcome: &Outcome, style: &Style, verbose: bool) -> String {
         };
         match &result.state {
             StepState::Missing(why) => not_graded("missing", why),
-            StepState::DoesNotCompile(error) => not_graded("does not compile", error),
+            StepState::DoesNotCompile(error) => {
+                // Its first line, then the compiler's whole diagnostic.
+                let mut lines = error.lines();
+                let first = lines.next().unwrap_or("");
+                let rest: Vec<&str> = lines.collect();
+                if rest.is_empty() {
+                    not_graded("does not compile", first);
+                } else {
+                    let _ = writeln!(out, "{step}: {} ({zero})", style.bad("does not compile"));
+                    for line in rest {
+                        let _ = writeln!(out, "    {}", printable(line));
+                    }
+                    let _ = writeln!(
+                        out,
+                        "  (the first error; `cargo build -p {step}` shows them all)"
+                    );
+                }
+            }
             StepState::TooLong(why) => not_graded("not built", why),
             StepState::CasesBroken(error) => not_graded("the cases cannot be used", error),
             StepState::Refused(why) => not_graded("refused", why),
