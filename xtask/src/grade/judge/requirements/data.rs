@@ -122,17 +122,9 @@ pub(super) fn written_by_child<'a>(c: &Context<'a>) -> Finding<'a> {
         return Finding::held([]);
     };
     let children = c.the_child();
-    // Only bytes a write put on the process's own stdout (the pipe the
-    // grader reads) count: a child whose fd 1 is /dev/null wrote nothing
-    // anyone saw, whatever it wrote there.
-    let stdout = stdio_of(c.run, c.trace)
-        .get(&c.process.pid)
-        .and_then(|streams| streams.get(1).cloned());
-    let onto = |e: &Event| match &stdout {
-        Some(pipe) => e.target.as_deref() == Some(pipe.as_str()),
-        None => e.fd == Some(1),
-    };
-    let streams = written(c.trace, onto);
+    // Only bytes a write put on the process's own stdout count.
+    let onto = c.onto_stdout();
+    let streams = written(c.trace, &onto);
     let cut = streams.values().map(|s| s.cut).sum();
     let writers: Vec<i32> = streams
         .into_iter()

@@ -38,7 +38,7 @@ mod processes;
 mod schedule;
 mod signals;
 
-use data::{computed_by_child, pipes, written_by_child};
+use data::{computed_by_child, pipes, stdio_of, written_by_child};
 use fifos::fifos;
 use processes::{cpu_at_most, fork, idle, pid_is_child, reaped, reported_status};
 use schedule::{one_at_a_time, slices, worker_lines};
@@ -303,6 +303,20 @@ impl Context<'_> {
                 Some(pid) => format!("{other} {pid}"),
                 None => other.to_string(),
             },
+        }
+    }
+
+    /// Whether a write went onto the process's own stdout, the pipe the
+    /// grader reads: by its target, not by its fd number (a child whose fd
+    /// 1 is /dev/null wrote nothing anyone saw). Without the process's
+    /// streams in the trace, fd 1 it is.
+    fn onto_stdout(&self) -> impl Fn(&Event) -> bool {
+        let stdout = stdio_of(self.run, self.trace)
+            .get(&self.process.pid)
+            .and_then(|streams| streams.get(1).cloned());
+        move |e: &Event| match &stdout {
+            Some(pipe) => e.target.as_deref() == Some(pipe.as_str()),
+            None => e.fd == Some(1),
         }
     }
 

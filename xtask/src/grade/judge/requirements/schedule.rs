@@ -3,7 +3,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::data::stdio_of;
 use super::data::{matching_lines, writes_carrying, written};
 use super::{Context, Finding, Trace};
 use crate::grade::case::parse_duration;
@@ -585,14 +584,8 @@ pub(super) fn worker_lines<'a>(c: &Context<'a>) -> Finding<'a> {
     };
     let programs = programs(c.trace, c.process);
     let workers: BTreeSet<i32> = programs.keys().copied().filter(|p| is_worker(*p)).collect();
-    let stdout = stdio_of(c.run, c.trace)
-        .get(&c.process.pid)
-        .and_then(|streams| streams.get(1).cloned());
-    let onto = |e: &Event| match &stdout {
-        Some(pipe) => e.target.as_deref() == Some(pipe.as_str()),
-        None => e.fd == Some(1),
-    };
-    let streams = written(c.trace, onto);
+    let onto = c.onto_stdout();
+    let streams = written(c.trace, &onto);
     let mut wrote: BTreeSet<i32> = BTreeSet::new();
     let mut decided = Vec::new();
     for line in matching_lines(c.process, pattern) {
@@ -606,7 +599,7 @@ pub(super) fn worker_lines<'a>(c: &Context<'a>) -> Finding<'a> {
         let by_named = streams.get(&named).is_some_and(|s| s.contains(line));
         if by_named && workers.contains(&named) {
             if wrote.insert(named) {
-                decided.extend(writes_carrying(c.trace, named, onto, line));
+                decided.extend(writes_carrying(c.trace, named, &onto, line));
             }
             continue;
         }
@@ -631,7 +624,7 @@ pub(super) fn worker_lines<'a>(c: &Context<'a>) -> Finding<'a> {
             }
         };
         let events = writer
-            .map(|w| writes_carrying(c.trace, w, onto, line))
+            .map(|w| writes_carrying(c.trace, w, &onto, line))
             .unwrap_or_default();
         return Finding::failed(
             problem_with(

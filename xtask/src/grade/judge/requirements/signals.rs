@@ -1,6 +1,5 @@
 //! Signals: who sent which to whom, after announcing it, and what it did.
 
-use super::data::stdio_of;
 use super::data::{matching_lines, writes_carrying};
 use super::{unseen, Context, Finding, Trace};
 use crate::grade::case::{full_signal_name, parse_duration};
@@ -137,14 +136,8 @@ pub(super) fn announcement<'a>(
     let Some(&line) = matching_lines(c.process, pattern).first() else {
         return Ok(Vec::new());
     };
-    let stdout = stdio_of(c.run, c.trace)
-        .get(&c.process.pid)
-        .and_then(|streams| streams.get(1).cloned());
-    let onto = |e: &Event| match &stdout {
-        Some(pipe) => e.target.as_deref() == Some(pipe.as_str()),
-        None => e.fd == Some(1),
-    };
-    let writes = writes_carrying(c.trace, sender, onto, line);
+    let onto = c.onto_stdout();
+    let writes = writes_carrying(c.trace, sender, &onto, line);
     let text: String = writes.iter().filter_map(|e| e.text.as_deref()).collect();
     if !text.contains(line) {
         let hidden = unseen(writes.iter().copied());
