@@ -171,11 +171,26 @@ pub fn run(bins: &Path, python: Option<&Path>, runs: usize) -> Result<(), String
     else {
         return Ok(());
     };
-    let rust = &worst[reference];
+    print_goals(
+        &worst[reference],
+        &summaries[reference],
+        &summaries[limit],
+        &all[reference],
+    );
+    tunings(runs, |tuning, dir| command(Slicer::Limit(tuning), dir))?;
+    println!();
+    Ok(())
+}
+
+/// The reference's goals, from its worst figures (`rust`), its runs
+/// (`reference`), the limit peer's beside them (`limit`), and what each of
+/// the reference's runs measured.
+fn print_goals(rust: &Summary, reference: &[Summary], limit: &[Summary], measured: &[Measured]) {
+    let runs = reference.len();
     // Run by run: the reference against the floor it ran beside.
-    let ratios: Vec<f64> = summaries[reference]
+    let ratios: Vec<f64> = reference
         .iter()
-        .zip(&summaries[limit])
+        .zip(limit)
         .map(|(r, l)| r.p99.as_secs_f64() / l.p99.as_secs_f64().max(1e-9))
         .collect();
     let worst_ratio = ratios.iter().copied().fold(0.0, f64::max);
@@ -191,9 +206,9 @@ pub fn run(bins: &Path, python: Option<&Path>, runs: usize) -> Result<(), String
         "  goal: p99 within 1.3x of the limit's in every run: {} ({worst_ratio:.2}x)",
         verdict(worst_ratio <= 1.3)
     );
-    let quiet: Vec<&Summary> = summaries[reference]
+    let quiet: Vec<&Summary> = reference
         .iter()
-        .zip(&all[reference])
+        .zip(measured)
         .filter(|(_, m)| m.steal < 0.01)
         .map(|(s, _)| s)
         .collect();
@@ -221,9 +236,6 @@ pub fn run(bins: &Path, python: Option<&Path>, runs: usize) -> Result<(), String
         verdict(rust.cpu_share >= 0.98),
         percent(rust.cpu_share)
     );
-    tunings(runs, |tuning, dir| command(Slicer::Limit(tuning), dir))?;
-    println!();
-    Ok(())
 }
 
 /// What each thing the coordinator asks of the kernel is worth: the limit
