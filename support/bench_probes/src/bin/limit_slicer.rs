@@ -54,6 +54,14 @@ enum Tuning {
     Pinned,
 }
 
+/// Each tuning by the name `--tuning` takes and the report gives.
+const TUNINGS: [(&str, Tuning); 4] = [
+    ("plain", Tuning::Plain),
+    ("slack", Tuning::Slack),
+    ("fifo", Tuning::Fifo),
+    ("pinned", Tuning::Pinned),
+];
+
 /// A CPU set holding only `cpu`.
 fn only_cpu(cpu: usize) -> libc::cpu_set_t {
     // SAFETY: an all-zero cpu_set_t is the empty set; CPU_SET writes in it.
@@ -68,16 +76,12 @@ fn main() -> ExitCode {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     let mut tuning = Tuning::Fifo;
     if args.first().map(String::as_str) == Some("--tuning") {
-        tuning = match args.get(1).map(String::as_str) {
-            Some("plain") => Tuning::Plain,
-            Some("slack") => Tuning::Slack,
-            Some("fifo") => Tuning::Fifo,
-            Some("pinned") => Tuning::Pinned,
-            _ => {
-                eprintln!("limit_slicer: --tuning takes plain, slack, fifo or pinned");
-                return ExitCode::from(2);
-            }
+        let named = args.get(1).map(String::as_str);
+        let Some(&(_, named)) = TUNINGS.iter().find(|(name, _)| Some(*name) == named) else {
+            eprintln!("limit_slicer: --tuning takes plain, slack, fifo or pinned");
+            return ExitCode::from(2);
         };
+        tuning = named;
         args.drain(..2);
     }
     let (Some(copies), Some(slice_ns), Some("--")) = (
@@ -102,50 +106,10 @@ fn main() -> ExitCode {
     pointers.push(std::ptr::null());
 
     let pinned = tuning == Tuning::Pinned;
-    let (coordinator_cpu, programs_cpu) = (only_cpu(0), only_cpu(1));
-    let mut pids = vec![0; copies];
-    let mut pidfds = vec![-1; copies];
-    for (pid, pidfd) in pids.iter_mut().zip(pidfds.iter_mut()) {
-        // SAFETY: this program starts no thread; between fork and exec the
-        // child calls only sched_setaffinity, raise, execv and _exit, on
-        // memory prepared here.
-        match unsafe { libc::fork() } {
-            -1 => return ExitCode::from(1),
-            0 => unsafe {
-                if pinned {
-                    libc::sched_setaffinity(
-                        0,
-                        std::mem::size_of::<libc::cpu_set_t>(),
-                        &programs_cpu,
-                    );
-                }
-                libc::raise(libc::SIGSTOP);
-                libc::execv(pointers[0], pointers.as_ptr());
-                libc::_exit(127)
-            },
-            child => {
-                let mut status = 0;
-                // SAFETY: plain system calls on our own child.
-                unsafe { libc::waitpid(child, &mut status, libc::WUNTRACED) };
-                *pid = child;
-                *pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, child, 0) } as i32;
-            }
-        }
-    }
-    // Asked for after forking, so that the programs keep the defaults.
-    // SAFETY: plain system calls on this process, with valid arguments.
-    let fifo = unsafe {
-        if tuning != Tuning::Plain {
-            libc::prctl(libc::PR_SET_TIMERSLACK, 1, 0, 0, 0);
-        }
-        if pinned {
-            libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &coordinator_cpu);
-        }
-        let param = libc::sched_param { sched_priority: 1 };
-        matches!(tuning, Tuning::Fifo | Tuning::Pinned)
-            && libc::sched_setscheduler(0, libc::SCHED_FIFO | libc::SCHED_RESET_ON_FORK, &param)
-                == 0
+    let Some((mut pids, pidfds)) = start_stopped(copies, &pointers, pinned) else {
+        return ExitCode::from(1);
     };
+    let fifo = ask_the_kernel(tuning);
     // SAFETY: plain system calls; the descriptor is ours.
     let timer = unsafe { libc::timerfd_create(libc::CLOCK_MONOTONIC, libc::TFD_CLOEXEC) };
     if timer < 0 {
@@ -234,6 +198,31 @@ fn main() -> ExitCode {
             base = deadline;
         }
     }
+    let name = TUNINGS
+        .iter()
+        .find(|(_, t)| *t == tuning)
+        .map_or("?", |(name, _)| name);
+    report(
+        name,
+        fifo,
+        &cont_at[..continued],
+        &stop_at[..timed],
+        &mut lateness[..timed],
+        &mut stops[..timed],
+    );
+    ExitCode::SUCCESS
+}
+
+/// Prints, on stderr, what the run got and where its error came from (see
+/// the module's documentation for the lines).
+fn report(
+    tuning: &str,
+    fifo: bool,
+    cont_at: &[i64],
+    stop_at: &[i64],
+    lateness: &mut [i64],
+    stops: &mut [i64],
+) {
     let summary = |values: &mut [i64]| {
         values.sort_unstable();
         let at = |q: f64| {
@@ -248,14 +237,6 @@ fn main() -> ExitCode {
             values.last().copied().unwrap_or(0)
         )
     };
-    let name = match tuning {
-        Tuning::Plain => "plain",
-        Tuning::Slack => "slack",
-        Tuning::Fifo => "fifo",
-        Tuning::Pinned => "pinned",
-    };
-    let policy = if fifo { "fifo" } else { "other" };
-    eprintln!("tuning {name} policy {policy}");
     let list = |values: &[i64]| {
         values
             .iter()
@@ -263,9 +244,81 @@ fn main() -> ExitCode {
             .collect::<Vec<_>>()
             .join(" ")
     };
-    eprintln!("cont_at_ns {}", list(&cont_at[..continued]));
-    eprintln!("stop_at_ns {}", list(&stop_at[..timed]));
-    eprintln!("lateness_ns {}", summary(&mut lateness[..timed]));
-    eprintln!("stop_ns {}", summary(&mut stops[..timed]));
-    ExitCode::SUCCESS
+    let policy = if fifo { "fifo" } else { "other" };
+    eprintln!("tuning {tuning} policy {policy}");
+    eprintln!("cont_at_ns {}", list(cont_at));
+    eprintln!("stop_at_ns {}", list(stop_at));
+    eprintln!("lateness_ns {}", summary(lateness));
+    eprintln!("stop_ns {}", summary(stops));
+}
+
+/// Starts `copies` of the program (`pointers`: its argv, null-ended), each
+/// stopped before its exec (SIGSTOP to itself), on CPU 1 when `pinned`:
+/// their PIDs and pidfds.
+fn start_stopped(
+    copies: usize,
+    pointers: &[*const libc::c_char],
+    pinned: bool,
+) -> Option<(Vec<i32>, Vec<i32>)> {
+    let programs_cpu = only_cpu(1);
+    let mut pids = vec![0; copies];
+    let mut pidfds = vec![-1; copies];
+    for (pid, pidfd) in pids.iter_mut().zip(pidfds.iter_mut()) {
+        // SAFETY: this program starts no thread; between fork and exec the
+        // child calls only sched_setaffinity, raise, execv and _exit, on
+        // memory prepared here.
+        match unsafe { libc::fork() } {
+            -1 => {
+                // Leave no program stopped forever behind us.
+                for &started in pids.iter().filter(|p| **p > 0) {
+                    // SAFETY: plain system calls on our own children.
+                    unsafe {
+                        libc::kill(started, libc::SIGKILL);
+                        libc::waitpid(started, std::ptr::null_mut(), 0);
+                    }
+                }
+                return None;
+            }
+            0 => unsafe {
+                if pinned {
+                    libc::sched_setaffinity(
+                        0,
+                        std::mem::size_of::<libc::cpu_set_t>(),
+                        &programs_cpu,
+                    );
+                }
+                libc::raise(libc::SIGSTOP);
+                libc::execv(pointers[0], pointers.as_ptr());
+                libc::_exit(127)
+            },
+            child => {
+                let mut status = 0;
+                // SAFETY: plain system calls on our own child.
+                unsafe { libc::waitpid(child, &mut status, libc::WUNTRACED) };
+                *pid = child;
+                *pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, child, 0) } as i32;
+            }
+        }
+    }
+    Some((pids, pidfds))
+}
+
+/// What the tuning asks of the kernel, after the forks so that the
+/// programs keep the defaults: whether SCHED_FIFO was granted.
+fn ask_the_kernel(tuning: Tuning) -> bool {
+    let coordinator_cpu = only_cpu(0);
+    let pinned = tuning == Tuning::Pinned;
+    // SAFETY: plain system calls on this process, with valid arguments.
+    unsafe {
+        if tuning != Tuning::Plain {
+            libc::prctl(libc::PR_SET_TIMERSLACK, 1, 0, 0, 0);
+        }
+        if pinned {
+            libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &coordinator_cpu);
+        }
+        let param = libc::sched_param { sched_priority: 1 };
+        matches!(tuning, Tuning::Fifo | Tuning::Pinned)
+            && libc::sched_setscheduler(0, libc::SCHED_FIFO | libc::SCHED_RESET_ON_FORK, &param)
+                == 0
+    }
 }
