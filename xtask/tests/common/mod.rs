@@ -283,21 +283,37 @@ pub fn copy_workbook(into: &Path) {
 }
 
 fn copy_except(from: &Path, into: &Path, skipped: &[&str]) {
+    copy_walk(from, into, skipped, &mut |_, _| Ok(false)).unwrap();
+}
+
+/// Copies the tree at `from` into `into`, but for folders named in
+/// `skipped`: folders walked, links made again as links (never followed),
+/// regular files copied, unless `take(file, into_dir)` takes one itself
+/// (`Ok(true)`).
+fn copy_walk(
+    from: &Path,
+    into: &Path,
+    skipped: &[&str],
+    take: &mut dyn FnMut(&Path, &Path) -> Result<bool, String>,
+) -> Result<(), String> {
     std::fs::create_dir_all(into).unwrap();
     for entry in std::fs::read_dir(from).unwrap().flatten() {
         let (path, name) = (entry.path(), entry.file_name());
         let to = into.join(&name);
         let kind = entry.file_type().unwrap();
         if kind.is_symlink() {
+            // Over the solution's file of that name, when there is one.
+            let _ = std::fs::remove_file(&to);
             std::os::unix::fs::symlink(std::fs::read_link(&path).unwrap(), &to).unwrap();
         } else if kind.is_dir() {
             if !skipped.iter().any(|s| name == *s) {
-                copy_except(&path, &to, skipped);
+                copy_walk(&path, &to, skipped, take)?;
             }
-        } else {
+        } else if !take(&path, into)? {
             std::fs::copy(&path, &to).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         }
     }
+    Ok(())
 }
 
 /// The cases of a step in `tests/` (or another cases directory), in
@@ -389,46 +405,36 @@ pub fn lay_out_fixture(fixture: &Path, into: &Path) -> Result<(), String> {
         let solution = root().join("solutions").join(fixture_step(fixture));
         copy_tree(&solution.join("src"), &into.join("src"));
     }
-    overlay(fixture, fixture, into)
+    copy_walk(fixture, into, &[], &mut |path, dir| {
+        apply_patch(fixture, path, dir)
+    })
 }
 
-fn overlay(top: &Path, from: &Path, into: &Path) -> Result<(), String> {
-    std::fs::create_dir_all(into).unwrap();
-    for entry in std::fs::read_dir(from).unwrap().flatten() {
-        let (path, name) = (entry.path(), entry.file_name());
-        let kind = entry.file_type().unwrap();
-        let name_text = name.to_string_lossy().into_owned();
-        if kind.is_dir() && !kind.is_symlink() {
-            overlay(top, &path, &into.join(&name))?;
-        } else if let Some(base) = name_text.strip_suffix(".patch").filter(|_| kind.is_file()) {
-            let target = into.join(base);
-            let original = std::fs::read_to_string(&target).map_err(|e| {
-                format!(
-                    "{}: the solution has no {base} to patch ({e})",
-                    path.display()
-                )
-            })?;
-            let text = std::fs::read_to_string(&path).unwrap();
-            let patch = diffy::Patch::from_str(&text)
-                .map_err(|e| format!("{}: not a unified diff: {e}", path.display()))?;
-            let patched = diffy::apply(&original, &patch).map_err(|e| {
-                format!(
-                    "{}: no longer applies to today's {} ({e}); remake it from the fixture",
-                    path.strip_prefix(top).unwrap_or(&path).display(),
-                    base
-                )
-            })?;
-            std::fs::write(&target, patched).unwrap();
-        } else if kind.is_symlink() {
-            let to = into.join(&name);
-            let _ = std::fs::remove_file(&to);
-            std::os::unix::fs::symlink(std::fs::read_link(&path).unwrap(), &to).unwrap();
-        } else {
-            std::fs::copy(&path, into.join(&name))
-                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        }
-    }
-    Ok(())
+/// Applies `path`, a fixture's `FILE.patch`, to the `FILE` already laid
+/// out in `dir`; `Ok(false)` for any other file (copied as it is).
+fn apply_patch(fixture: &Path, path: &Path, dir: &Path) -> Result<bool, String> {
+    let name = path.file_name().unwrap().to_string_lossy().into_owned();
+    let Some(base) = name.strip_suffix(".patch") else {
+        return Ok(false);
+    };
+    let target = dir.join(base);
+    let original = std::fs::read_to_string(&target).map_err(|e| {
+        format!(
+            "{}: the solution has no {base} to patch ({e})",
+            path.display()
+        )
+    })?;
+    let text = std::fs::read_to_string(path).unwrap();
+    let patch = diffy::Patch::from_str(&text)
+        .map_err(|e| format!("{}: not a unified diff: {e}", path.display()))?;
+    let patched = diffy::apply(&original, &patch).map_err(|e| {
+        format!(
+            "{}: no longer applies to today's {base} ({e}); remake it from the fixture",
+            path.strip_prefix(fixture).unwrap_or(path).display(),
+        )
+    })?;
+    std::fs::write(&target, patched).unwrap();
+    Ok(true)
 }
 
 /// The grader's output, and its PID (which names its staged binaries).
