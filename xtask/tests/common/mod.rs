@@ -407,7 +407,21 @@ pub fn lay_out_fixture(fixture: &Path, into: &Path) -> Result<(), String> {
     }
     copy_walk(fixture, into, &[], &mut |path, dir| {
         apply_patch(fixture, path, dir)
-    })
+    })?;
+    // Most fixtures build as any checkout of their step does: a fixture
+    // without a manifest gets its step's stand-in, shared by all of them
+    // (`xtask/tests/fixture-manifests/STEP.toml`). Only a fixture whose
+    // point is its manifest (a build script, a path dependency, no binary)
+    // holds one of its own.
+    let manifest = into.join("Cargo.toml");
+    if std::fs::symlink_metadata(&manifest).is_err() {
+        let step = fixture_step(fixture);
+        let short = step.split('_').next().unwrap_or(&step).to_string();
+        let shared = root().join(format!("xtask/tests/fixture-manifests/{short}.toml"));
+        std::fs::copy(&shared, &manifest)
+            .map_err(|e| format!("{}: no stand-in manifest ({e})", shared.display()))?;
+    }
+    Ok(())
 }
 
 /// Applies `path`, a fixture's `FILE.patch`, to the `FILE` already laid
