@@ -8,7 +8,25 @@
 //! fixture's own files over it, and each `FILE.patch` (a unified diff)
 //! applied to the solution's `FILE` (see `common::lay_out_fixture`). So a
 //! change to a solution that a fixture no longer fits is seen at once,
-//! by `every_fixture_lays_out`, without grading anything.
+//! by `every_fixture_lays_out`, without grading anything. A patch holds
+//! the fixture's point and nothing else: a header comment saying what the
+//! fixture is, then its change. A fixture without a `Cargo.toml` gets its
+//! step's stand-in manifest (`xtask/tests/fixture-manifests/STEP.toml`);
+//! only a fixture whose point is its manifest holds one.
+//!
+//! When a change to a solution breaks a patch, carry the fixture's change
+//! over with a three-way merge (FILE is e.g. `src/main.rs`, 3 lines of
+//! context as `diff -u` makes them):
+//!
+//! ```text
+//! git show HEAD:solutions/STEP/FILE > /tmp/old       # what the patch fits
+//! patch -o /tmp/fixture /tmp/old FIXTURE/FILE.patch
+//! git merge-file -p solutions/STEP/FILE /tmp/old /tmp/fixture > /tmp/new
+//! diff -u --label a/FILE --label b/FILE solutions/STEP/FILE /tmp/new > FIXTURE/FILE.patch
+//! ```
+//!
+//! (a conflict is resolved by hand: the fixture's change, today's rest),
+//! then grade that fixture: its verdict must not move.
 //!
 //! `expect.txt`: the step (`ex1`...), then optional lines `base:
 //! solution`, `args: ...` (more grader options), `open: <why>` (a known
@@ -44,10 +62,13 @@ fn main() {
     names.sort();
     assert!(names.len() >= 8, "fixtures missing");
     let scratch = std::sync::Arc::new(Setting::new());
-    let mut trials = vec![Trial::test("every_fixture_lays_out", {
-        let names = names.clone();
-        move || every_fixture_lays_out(&names)
-    })];
+    let mut trials = vec![
+        Trial::test("every_fixture_lays_out", {
+            let names = names.clone();
+            move || every_fixture_lays_out(&names)
+        }),
+        Trial::test("fixtures_stay_small", fixtures_stay_small),
+    ];
     for fixture in names {
         let name = fixture.file_name().unwrap().to_string_lossy().into_owned();
         let setting = std::sync::Arc::clone(&scratch);
@@ -140,6 +161,46 @@ fn every_fixture_lays_out(names: &[PathBuf]) -> Result<(), Failed> {
     } else {
         Err(Failed::from(broken.join("\n")))
     }
+}
+
+/// Fixture data, in all, at most this many lines: a fixture holds its
+/// point, not a copy of the solution (which drifts).
+const MAX_FIXTURE_LINES: usize = 5_000;
+
+/// Counts every line of fixture data: the fixtures, their stand-in
+/// manifests and their cases.
+fn fixtures_stay_small() -> Result<(), Failed> {
+    fn lines(dir: &Path, sizes: &mut Vec<(usize, PathBuf)>) {
+        for entry in std::fs::read_dir(dir).unwrap().flatten() {
+            let path = entry.path();
+            let kind = entry.file_type().unwrap();
+            if kind.is_dir() {
+                lines(&path, sizes);
+            } else if kind.is_file() {
+                let bytes = std::fs::read(&path).unwrap();
+                sizes.push((bytes.iter().filter(|&&b| b == b'\n').count(), path));
+            }
+        }
+    }
+    let mut sizes = Vec::new();
+    for dir in ["fixtures", "fixture-manifests", "fixture-cases"] {
+        lines(&root().join("xtask/tests").join(dir), &mut sizes);
+    }
+    let total: usize = sizes.iter().map(|(n, _)| n).sum();
+    if total <= MAX_FIXTURE_LINES {
+        return Ok(());
+    }
+    sizes.sort();
+    let largest: Vec<String> = sizes
+        .iter()
+        .rev()
+        .take(5)
+        .map(|(n, p)| format!("  {n:>5} {}", p.display()))
+        .collect();
+    Err(Failed::from(format!(
+        "the fixtures hold {total} lines, over {MAX_FIXTURE_LINES}; the largest files:\n{}",
+        largest.join("\n")
+    )))
 }
 
 /// Grades one fixture; returns what was wrong with the grader's verdict.
