@@ -1,6 +1,9 @@
 //! `cargo xtask`: the workbook's own tasks, in Rust, run through Cargo.
 //!
-//! - `cargo xtask hint STEP [LEVEL]` prints a step's hints, gentlest first.
+//! - `cargo xtask list`, `watch [STEP]`, `hint STEP [LEVEL]`, `reset STEP`
+//!   and `solution STEP`: the learner's loop (`learn/`, `hint.rs`).
+//! - `cargo xtask trace STEP [-- ARGS]` draws what a step's processes did,
+//!   as the grader's tracer saw it (`trace/`).
 //! - `cargo xtask grade [STEP]` builds the students' steps (or, with
 //!   `--solutions`, the reference ones), runs the cases in `tests/` and
 //!   reports a score (`--format human|json|gradescope|junit`).
@@ -15,7 +18,9 @@ mod bench;
 mod conventions;
 pub mod grade;
 mod hint;
+mod learn;
 mod project;
+mod trace;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -58,6 +63,44 @@ enum Command {
     /// Enter a case's jail and print the isolation that held (used by `grade`).
     #[command(hide = true)]
     SandboxProbe,
+    /// Every step with its state (not started, failing, done), the next
+    /// one to do and its lab sheet.
+    List {
+        /// Print it as JSON, for tools.
+        #[arg(long)]
+        json: bool,
+        /// Grade again the steps edited since they were last graded.
+        #[arg(long)]
+        refresh: bool,
+    },
+    /// Work on a step: it is graded each time you save one of its files,
+    /// and the next one comes when it passes. Keys: h hint, l list, n next
+    /// step, r re-grade, x reset the screen, q quit.
+    Watch {
+        /// The step to start with [default: the first not done].
+        step: Option<String>,
+    },
+    /// Put a step's skeleton back, as released; your files are kept as a
+    /// numbered backup (`backups/STEP/N/`).
+    Reset {
+        /// The step: its full name or a unique prefix, such as `ex3`.
+        step: String,
+        /// Do not ask first.
+        #[arg(long, short)]
+        yes: bool,
+    },
+    /// Where a step's reference solution is, and how it differs from
+    /// yours: once your step passes.
+    Solution {
+        /// The step: its full name or a unique prefix, such as `ex3`.
+        step: String,
+        /// Show it before your step passes (it gives the step away).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Run a step's program in the grader's sandbox and tracer, and draw
+    /// what its processes did: forks, signals, pipes, stops, exits.
+    Trace(trace::Options),
     /// Print the hints for a lab step, gentlest first.
     Hint {
         /// The step: its full name or a unique prefix, such as `ex3`.
@@ -147,6 +190,11 @@ fn main() -> ExitCode {
             _ => Err("grade-case: give a case file, --bins and --probe, or none of them (request on stdin)".into()),
         },
         Command::SandboxProbe => grade::jail::probe_command(),
+        Command::List { json, refresh } => learn::list::run(json, refresh),
+        Command::Watch { step } => learn::watch::run(step.as_deref()),
+        Command::Reset { step, yes } => learn::reset::run(&step, yes),
+        Command::Solution { step, force } => learn::solution::run(&step, force),
+        Command::Trace(options) => trace::run(&options),
         Command::Hint { step, level, all } => {
             hint::run(&step, if all { usize::MAX } else { level })
         }

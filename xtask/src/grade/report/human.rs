@@ -14,9 +14,11 @@ pub struct Style {
 }
 
 impl Style {
-    /// Colours when stdout is a terminal and `NO_COLOR` is not set.
+    /// Colours when stdout is a terminal and `NO_COLOR` is not set, or
+    /// when `CLICOLOR_FORCE` is set (`watch` pipes the report to show it).
     pub fn detect() -> Self {
-        let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+        let set = |name| std::env::var_os(name).is_some_and(|v| !v.is_empty() && v != "0");
+        let colour = (std::io::stdout().is_terminal() || set("CLICOLOR_FORCE")) && !set("NO_COLOR");
         Self { colour }
     }
 
