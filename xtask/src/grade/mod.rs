@@ -146,7 +146,13 @@ fn publish(outcome: &Outcome, options: &Options) -> Result<(), String> {
         let text = report::render(outcome, Format::Json, false)?;
         std::fs::write(file, text).map_err(|e| format!("{}: {e}", file.display()))?;
     }
-    let human = || report::human::render(outcome, &report::human::Style::detect(), options.verbose);
+    // A learner grading their own checkout, unless a submission or
+    // another checkout is graded (an instructor's work).
+    let learner = options.submission.is_none()
+        && options.submissions.is_none()
+        && options.workspace.is_none();
+    let style = report::human::Style::detect().for_learner(learner);
+    let human = || report::human::render(outcome, &style, options.verbose);
     match &options.output {
         None if options.format == Format::Human => print!("{}", human()),
         None => print!(

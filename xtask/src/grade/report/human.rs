@@ -1,7 +1,8 @@
 //! The report for people (the default): a summary line per step, and for
 //! each failed case its description, command, problems (expected/got,
 //! first mismatch marked), how it ended and how long it took. Colours only
-//! on a terminal.
+//! on a terminal. A learner's failing cases are told as `learner` tells
+//! them.
 
 use std::fmt::Write;
 use std::io::IsTerminal;
@@ -11,6 +12,9 @@ use crate::grade::outcome::{CaseOutcome, Outcome, Status, StepState};
 
 pub struct Style {
     colour: bool,
+    /// Written for a learner grading their own checkout (`learner`), not
+    /// for an instructor reading a submission's every detail.
+    learner: bool,
 }
 
 impl Style {
@@ -19,11 +23,22 @@ impl Style {
     pub fn detect() -> Self {
         let set = |name| std::env::var_os(name).is_some_and(|v| !v.is_empty() && v != "0");
         let colour = (std::io::stdout().is_terminal() || set("CLICOLOR_FORCE")) && !set("NO_COLOR");
-        Self { colour }
+        Self {
+            colour,
+            learner: false,
+        }
     }
 
     pub fn plain() -> Self {
-        Self { colour: false }
+        Self {
+            colour: false,
+            learner: false,
+        }
+    }
+
+    /// The same style, for a learner (see `learner`) or not.
+    pub fn for_learner(self, learner: bool) -> Self {
+        Self { learner, ..self }
     }
 
     fn paint(&self, code: &str, text: &str) -> String {
@@ -125,6 +140,10 @@ pub fn render(outcome: &Outcome, style: &Style, verbose: bool) -> String {
                     ))
                 };
                 let _ = writeln!(out, "{step}: {summary}");
+                if style.learner && passed < count {
+                    super::learner::render_cases(&mut out, style, result, verbose);
+                    continue;
+                }
                 for case in &result.cases {
                     render_case(&mut out, style, case, verbose);
                 }

@@ -13,6 +13,7 @@ pub mod gradescope;
 pub mod human;
 pub mod json;
 pub mod junit;
+pub mod learner;
 
 use super::outcome::Outcome;
 
