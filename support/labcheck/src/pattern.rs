@@ -141,7 +141,16 @@ pub fn match_in_order(
         if !pattern.matches(line, bindings) {
             return Err(Mismatch {
                 index,
-                reason: format!("line does not match (PIDs bound so far: {bindings:?})"),
+                reason: if bindings.is_empty() {
+                    "line does not match".to_string()
+                } else {
+                    // The PIDs earlier lines fixed: a line may fail on them alone.
+                    let known: Vec<String> = bindings
+                        .iter()
+                        .map(|(name, pid)| format!("{{pid:{name}}} is {pid}"))
+                        .collect();
+                    format!("line does not match (where {})", known.join(", "))
+                },
             });
         }
     }
