@@ -218,11 +218,17 @@ impl Progress {
 }
 
 /// A fingerprint of what grading a step reads of the learner's tree: its
-/// manifest and every file under its `src/`, paths and bytes (SHA-1).
+/// manifest and every file under its `src/`, paths and bytes (SHA-1), but
+/// an editor's own files (swap, backup and lock files), which change as
+/// one types, not as one saves.
 pub fn fingerprint(root: &Path, step: &str) -> String {
     let dir = root.join("exercises").join(step);
     let mut files = vec![dir.join("Cargo.toml")];
-    files.extend(super::files_under(&dir.join("src")));
+    files.extend(
+        super::files_under(&dir.join("src"))
+            .into_iter()
+            .filter(|f| !is_editors_own(f)),
+    );
     let mut sha = sha1_smol::Sha1::new();
     for file in files {
         let relative = file.strip_prefix(&dir).unwrap_or(&file);
@@ -239,6 +245,19 @@ pub fn fingerprint(root: &Path, step: &str) -> String {
     sha.digest().to_string()
 }
 
+/// A file an editor keeps beside the one being edited: vim's `.x.swp`,
+/// emacs's `#x#` and `.#x`, and the `x~` backups of many.
+pub fn is_editors_own(path: &Path) -> bool {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    name.starts_with('.')
+        || name.ends_with('~')
+        || (name.starts_with('#') && name.ends_with('#'))
+        || [".swp", ".swo", ".swx"].iter().any(|s| name.ends_with(s))
+}
+
 /// What one run of the grader found, for the learner.
 pub struct Graded {
     /// Each graded step's state.
@@ -251,23 +270,34 @@ pub struct Graded {
 /// its own, as `cargo xtask grade` would: the states, and the report for
 /// people.
 pub fn grade_steps(root: &Path, step: Option<&str>) -> Result<Graded, String> {
-    let mut command = grade_command(root, step, false)?;
+    let (mut command, json) = grade_command(root, step, false)?;
     let output = command
         .stdin(Stdio::null())
         .output()
         .map_err(|e| format!("cannot run the grader: {e}"))?;
-    finish_grading(&json_report_path(root), &output)
+    finish_grading(&json, &output)
 }
 
-/// Where a learner's grading writes its json report.
-pub fn json_report_path(root: &Path) -> PathBuf {
-    root.join("target/xtask-learn/report.json")
+/// Where a learner's grading writes its json report: a file of its own
+/// (a `list` beside a `watch` must not read the other's).
+fn json_report_path(root: &Path) -> PathBuf {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    root.join(format!(
+        "target/xtask-learn/report-{}-{n}.json",
+        std::process::id()
+    ))
 }
 
-/// The grader's command line for the learner's loop: the json report to
-/// [`json_report_path`], the report for people on stdout (coloured when
-/// `colour`), both piped.
-pub fn grade_command(root: &Path, step: Option<&str>, colour: bool) -> Result<Command, String> {
+/// The grader's command line for the learner's loop, and where it writes
+/// its json report (read and removed by [`finish_grading`]); the report for
+/// people on stdout (coloured when `colour`), both streams piped.
+pub fn grade_command(
+    root: &Path,
+    step: Option<&str>,
+    colour: bool,
+) -> Result<(Command, PathBuf), String> {
     let me = std::env::current_exe().map_err(|e| format!("cannot find the grader: {e}"))?;
     let json = json_report_path(root);
     if let Some(dir) = json.parent() {
@@ -288,7 +318,7 @@ pub fn grade_command(root: &Path, step: Option<&str>, colour: bool) -> Result<Co
     } else {
         command.env("NO_COLOR", "1");
     }
-    Ok(command)
+    Ok((command, json))
 }
 
 /// Reads the json report a learner's grading wrote, beside what it
@@ -307,6 +337,7 @@ pub fn finish_grading(json_path: &Path, output: &std::process::Output) -> Result
             .to_string();
         format!("the grader wrote no report: {last}")
     })?;
+    let _ = std::fs::remove_file(json_path);
     let json: serde_json::Value = serde_json::from_str(&text)
         .map_err(|e| format!("{}: not the grader's report: {e}", json_path.display()))?;
     let states = step_states(&json)?;
@@ -369,6 +400,11 @@ mod tests {
         let read = Progress::read(&root).unwrap().unwrap();
         assert!(read.is_done_now(&root, "ex1_fibonacci_child"));
         assert_eq!(read.next_step(&root), Some("ex2_signal_exchange"));
+        // An editor's swap file is not a save.
+        let swap = root.join("exercises/ex1_fibonacci_child/src/.main.rs.swp");
+        std::fs::write(&swap, "typing").unwrap();
+        assert!(read.is_done_now(&root, "ex1_fibonacci_child"));
+        std::fs::remove_file(swap).unwrap();
         // A save changes the fingerprint: no longer done as it is now.
         std::fs::write(
             root.join("exercises/ex1_fibonacci_child/src/main.rs"),

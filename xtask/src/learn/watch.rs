@@ -246,9 +246,10 @@ impl Session {
 
     fn saved(&mut self, paths: &[PathBuf]) {
         let dir = self.root.join("exercises").join(self.step);
-        let ours = paths
-            .iter()
-            .any(|p| p.starts_with(dir.join("src")) || *p == dir.join("Cargo.toml"));
+        let ours = paths.iter().any(|p| {
+            (p.starts_with(dir.join("src")) && !progress::is_editors_own(p))
+                || *p == dir.join("Cargo.toml")
+        });
         if !ours {
             return;
         }
@@ -302,10 +303,9 @@ impl Session {
         let fingerprint = progress::fingerprint(&self.root, self.step);
         self.graded_sources = Some(fingerprint.clone());
         match spawn_grader(&self.root, self.step) {
-            Ok(child) => {
+            Ok((child, json)) => {
                 let child_group = nix::unistd::Pid::from_raw(child.id() as i32);
                 let generation = self.generation;
-                let json = progress::json_report_path(&self.root);
                 let sender = self.sender.clone();
                 std::thread::spawn(move || {
                     let result = child
@@ -449,9 +449,9 @@ impl Session {
 
 /// The grader for the current step, in a process group of its own that
 /// dies with us.
-fn spawn_grader(root: &Path, step: &str) -> Result<Child, String> {
+fn spawn_grader(root: &Path, step: &str) -> Result<(Child, PathBuf), String> {
     use std::os::unix::process::CommandExt;
-    let mut command = progress::grade_command(root, Some(step), true)?;
+    let (mut command, json) = progress::grade_command(root, Some(step), true)?;
     command.stdin(std::process::Stdio::null()).process_group(0);
     // SAFETY: runs in the child between fork and exec: one prctl, a system
     // call, which is async-signal-safe; nothing allocates or locks. (The
@@ -463,9 +463,10 @@ fn spawn_grader(root: &Path, step: &str) -> Result<Child, String> {
                 .map_err(std::io::Error::from)
         });
     }
-    command
+    let child = command
         .spawn()
-        .map_err(|e| format!("cannot run the grader: {e}"))
+        .map_err(|e| format!("cannot run the grader: {e}"))?;
+    Ok((child, json))
 }
 
 fn next_after(step: &str) -> Option<&'static str> {

@@ -77,7 +77,9 @@ pub fn run(options: &Options) -> Result<(), String> {
         if n > 0 {
             println!();
         }
-        print!("{}", terminal::draw(picture));
+        // What the programs printed, or named their files, never drives
+        // the terminal: control characters are shown escaped.
+        print!("{}", grade::printable(&terminal::draw(picture)));
     }
     if let Some(file) = &options.html {
         std::fs::write(file, html::page(&pictures))
