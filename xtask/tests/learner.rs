@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{copy_workbook, one_at_a_time, root, OneAtATime, Run};
+use common::{copy_tree, copy_workbook, one_at_a_time, root, OneAtATime, Run};
 
 /// The copy of the workbook, laid out afresh, and the lock.
 struct Workbook {
@@ -70,7 +70,7 @@ impl Workbook {
     /// Copies the reference solution's sources over the exercise's.
     fn solve(&self, step: &str) {
         let from = root().join("solutions").join(step).join("src");
-        copy_dir(&from, &self.dir.join("exercises").join(step).join("src"));
+        copy_tree(&from, &self.dir.join("exercises").join(step).join("src"));
     }
 
     /// Step 2 left half-written: it does not compile.
@@ -79,18 +79,6 @@ impl Workbook {
         let mut text = std::fs::read_to_string(&file).unwrap();
         text.push_str("\nfn half_written( {\n");
         std::fs::write(file, text).unwrap();
-    }
-}
-
-fn copy_dir(from: &Path, into: &Path) {
-    std::fs::create_dir_all(into).unwrap();
-    for entry in std::fs::read_dir(from).unwrap().flatten() {
-        let to = into.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &to);
-        } else {
-            std::fs::copy(entry.path(), to).unwrap();
-        }
     }
 }
 
