@@ -56,9 +56,7 @@ fn section(picture: &Picture) -> String {
         .filter(|(_, m)| !(slices && matches!(m, Mark::Stop { .. } | Mark::Cont { .. })))
         .take(MAX_MARKS)
         .collect();
-    let row = |pid: i32| picture.lanes.iter().position(|l| l.pid == pid);
-    let y = |index: usize| TOP + LANE * index as f64 + LANE / 2.0;
-    let x = |slot: usize| LEFT + SLOT * (slot as f64 + 0.5);
+    let (x, y) = (column_x, lane_y);
     let width = LEFT + SLOT * (marks.len() as f64 + 1.0);
     let height = TOP + LANE * picture.lanes.len() as f64 + 10.0;
     let _ = writeln!(
@@ -105,59 +103,7 @@ fn section(picture: &Picture) -> String {
         );
     }
     for (slot, (at, mark)) in marks.iter().enumerate() {
-        let Some(from) = row(mark.pid()) else {
-            continue;
-        };
-        let tip = format!("{at:.3} ms · {} {}", mark.pid(), mark.words());
-        let kind = kind_of(mark);
-        let to = mark.to().and_then(row).filter(|&to| to != from);
-        match to {
-            Some(to) => {
-                let (y1, y2) = if matches!(mark, Mark::Reap { .. }) {
-                    (y(to), y(from)) // the status flows to the reaper
-                } else {
-                    (y(from), y(to))
-                };
-                let label = match mark {
-                    Mark::Signal { name, .. } => name.clone(),
-                    Mark::Bytes { bytes, .. } => format!("{bytes} B"),
-                    _ => String::new(),
-                };
-                let _ = writeln!(
-                    out,
-                    "<g class=\"mark {kind} arrow\" data-from=\"{}\" data-to=\"{}\" data-at=\"{at:.3}\">\
-                     <line x1=\"{x}\" y1=\"{y1}\" x2=\"{x}\" y2=\"{y2}\" marker-end=\"url(#head)\"/>\
-                     <text x=\"{}\" y=\"{}\">{}</text><title>{}</title></g>",
-                    mark.pid(),
-                    mark.to().unwrap_or(0),
-                    x(slot) + 3.0,
-                    (y1 + y2) / 2.0,
-                    escape(&label),
-                    escape(&tip),
-                    x = x(slot),
-                );
-            }
-            None => {
-                let glyph = match mark {
-                    Mark::Exit { .. } => "✕",
-                    Mark::Exec { .. } => "◆",
-                    Mark::Output { .. } => "▪",
-                    Mark::Stop { .. } => "⏸",
-                    Mark::Cont { .. } => "▶",
-                    Mark::Refused { .. } => "⛔",
-                    _ => "●",
-                };
-                let _ = writeln!(
-                    out,
-                    "<g class=\"mark {kind}\" data-from=\"{}\" data-at=\"{at:.3}\">\
-                     <text class=\"glyph\" x=\"{}\" y=\"{}\">{glyph}</text><title>{}</title></g>",
-                    mark.pid(),
-                    x(slot),
-                    y(from) + 5.0,
-                    escape(&tip),
-                );
-            }
-        }
+        draw_mark(&mut out, picture, slot, *at, mark);
     }
     out.push_str("</svg>\n");
     if picture.marks.len() > marks.len() && !slices {
@@ -172,6 +118,75 @@ fn section(picture: &Picture) -> String {
     }
     out.push_str("</section>\n");
     out
+}
+
+/// Where a lane's line runs, down the page.
+fn lane_y(index: usize) -> f64 {
+    TOP + LANE * index as f64 + LANE / 2.0
+}
+
+/// Where a mark's column is, across the page.
+fn column_x(slot: usize) -> f64 {
+    LEFT + SLOT * (slot as f64 + 0.5)
+}
+
+/// One mark at its column: an arrow between two lanes, or a glyph on one.
+fn draw_mark(out: &mut String, picture: &Picture, slot: usize, at: f64, mark: &Mark) {
+    let row = |pid: i32| picture.lanes.iter().position(|l| l.pid == pid);
+    let (x, y) = (column_x, lane_y);
+    let Some(from) = row(mark.pid()) else {
+        return;
+    };
+    let tip = format!("{at:.3} ms · {} {}", mark.pid(), mark.words());
+    let kind = kind_of(mark);
+    let to = mark.to().and_then(row).filter(|&to| to != from);
+    match to {
+        Some(to) => {
+            let (y1, y2) = if matches!(mark, Mark::Reap { .. }) {
+                (y(to), y(from)) // the status flows to the reaper
+            } else {
+                (y(from), y(to))
+            };
+            let label = match mark {
+                Mark::Signal { name, .. } => name.clone(),
+                Mark::Bytes { bytes, .. } => format!("{bytes} B"),
+                _ => String::new(),
+            };
+            let _ = writeln!(
+                out,
+                "<g class=\"mark {kind} arrow\" data-from=\"{}\" data-to=\"{}\" data-at=\"{at:.3}\">\
+                 <line x1=\"{x}\" y1=\"{y1}\" x2=\"{x}\" y2=\"{y2}\" marker-end=\"url(#head)\"/>\
+                 <text x=\"{}\" y=\"{}\">{}</text><title>{}</title></g>",
+                mark.pid(),
+                mark.to().unwrap_or(0),
+                x(slot) + 3.0,
+                (y1 + y2) / 2.0,
+                escape(&label),
+                escape(&tip),
+                x = x(slot),
+            );
+        }
+        None => {
+            let glyph = match mark {
+                Mark::Exit { .. } => "✕",
+                Mark::Exec { .. } => "◆",
+                Mark::Output { .. } => "▪",
+                Mark::Stop { .. } => "⏸",
+                Mark::Cont { .. } => "▶",
+                Mark::Refused { .. } => "⛔",
+                _ => "●",
+            };
+            let _ = writeln!(
+                out,
+                "<g class=\"mark {kind}\" data-from=\"{}\" data-at=\"{at:.3}\">\
+                 <text class=\"glyph\" x=\"{}\" y=\"{}\">{glyph}</text><title>{}</title></g>",
+                mark.pid(),
+                x(slot),
+                y(from) + 5.0,
+                escape(&tip),
+            );
+        }
+    }
 }
 
 /// Who ran when, on a true time scale.
