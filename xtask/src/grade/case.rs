@@ -180,6 +180,8 @@ pub struct Timing {
 /// | `cpu_at_most`       | the process and everything it created used at most `limit` of CPU time (no busy waiting) |
 /// | `worker_lines`      | every stdout line matching `line` was written onto the process's stdout by the process whose PID is the line's first number: one of its programs (see `one_at_a_time`), exec'd as a file named in `exec` or as the process's own binary; and each such program wrote at least one |
 /// | `idle`              | in every `idle` sleep of the script, the process and everything it created used at most `limit` (default 50ms) of CPU time a second and woke at most `wakeups` (default 10) times a second, as the kernel counts them (voluntary context switches), and started or ended no process or thread |
+/// | `commands`          | each stdout line matching `line` announces a command: its `{pid:BINDING}` (default `command`) is a child the process made with `fork` (not `vfork`, as `posix_spawn` and `std::process::Command` do), and the text after that PID and `": "` its command line; the child's first exec became the program the first word names (found along the case's `PATH`), or, if it names none, the child exited 127 without exec; the process itself never exec'd; each stdout line matching one of `output` was written by such a command after its exec |
+/// | `statuses`          | the stdout lines matching `line` say `child PID` and how it changed (`exited with status N`, `was killed by SIG`, plus ` (core dumped)` when the kernel says so, `was stopped by SIG`, `was continued`); for each PID they are exactly the reports the process's waits returned for it, in their order |
 ///
 /// In every case, a refused system call (see `observe`) fails, and
 /// every process created must have been reaped by its parent.
@@ -212,12 +214,15 @@ pub struct Requirement {
     pub down: Vec<String>,
     #[serde(default)]
     pub up: Vec<String>,
+    /// `commands`: stdout lines a started command must have written.
+    #[serde(default)]
+    pub output: Vec<String>,
 }
 
 /// Gradescope's test visibilities.
 pub const VISIBILITIES: [&str; 4] = ["visible", "hidden", "after_due_date", "after_published"];
 
-pub const REQUIREMENTS: [&str; 15] = [
+pub const REQUIREMENTS: [&str; 17] = [
     "fork",
     "written_by_child",
     "computed_by_child",
@@ -233,6 +238,8 @@ pub const REQUIREMENTS: [&str; 15] = [
     "cpu_at_most",
     "idle",
     "worker_lines",
+    "commands",
+    "statuses",
 ];
 
 /// `[perturb]`: the tracer holds every system call that sends
@@ -428,9 +435,8 @@ impl Case {
                 field.is_none().then(|| format!("{label}: needs `{name}`"))
             };
             let missing = match requirement.what.as_str() {
-                "written_by_child" | "computed_by_child" | "reported_status" | "worker_lines" => {
-                    needs(&requirement.line, "line")
-                }
+                "written_by_child" | "computed_by_child" | "reported_status" | "worker_lines"
+                | "commands" | "statuses" => needs(&requirement.line, "line"),
                 "signal" => needs(&requirement.signal, "signal"),
                 "pid_is_child" => needs(&requirement.binding, "binding"),
                 "slices" => needs(&requirement.slice, "slice"),

@@ -30,7 +30,9 @@ pub struct TraceCut {
 )]
 #[serde(rename_all = "snake_case")]
 pub enum EventKind {
-    /// A new process (`other`: its parent).
+    /// A new process (`other`: its parent; `text`: `vfork` when the parent
+    /// was suspended until it exec'd, as `posix_spawn` and
+    /// `std::process::Command` do).
     #[default]
     Spawn,
     /// An exec that succeeded (`text`: the path).
@@ -152,8 +154,13 @@ pub struct Event {
     /// The processes a signal reached (kill).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub targets: Option<Vec<i32>>,
+    /// The signal: sent, received, that ended a process (exit, reap) or
+    /// stopped it (waited_stop).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub signal: Option<String>,
+    /// The kernel's "core dumped" bit of a death by signal (exit, reap).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub core_dumped: bool,
     /// Exit status (exit, reap), access mode (open), si_code (signal).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub code: Option<i32>,

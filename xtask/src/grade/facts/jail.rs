@@ -5,6 +5,10 @@ use serde::{Deserialize, Serialize};
 /// Size of the scratch tmpfs, and the largest file a program may write.
 pub const SCRATCH_LIMIT: u64 = 64 << 20;
 
+/// `PATH` in a case's environment: where a program the case runs finds the
+/// commands it executes by name (and where the judge looks them up).
+pub const CASE_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+
 /// Which isolation is in force, as found by a keeper.
 #[derive(Debug, Default, Clone, Serialize, Deserialize, PartialEq)]
 pub struct JailFeatures {

@@ -12,6 +12,6 @@ pub mod request;
 pub mod run;
 
 pub use event::{Event, EventKind, Limit, TraceCut};
-pub use jail::{JailFeatures, SCRATCH_LIMIT};
+pub use jail::{JailFeatures, CASE_PATH, SCRATCH_LIMIT};
 pub use request::{CaseRequest, JailRequest, Perturb, SandboxMode};
 pub use run::{CaseRun, Line, ProcessRun};

@@ -334,7 +334,7 @@ fn spawn(
     let c = |text: &str| CString::new(text).map_err(|_| format!("a NUL byte in {text:?}"));
     // A fixed, minimal environment: nothing of the grader's leaks.
     let mut env: BTreeMap<String, String> = BTreeMap::new();
-    env.insert("PATH".into(), "/usr/local/bin:/usr/bin:/bin".into());
+    env.insert("PATH".into(), crate::grade::facts::CASE_PATH.into());
     env.insert("HOME".into(), scratch.display());
     env.insert("LANG".into(), "C.UTF-8".into());
     env.insert("TERM".into(), "dumb".into());

@@ -140,6 +140,9 @@ impl Worker {
                         let mut spawn = self.by(raw, EventKind::Spawn);
                         spawn.other = Some(spawn.pid);
                         spawn.pid = new;
+                        if event == libc::PTRACE_EVENT_VFORK {
+                            spawn.text = Some("vfork".into());
+                        }
                         self.record(spawn);
                     }
                 }
@@ -179,6 +182,7 @@ impl Worker {
                     let mut exit = self.by(raw, EventKind::Exit);
                     exit.code = code;
                     exit.signal = signal;
+                    exit.core_dumped = libc::WIFSIGNALED(status) && libc::WCOREDUMP(status);
                     exit.cpu_ms = cpu_ms(raw);
                     self.record(exit);
                 }

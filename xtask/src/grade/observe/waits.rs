@@ -10,7 +10,7 @@ impl Worker {
     pub(super) fn on_wait(&mut self, pid: Pid, entry: &Entry, result: i64) {
         use nix::libc;
         let [a0, a1, a2, a3, ..] = entry.args;
-        let (child, kind, code, signal) = if entry.nr == libc::SYS_wait4 {
+        let (child, kind, code, signal, core) = if entry.nr == libc::SYS_wait4 {
             // wait4(pid, *status, options, *rusage) returns the child.
             let options = a2 as i32;
             let status = (a1 != 0)
@@ -32,10 +32,17 @@ impl Worker {
             let code = status
                 .filter(|s| libc::WIFEXITED(*s))
                 .map(|s| libc::WEXITSTATUS(s));
-            let signal = status
-                .filter(|s| libc::WIFSIGNALED(*s))
-                .map(|s| libc::WTERMSIG(s));
-            (result as i32, kind, code, signal)
+            let signal = status.and_then(|s| {
+                if libc::WIFSIGNALED(s) {
+                    Some(libc::WTERMSIG(s))
+                } else if libc::WIFSTOPPED(s) {
+                    Some(libc::WSTOPSIG(s))
+                } else {
+                    None
+                }
+            });
+            let core = status.is_some_and(|s| libc::WIFSIGNALED(s) && libc::WCOREDUMP(s));
+            (result as i32, kind, code, signal, core)
         } else {
             // waitid(idtype, id, *infop, options, *rusage) returns 0.
             let options = a3 as i32;
@@ -72,9 +79,10 @@ impl Worker {
             let (code, signal) = match si_code {
                 libc::CLD_EXITED => (Some(status), None),
                 libc::CLD_KILLED | libc::CLD_DUMPED => (None, Some(status)),
+                libc::CLD_STOPPED | libc::CLD_TRAPPED => (None, Some(status)),
                 _ => (None, None),
             };
-            (child, kind, code, signal)
+            (child, kind, code, signal, si_code == libc::CLD_DUMPED)
         };
         // WNOHANG with nothing to report.
         if child <= 0 {
@@ -83,9 +91,14 @@ impl Worker {
         let mut waited = self.by(pid.as_raw(), kind);
         waited.start_ms = Some(entry.start_ms);
         waited.other = Some(child);
-        if kind == EventKind::Reap {
-            waited.code = code;
-            waited.signal = signal.map(signal_name);
+        match kind {
+            EventKind::Reap => {
+                waited.code = code;
+                waited.signal = signal.map(signal_name);
+                waited.core_dumped = core;
+            }
+            EventKind::WaitedStop => waited.signal = signal.map(signal_name),
+            _ => {}
         }
         self.record(waited);
     }

@@ -22,7 +22,7 @@
 //! This module holds what every rule shares (the trace's reader, a
 //! finding, a rule's context) and the rules of every traced case; each
 //! family of requirements has a module of its own: `processes`, `signals`,
-//! `data`, `fifos` and `schedule`.
+//! `data`, `fifos`, `schedule` and `commands`.
 
 use std::collections::BTreeSet;
 
@@ -32,12 +32,14 @@ use crate::grade::case::{Case, Requirement};
 use crate::grade::facts::{CaseRun, Event, EventKind, ProcessRun};
 use crate::grade::judge::problem::{problem_with, Judged, Problem};
 
+mod commands;
 mod data;
 mod fifos;
 mod processes;
 mod schedule;
 mod signals;
 
+use commands::{commands, statuses};
 use data::{computed_by_child, pipes, stdio_of, written_by_child};
 use fifos::fifos;
 use processes::{cpu_at_most, fork, idle, pid_is_child, reaped, reported_status};
@@ -261,6 +263,8 @@ pub fn check(case: &Case, run: &CaseRun, bindings: &Bindings) -> Vec<Judged> {
             "cpu_at_most" => cpu_at_most(&context),
             "idle" => idle(&context),
             "worker_lines" => worker_lines(&context),
+            "commands" => commands(&context),
+            "statuses" => statuses(&context),
             _ => continue,
         };
         judged.push(found.judged(&trace, &requirement.what, &name));
