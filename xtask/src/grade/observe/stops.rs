@@ -68,8 +68,10 @@ impl Worker {
             eprintln!("supervisor: {status:?}");
         }
         match status {
-            WaitStatus::Exited(pid, code) => self.ended(pid, Some(code), None),
-            WaitStatus::Signaled(pid, signal, _) => self.ended(pid, None, Some(signal as i32)),
+            WaitStatus::Exited(pid, code) => self.ended(pid, Some(code), None, false),
+            WaitStatus::Signaled(pid, signal, core) => {
+                self.ended(pid, None, Some(signal as i32), core)
+            }
             WaitStatus::PtraceEvent(pid, signal, event) => self.on_event(pid, signal, event),
             WaitStatus::PtraceSyscall(pid) => {
                 let entry = self
@@ -112,8 +114,29 @@ impl Worker {
         }
     }
 
-    pub(super) fn ended(&mut self, pid: Pid, code: Option<i32>, signal: Option<i32>) {
-        self.tracees.remove(&pid.as_raw());
+    pub(super) fn ended(&mut self, pid: Pid, code: Option<i32>, signal: Option<i32>, core: bool) {
+        let raw = pid.as_raw();
+        // A process's end is logged at its PTRACE_EVENT_EXIT stop, but a
+        // SIGKILL may take it past that stop (the kernel skips it when the
+        // kill is already pending): then its death, as the wait reports
+        // it, is the record. Its CPU time is gone with it.
+        if self.tgid(raw) == raw {
+            let logged = self
+                .shared
+                .lock()
+                .unwrap()
+                .events
+                .iter()
+                .any(|e| e.kind == EventKind::Exit && e.pid == raw);
+            if !logged {
+                let mut exit = self.by(raw, EventKind::Exit);
+                exit.code = code;
+                exit.signal = signal.map(signal_name);
+                exit.core_dumped = core;
+                self.record(exit);
+            }
+        }
+        self.tracees.remove(&raw);
         self.held.retain(|(_, p)| *p != pid);
         if self.started.contains(&pid.as_raw()) {
             self.shared
