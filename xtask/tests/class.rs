@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use common::{one_at_a_time, parse_junit, root, STEPS};
+use common::{one_at_a_time, parse_junit, points_of, root, row, STEPS};
 
 fn show(output: &Output) -> String {
     format!(
@@ -272,18 +272,34 @@ fn main() {{
     header.extend(STEPS);
     header.extend(["total", "max", "status", "reason"]);
     assert_eq!(rows["student"], header, "{csv}");
-    let row = |name: &str| {
+    let student_row = |name: &str| {
         rows.get(name)
             .unwrap_or_else(|| panic!("no row for {name}:\n{csv}\n{}", show(&output)))
             .clone()
     };
     // Points per step, total, max, status.
-    let points = |name: &str| row(name)[1..9].join(",");
-    let reason = |name: &str| row(name)[9].clone();
+    let points = |name: &str| student_row(name)[1..STEPS.len() + 4].join(",");
+    let reason = |name: &str| student_row(name)[STEPS.len() + 4].clone();
+    let all: u64 = STEPS.iter().map(|s| points_of(s)).sum();
+    let every_step = || -> Vec<(usize, u64)> {
+        STEPS
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (i, points_of(s)))
+            .collect()
+    };
     assert_eq!(rows.len(), 13, "{csv}");
-    assert_eq!(points("correct"), "10,12,11,9,12,54,54,graded", "{csv}");
-    assert_eq!(points("clone"), "10,0,0,0,0,10,54,incomplete", "{csv}");
-    assert_eq!(points("partial"), "9,0,11,0,0,20,54,incomplete", "{csv}");
+    assert_eq!(
+        points("correct"),
+        row(&every_step(), all, "graded"),
+        "{csv}"
+    );
+    assert_eq!(points("clone"), row(&[(0, 10)], all, "incomplete"), "{csv}");
+    assert_eq!(
+        points("partial"),
+        row(&[(0, 9), (2, 11)], all, "incomplete"),
+        "{csv}"
+    );
     assert!(
         reason("partial").contains("ex2_signal_exchange: missing: not in the submission")
             && !reason("partial").contains("ex3"),
@@ -291,18 +307,18 @@ fn main() {{
     );
     assert_eq!(
         points("broken_compile"),
-        "0,0,11,0,0,11,54,incomplete",
+        row(&[(2, 11)], all, "incomplete"),
         "{csv}"
     );
     assert!(
         reason("broken_compile").starts_with("ex1_fibonacci_child: does not compile"),
         "{csv}"
     );
-    assert_eq!(points("broken_build_rs"), "0,0,0,0,0,0,54,refused", "{csv}");
+    assert_eq!(points("broken_build_rs"), row(&[], all, "refused"), "{csv}");
     assert!(reason("broken_build_rs").contains("build.rs"), "{csv}");
     assert_eq!(
         points("clone_changed_manifest"),
-        "0,0,0,0,0,0,54,refused",
+        row(&[], all, "refused"),
         "{csv}"
     );
     assert!(
@@ -318,7 +334,7 @@ fn main() {{
     ] {
         assert_eq!(
             points(hostile),
-            "0,0,0,0,0,0,54,incomplete",
+            row(&[], all, "incomplete"),
             "{hostile}: {csv}"
         );
     }
@@ -339,7 +355,7 @@ fn main() {{
     assert!(slot_src
         .join("../../../../../../../../tests/ex1_fibonacci_child/fib_10.toml")
         .is_file());
-    assert_eq!(points("empty"), "0,0,0,0,0,0,54,incomplete", "{csv}");
+    assert_eq!(points("empty"), row(&[], all, "incomplete"), "{csv}");
     assert!(reason("empty").contains("missing"), "{csv}");
     // Nobody changed the classmate's file, nor the store.
     assert_eq!(std::fs::read_to_string(&theirs).unwrap(), reference(EX1));
@@ -361,8 +377,13 @@ fn main() {{
             .unwrap_or_else(|e| panic!("{}: {e}\n{}", file.display(), show(&output)));
         let report: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert_eq!(report["schema_version"], 2, "{}", file.display());
-        assert_eq!(report["score"].to_string(), row[6], "{}", file.display());
-        assert_eq!(report["max_score"], 54, "{}", file.display());
+        assert_eq!(
+            report["score"].to_string(),
+            row[STEPS.len() + 1],
+            "{}",
+            file.display()
+        );
+        assert_eq!(report["max_score"], all, "{}", file.display());
         let steps: Vec<&str> = report["steps"]
             .as_array()
             .unwrap()

@@ -226,7 +226,26 @@ fn a_failing_grade_in_every_format() {
     let results = scratch.join("results/results.json");
     let mut with_output = args("gradescope");
     with_output.extend(["--output".to_string(), results.display().to_string()]);
+    assert!(!checkout.join("Cargo.lock").exists());
     run(with_output).assert_stdout_has("ex1_fibonacci_child: 0/10 points, 0 of 8 cases passed");
+    // The checkout had no lock file: it was built with the workbook's, not
+    // with whatever this machine's cargo cache would have resolved.
+    let locked = |path: &std::path::Path| -> std::collections::BTreeSet<(String, String)> {
+        let table: toml::Table = toml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        table["package"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p.get("source").is_some())
+            .map(|p| (p["name"].to_string(), p["version"].to_string()))
+            .collect()
+    };
+    let built_with = locked(&checkout.join("Cargo.lock"));
+    assert!(!built_with.is_empty());
+    assert!(
+        built_with.is_subset(&locked(&root().join("Cargo.lock"))),
+        "{built_with:?}"
+    );
     let text = std::fs::read_to_string(&results).unwrap();
     let report = json(text.as_bytes());
     check_gradescope(&report, &STEPS[..1], &cases, |_| false);

@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{copy_workbook, grader, one_at_a_time, points_of, root, Run, Scratch, STEPS};
+use common::{copy_workbook, grader, one_at_a_time, points_of, root, row, Run, Scratch, STEPS};
 
 const EX1: &str = STEPS[0];
 const EX3: &str = STEPS[2];
@@ -192,8 +192,8 @@ fn submissions_as_students_make_them() {
     assert_eq!(points.len(), layouts().len(), "{shown}");
     for (name, _) in layouts() {
         let (expected, why) = match name {
-            "main_alone" | "src_alone" => (format!("0,0,0,0,0,0,{all},refused"), "for which step"),
-            _ => (format!("{ex1},0,0,0,0,{ex1},{all},incomplete"), ""),
+            "main_alone" | "src_alone" => (row(&[], all, "refused"), "for which step"),
+            _ => (row(&[(0, ex1)], all, "incomplete"), ""),
         };
         assert_eq!(points[name], expected, "{name}: {shown}");
         let reason = &reasons[name];
@@ -343,14 +343,10 @@ fn an_instructor_checkout_with_every_step_solved_grades_by_the_release() {
 
     // --submissions.
     let (points, reasons, shown) = grade_class(&source, &[], &class, &scratch.join("grades"));
-    assert_eq!(
-        points["empty"],
-        format!("0,0,0,0,0,0,{all},incomplete"),
-        "{shown}"
-    );
+    assert_eq!(points["empty"], row(&[], all, "incomplete"), "{shown}");
     assert_eq!(
         points["partial"],
-        format!("{ex1},0,{ex3},0,0,{},{all},incomplete", ex1 + ex3),
+        row(&[(0, ex1), (2, ex3)], all, "incomplete"),
         "{shown}"
     );
     assert!(

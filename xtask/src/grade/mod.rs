@@ -322,7 +322,18 @@ fn open_workspace(
         return Ok(Err(refusal));
     }
     // Registry packages: only those the workbook itself uses.
-    let allowed = jail::locked_registry_packages(&plan.root.join("Cargo.lock"));
+    let workbook_lock = plan.root.join("Cargo.lock");
+    let allowed = jail::locked_registry_packages(&workbook_lock);
+    // A checkout without a lock file would be resolved against whatever
+    // this machine's cargo cache holds (the newest version of each crate
+    // it has downloaded, for any project): its grade would depend on the
+    // machine. It gets the workbook's, which cargo would otherwise have
+    // written there on its own.
+    let own_lock = source.dir.join("Cargo.lock");
+    if std::fs::symlink_metadata(&own_lock).is_err() && workbook_lock.is_file() {
+        std::fs::copy(&workbook_lock, &own_lock)
+            .map_err(|e| format!("{}: {e}", own_lock.display()))?;
+    }
     // A checkout the grader laid out itself (`--submission`) is built on
     // the compiled dependencies of the store (see `store`), and so is a
     // `--workspace` with --prebuilt-dependencies, in a private slot; any

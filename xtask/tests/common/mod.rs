@@ -347,6 +347,20 @@ pub fn cases_of(dir: &Path) -> Vec<(String, u64, String)> {
 }
 
 /// Every point of a step, from its cases in the workbook's `tests/`.
+/// A gradebook row's points: each step's (`earned` names the steps with
+/// points, by index; the rest scored 0), the total, the maximum, the
+/// status.
+pub fn row(earned: &[(usize, u64)], all: u64, status: &str) -> String {
+    let mut points = vec![0; STEPS.len()];
+    for &(step, got) in earned {
+        points[step] = got;
+    }
+    let total: u64 = points.iter().sum();
+    let mut fields: Vec<String> = points.iter().map(u64::to_string).collect();
+    fields.extend([total.to_string(), all.to_string(), status.to_string()]);
+    fields.join(",")
+}
+
 pub fn points_of(step: &str) -> u64 {
     cases_of(&root().join("tests").join(step))
         .iter()
