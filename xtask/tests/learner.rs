@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{copy_tree, copy_workbook, one_at_a_time, root, OneAtATime, Run};
+use common::{copy_tree, copy_workbook, one_at_a_time, root, OneAtATime, Run, STEPS};
 
 /// The copy of the workbook, laid out afresh, and the lock.
 struct Workbook {
@@ -529,7 +529,10 @@ fn watch_grades_each_save_once_and_moves_on() {
     std::fs::write(&swap, &solution).unwrap();
     std::fs::rename(&swap, &file).unwrap();
     tmux.wait_for("ex1_fibonacci_child passes: well done. Now ex2_signal_exchange");
-    tmux.wait_for("watch: ex2_signal_exchange (step 2 of 5)");
+    tmux.wait_for(&format!(
+        "watch: ex2_signal_exchange (step 2 of {})",
+        STEPS.len()
+    ));
 
     // `q` leaves nothing running.
     tmux.keys("q");
