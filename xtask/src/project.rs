@@ -9,13 +9,15 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 /// The lab steps, in order. Tools and graders depend on these names.
-pub const STEPS: [&str; 6] = [
+pub const STEPS: [&str; 8] = [
     "ex1_fibonacci_child",
     "ex2_signal_exchange",
     "ex3_pipe_reverser",
     "ex4_named_pipe_chat",
     "ex5_round_robin",
     "ex6_exit_statuses",
+    "ex7_pipeline_deadline",
+    "ex8_threads_lock",
 ];
 
 /// The workbook's root: the nearest ancestor of the working directory that

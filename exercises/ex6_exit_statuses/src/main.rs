@@ -272,8 +272,9 @@ fn run_command(
 /// status shells use (127: not found, 126: found but not runnable).
 fn exec_child(prepared: &Prepared) -> ! {
     // TODO: only async-signal-safe calls from here on (`// SAFETY:`).
-    // 1. SIGINT, SIGQUIT, SIGTERM and SIGCHLD back to `SigHandler::SigDfl`:
-    //    which of them would stay as the shell set them across exec?
+    // 1. SIGINT, SIGQUIT, SIGTERM, SIGCHLD and SIGPIPE back to
+    //    `SigHandler::SigDfl`: which of them would stay as the shell (or
+    //    Rust's runtime, for SIGPIPE) set them across exec?
     // 2. An empty signal mask (the mask survives exec too).
     // 3. `libc::execvp(prepared.argv[0], prepared.argv.as_ptr())`.
     // 4. Still here? It failed: `Errno::last()`. ENOENT or ENOTDIR: write

@@ -299,11 +299,14 @@ fn exec_child(prepared: &Prepared) -> ! {
         // reset by exec itself, but one could arrive before: SIGTERM and
         // SIGCHLD are blocked since before the fork, and go back to their
         // defaults before they are unblocked.
+        // SIGPIPE too: Rust's runtime ignores it, for this program's own
+        // sake, and the command must not inherit that.
         for sig in [
             Signal::SIGINT,
             Signal::SIGQUIT,
             Signal::SIGTERM,
             Signal::SIGCHLD,
+            Signal::SIGPIPE,
         ] {
             let _ = signal(sig, SigHandler::SigDfl);
         }

@@ -6,6 +6,8 @@
 
 mod calls;
 mod class;
+mod counters;
+mod deadline;
 mod grading;
 mod reverser;
 mod slicer;
@@ -17,15 +19,22 @@ use std::time::{Duration, Instant};
 use crate::grade::build::{BinarySnapshot, Workspace};
 use crate::project;
 
+/// The benchmarks, by the name `cargo xtask bench NAME` takes.
+const BENCHMARKS: [&str; 6] = ["ex3", "ex5", "ex7", "ex8", "grade", "class"];
+
 pub fn run(only: Option<&str>, quick: bool) -> Result<(), String> {
     let wanted = |name: &str| only.is_none_or(|o| name.starts_with(o));
-    if !wanted("ex3") && !wanted("ex5") && !wanted("grade") && !wanted("class") {
+    if !BENCHMARKS.iter().any(|b| wanted(b)) {
         return Err(format!(
-            "no benchmark is called {:?}; try ex3, ex5, grade or class",
-            only.unwrap_or("")
+            "no benchmark is called {:?}; try {}",
+            only.unwrap_or(""),
+            BENCHMARKS.join(", ")
         ));
     }
-    if !wanted("ex3") && !wanted("ex5") && !wanted("grade") {
+    if ["ex3", "ex5", "ex7", "ex8", "grade"]
+        .iter()
+        .all(|b| !wanted(b))
+    {
         // Only `class`: no release build needed.
         return class::run(if quick { 6 } else { 30 });
     }
@@ -34,6 +43,8 @@ pub fn run(only: Option<&str>, quick: bool) -> Result<(), String> {
     let snapshot = build_release(&[
         "ex3_pipe_reverser_solution",
         "ex5_round_robin_solution",
+        "ex7_pipeline_deadline_solution",
+        "ex8_threads_lock_solution",
         "bench_probes",
     ])?;
     let bins = snapshot.dir.clone();
@@ -46,6 +57,12 @@ pub fn run(only: Option<&str>, quick: bool) -> Result<(), String> {
     }
     if wanted("ex5") {
         slicer::run(&bins, python.as_deref(), if quick { 1 } else { 3 })?;
+    }
+    if wanted("ex7") {
+        deadline::run(&bins, python.as_deref(), if quick { 10 } else { 100 })?;
+    }
+    if wanted("ex8") {
+        counters::run(&bins, if quick { 1 } else { 5 })?;
     }
     if wanted("grade") {
         grading::run(if quick { 1 } else { 3 })?;

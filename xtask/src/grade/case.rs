@@ -22,6 +22,7 @@
 //! stdout_contains = ["..."]  # these must appear; the rest may be anything
 //! stderr = ["..."]           # if given, stderr must be exactly these lines
 //! order = [["child {any}", "parent {any} exited {any}"]]  # first before second
+//! one_cpu = true             # run on one CPU: threads interleave only where they yield
 //!
 //! [[process.timing]]         # when a line arrived, from the process's start
 //! line = "parent {int}: got SIGUSR1 {any}"
@@ -143,6 +144,11 @@ pub struct ProcessSpec {
     pub order: Vec<[String; 2]>,
     #[serde(default)]
     pub timing: Vec<Timing>,
+    /// Run on one CPU (and everything it starts): its threads interleave
+    /// only where one gives the CPU up (`sched_yield`, a blocking call),
+    /// or at the end of a time slice.
+    #[serde(default)]
+    pub one_cpu: bool,
 }
 
 fn start_now() -> String {
@@ -181,7 +187,10 @@ pub struct Timing {
 /// | `worker_lines`      | every stdout line matching `line` was written onto the process's stdout by the process whose PID is the line's first number: one of its programs (see `one_at_a_time`), exec'd as a file named in `exec` or as the process's own binary; and each such program wrote at least one |
 /// | `idle`              | in every `idle` sleep of the script, the process and everything it created used at most `limit` (default 50ms) of CPU time a second and woke at most `wakeups` (default 10) times a second, as the kernel counts them (voluntary context switches), and started or ended no process or thread |
 /// | `commands`          | each stdout line matching `line` announces a command: its `{pid:BINDING}` (default `command`) is a child the process made with `fork` (not `vfork`, as `posix_spawn` and `std::process::Command` do), and the text after that PID and `": "` its command line; the child's first exec became the program the first word names (found along the case's `PATH`), or, if it names none, the child exited 127 without exec; the process itself never exec'd; each stdout line matching one of `output` was written by such a command after its exec |
-/// | `statuses`          | the stdout lines matching `line` say `child PID` and how it changed (`exited with status N`, `was killed by SIG`, plus ` (core dumped)` when the kernel says so, `was stopped by SIG`, `was continued`); for each PID they are exactly the reports the process's waits returned for it, in their order |
+/// | `statuses`          | the stdout lines matching `line` say `child PID` (perhaps then a `)`) and how it changed (`exited with status N`, `was killed by SIG`, plus ` (core dumped)` when the kernel says so, `was stopped by SIG`, `was continued`); for each PID they are exactly the reports the process's waits returned for it, in their order |
+/// | `pipeline`          | every stage the transcript binds (`{pid:stage1}`, `{pid:stage2}`...; `binding` gives another prefix) is a child of the process that exec'd; each two stages in a row were joined by a pipe the process made, which carried data (the first's program wrote into it, the next one's read from it); the process itself moved none of it |
+/// | `group_signal`      | the process sent `signal` to a process group (a kill of a negative PID, as `killpg` makes it) that reached every stage still alive, `at` (± `tolerance`, never before `at`) after it was created; before `at` it sent neither that signal nor SIGKILL to a stage or group |
+/// | `threads`           | the process created no child process and started at least `count` threads; each stdout line matching `line` names, as `(thread TID)`, one of them that read from a pipe what the process's main thread wrote into it |
 ///
 /// In every case, a refused system call (see `observe`) fails, and
 /// every process created must have been reaped by its parent.
@@ -214,6 +223,8 @@ pub struct Requirement {
     pub down: Vec<String>,
     #[serde(default)]
     pub up: Vec<String>,
+    /// `threads`: how many threads the process must start at least.
+    pub count: Option<u32>,
     /// `commands`: stdout lines a started command must have written.
     #[serde(default)]
     pub output: Vec<String>,
@@ -222,7 +233,7 @@ pub struct Requirement {
 /// Gradescope's test visibilities.
 pub const VISIBILITIES: [&str; 4] = ["visible", "hidden", "after_due_date", "after_published"];
 
-pub const REQUIREMENTS: [&str; 17] = [
+pub const REQUIREMENTS: [&str; 20] = [
     "fork",
     "written_by_child",
     "computed_by_child",
@@ -240,6 +251,9 @@ pub const REQUIREMENTS: [&str; 17] = [
     "worker_lines",
     "commands",
     "statuses",
+    "pipeline",
+    "group_signal",
+    "threads",
 ];
 
 /// `[perturb]`: the tracer holds every system call that sends
@@ -438,6 +452,9 @@ impl Case {
                 "written_by_child" | "computed_by_child" | "reported_status" | "worker_lines"
                 | "commands" | "statuses" => needs(&requirement.line, "line"),
                 "signal" => needs(&requirement.signal, "signal"),
+                "group_signal" => needs(&requirement.signal, "signal")
+                    .or_else(|| needs(&requirement.at, "at"))
+                    .or_else(|| needs(&requirement.tolerance, "tolerance")),
                 "pid_is_child" => needs(&requirement.binding, "binding"),
                 "slices" => needs(&requirement.slice, "slice"),
                 "cpu_at_most" => needs(&requirement.limit, "limit"),

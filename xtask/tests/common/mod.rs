@@ -64,13 +64,15 @@ pub fn root() -> PathBuf {
     manifest.parent().unwrap().to_path_buf()
 }
 
-pub const STEPS: [&str; 6] = [
+pub const STEPS: [&str; 8] = [
     "ex1_fibonacci_child",
     "ex2_signal_exchange",
     "ex3_pipe_reverser",
     "ex4_named_pipe_chat",
     "ex5_round_robin",
     "ex6_exit_statuses",
+    "ex7_pipeline_deadline",
+    "ex8_threads_lock",
 ];
 
 /// A finished command: what it printed and how it ended (its `Output`, which

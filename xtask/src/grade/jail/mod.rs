@@ -76,8 +76,9 @@
 //! - joins the case's cgroups;
 //! - gets `RLIMIT_NPROC` = [`MAX_PROCESSES`] and `RLIMIT_DATA` =
 //!   [`MEMORY_LIMIT`], the kernel-enforced limits when no cgroup is
-//!   writable, and `RLIMIT_CORE` = 1 byte, so that no core is ever
-//!   written (nor piped to the host's crash helper). `RLIMIT_NPROC` counts per (user namespace, uid), so it needs
+//!   writable. (Its launch gave it `RLIMIT_CORE` = 1 byte, see
+//!   `observe`: no core is ever written, nor piped to the host's crash
+//!   helper.) `RLIMIT_NPROC` counts per (user namespace, uid), so it needs
 //!   a uid or a user namespace of the case's own:
 //! - as root: switches to a **uid of the case's own** (no supplementary
 //!   groups); as an ordinary user: unshares a **user namespace** of its own.
@@ -204,12 +205,6 @@ impl Confinement {
             (libc::RLIMIT_NPROC, MAX_PROCESSES),
             (libc::RLIMIT_DATA, MEMORY_LIMIT),
             (libc::RLIMIT_FSIZE, SCRATCH_LIMIT),
-            // One byte: no core image fits, whether the kernel's
-            // core_pattern names a file (it would land in scratch) or a
-            // pipe to a helper outside the case (which a limit of 1, and
-            // only 1, turns down). So "core dumped" is always false in a
-            // case, on every machine.
-            (libc::RLIMIT_CORE, 1),
         ] {
             let value = libc::rlimit {
                 rlim_cur: limit,

@@ -362,6 +362,7 @@ fn spawn(
             .collect::<Result<_, _>>()?,
         cwd: CString::new(scratch.path.as_os_str().as_bytes()).map_err(|e| e.to_string())?,
         cpu_seconds: case.timeout().as_secs() + 2,
+        one_cpu: r.spec.one_cpu.then(lowest_allowed_cpu).flatten(),
         confinement: std::sync::Arc::clone(&r.confinement),
     };
     // The start is taken before the fork: a program's own clock can only
@@ -385,6 +386,24 @@ fn spawn(
     }
     r.stdin = stdin;
     Ok(())
+}
+
+/// A CPU set holding the lowest CPU the keeper may use, made before the
+/// fork (the child only hands it to the kernel).
+fn lowest_allowed_cpu() -> Option<nix::libc::cpu_set_t> {
+    use nix::libc;
+    // SAFETY: a zeroed cpu_set_t is an empty set; sched_getaffinity fills
+    // it, CPU_ISSET and CPU_SET read and write inside it.
+    unsafe {
+        let mut allowed: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut allowed) != 0 {
+            return None;
+        }
+        let cpu = (0..libc::CPU_SETSIZE as usize).find(|&c| libc::CPU_ISSET(c, &allowed))?;
+        let mut one: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut one);
+        Some(one)
+    }
 }
 
 fn read_stream(pipe: Option<impl Read + Send + 'static>, start: Instant) -> Shared {

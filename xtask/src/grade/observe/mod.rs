@@ -216,6 +216,9 @@ pub struct Launch {
     pub envp: Vec<CString>,
     pub cwd: CString,
     pub cpu_seconds: u64,
+    /// The one CPU the program (and all it starts) may run on: its
+    /// threads then interleave only where one gives the CPU up.
+    pub one_cpu: Option<nix::libc::cpu_set_t>,
     /// The jail the program enters before exec (see `jail`).
     pub confinement: Arc<super::jail::Confinement>,
 }

@@ -111,7 +111,8 @@ impl Worker {
 /// # Safety
 /// Called in the child of a fork of a multi-threaded process: it makes
 /// only async-signal-safe system calls (dup2, close_range or fcntl, chdir,
-/// setsid, setrlimit, sigprocmask, kill, prctl, execve, _exit, and the
+/// setsid, setrlimit, sched_setaffinity, sigprocmask, kill, prctl, execve,
+/// _exit, and the
 /// jail's open, write, unshare, setresuid, landlock) on memory prepared
 /// before the fork.
 unsafe fn become_program(
@@ -141,7 +142,12 @@ unsafe fn become_program(
         (libc::RLIMIT_CPU, launch.cpu_seconds, launch.cpu_seconds + 1),
         (libc::RLIMIT_FSIZE, 64 << 20, 64 << 20),
         (libc::RLIMIT_NOFILE, 256, 256),
-        (libc::RLIMIT_CORE, 0, 0),
+        // One byte: no core image fits, whether the kernel's core_pattern
+        // names a file (it would land in scratch) or a pipe to a helper
+        // outside the case (which a limit of 1, and only 1, turns down;
+        // 0 does not). So "core dumped" is false in every case, on every
+        // machine.
+        (libc::RLIMIT_CORE, 1, 1),
     ];
     for (resource, soft, hard) in limits {
         let value = libc::rlimit {
@@ -149,6 +155,11 @@ unsafe fn become_program(
             rlim_max: hard,
         };
         libc::setrlimit(resource, &value);
+    }
+    if let Some(set) = &launch.one_cpu {
+        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), set) != 0 {
+            libc::_exit(126);
+        }
     }
     // The supervisor blocks SIGCHLD; the program must not
     // inherit that.

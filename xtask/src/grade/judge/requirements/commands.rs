@@ -290,8 +290,8 @@ fn reported(event: &Event) -> Option<String> {
     }
 }
 
-/// `statuses`: the stdout lines matching `line` say `child PID` and then
-/// how it changed (`exited with status N`, `was killed by SIG`, with
+/// `statuses`: the stdout lines matching `line` say `child PID` (then
+/// perhaps a `)`) and then how it changed (`exited with status N`, `was killed by SIG`, with
 /// ` (core dumped)` when the kernel says so, `was stopped by SIG`, `was
 /// continued`). For each PID, those lines are exactly the reports the
 /// process's waits returned for it, in the order they returned them: none
@@ -309,13 +309,16 @@ pub(super) fn statuses<'a>(c: &Context<'a>) -> Finding<'a> {
         if !pattern.matches(text, &mut Bindings::new()) {
             continue;
         }
-        let Some((pid, words)) = text
-            .split_once("child ")
-            .and_then(|(_, rest)| rest.split_once(' '))
-            .and_then(|(pid, words)| Some((pid.parse::<i32>().ok()?, words)))
-        else {
+        // `child PID` then the status, which ends the line (after a space
+        // or a closing bracket: `stage 2 (child 43) was killed by SIGTERM`).
+        let Some((_, rest)) = text.split_once("child ") else {
             continue;
         };
+        let digits = rest.chars().take_while(char::is_ascii_digit).count();
+        let Ok(pid) = rest[..digits].parse::<i32>() else {
+            continue;
+        };
+        let words = rest[digits..].trim_start_matches([')', ' ']);
         said.entry(pid).or_default().push((words.to_string(), text));
     }
     // What its waits returned, per child, in the kernel's order.

@@ -22,7 +22,7 @@
 //! This module holds what every rule shares (the trace's reader, a
 //! finding, a rule's context) and the rules of every traced case; each
 //! family of requirements has a module of its own: `processes`, `signals`,
-//! `data`, `fifos`, `schedule` and `commands`.
+//! `data`, `fifos`, `schedule`, `commands`, `pipeline` and `threads`.
 
 use std::collections::BTreeSet;
 
@@ -35,16 +35,20 @@ use crate::grade::judge::problem::{problem_with, Judged, Problem};
 mod commands;
 mod data;
 mod fifos;
+mod pipeline;
 mod processes;
 mod schedule;
 mod signals;
+mod threads;
 
 use commands::{commands, statuses};
 use data::{computed_by_child, pipes, stdio_of, written_by_child};
 use fifos::fifos;
+use pipeline::{group_signal, pipeline};
 use processes::{cpu_at_most, fork, idle, pid_is_child, reaped, reported_status};
 use schedule::{one_at_a_time, slices, worker_lines};
 use signals::{child_killed, signal};
+use threads::threads;
 
 /// The largest write POSIX promises is atomic on a pipe, on Linux.
 const PIPE_BUF: u64 = 4096;
@@ -265,6 +269,9 @@ pub fn check(case: &Case, run: &CaseRun, bindings: &Bindings) -> Vec<Judged> {
             "worker_lines" => worker_lines(&context),
             "commands" => commands(&context),
             "statuses" => statuses(&context),
+            "pipeline" => pipeline(&context),
+            "group_signal" => group_signal(&context),
+            "threads" => threads(&context),
             _ => continue,
         };
         judged.push(found.judged(&trace, &requirement.what, &name));

@@ -1,0 +1,108 @@
+//! Threads: several tasks of one process, and the blocking waits they did.
+
+use std::collections::BTreeSet;
+
+use labcheck::{Bindings, LinePattern};
+
+use super::{Context, Finding};
+use crate::grade::facts::{Event, EventKind};
+use crate::grade::judge::problem::problem_with;
+
+/// `threads`: the process started at least `count` threads (tasks of the
+/// same process, not processes: it created no child process), and each
+/// stdout line matching `line` names, as `(thread TID)`, one of them
+/// which read from a pipe the bytes the process's main thread wrote into
+/// it: it was blocked in its wait until the main thread woke it.
+pub(super) fn threads<'a>(c: &Context<'a>) -> Finding<'a> {
+    let trace = c.trace;
+    let me = c.process.pid;
+    let name = &c.process.name;
+    let children: Vec<&Event> = trace.spawns_by(me).collect();
+    if !children.is_empty() {
+        return Finding::failed(
+            problem_with(
+                format!(
+                    "{name} created {} process(es): this step's work is done by threads of one process",
+                    children.len()
+                ),
+                vec![],
+            ),
+            children,
+        );
+    }
+    let started: Vec<&Event> = trace
+        .of_kind(EventKind::Thread)
+        .filter(|e| e.pid == me)
+        .collect();
+    let tids: BTreeSet<i32> = started.iter().filter_map(|e| e.tid).collect();
+    let wanted = c.requirement.count.unwrap_or(1) as usize;
+    if tids.len() < wanted {
+        return Finding::failed(
+            problem_with(
+                format!(
+                    "{name} started {} thread(s), fewer than {wanted}",
+                    tids.len()
+                ),
+                vec![],
+            ),
+            started,
+        );
+    }
+    let mut decided: Vec<&Event> = Vec::new();
+    let Some(pattern) = c
+        .requirement
+        .line
+        .as_deref()
+        .and_then(|l| LinePattern::new(l).ok())
+    else {
+        return Finding::held(started.into_iter().take(4));
+    };
+    for line in &c.process.stdout {
+        let text = line.text.as_str();
+        if !pattern.matches(text, &mut Bindings::new()) {
+            continue;
+        }
+        let Some(tid) = text
+            .split_once("(thread ")
+            .and_then(|(_, rest)| rest.split_once(')'))
+            .and_then(|(tid, _)| tid.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        if !tids.contains(&tid) {
+            return Finding::failed(
+                problem_with(
+                    format!("`{text}` names thread {tid}, which is not a thread {name} started"),
+                    vec![],
+                ),
+                started.into_iter().take(6),
+            );
+        }
+        // What the main thread wrote into pipes, by pipe.
+        let woken = trace
+            .of_kind(EventKind::Read)
+            .filter(|e| e.pid == me && e.tid == Some(tid))
+            .find_map(|read| {
+                let pipe = read.target.as_deref().filter(|t| t.starts_with("pipe:"))?;
+                let write = trace.of_kind(EventKind::Write).find(|w| {
+                    w.pid == me && w.tid.is_none() && w.target.as_deref() == Some(pipe)
+                })?;
+                Some([write, read])
+            });
+        let Some(pair) = woken else {
+            let reads: Vec<&Event> = trace
+                .of_kind(EventKind::Read)
+                .filter(|e| e.pid == me && e.tid == Some(tid))
+                .collect();
+            return Finding::failed(
+                problem_with(
+                    format!("thread {tid} never read from a pipe what {name}'s main thread wrote into it: it was not woken by main"),
+                    vec![],
+                ),
+                reads.into_iter().take(6),
+            );
+        };
+        decided.extend(pair);
+    }
+    Finding::held(decided)
+}
