@@ -600,7 +600,13 @@ impl Matcher {
                             }
                         }
                         (a, b) => {
-                            if a == b || (a.is_number() && b.is_number()) {
+                            // A case's regex of digits alone (`{re:[1-9][0-9]*}`,
+                            // "at least 1") is a number the sheet may call `{int}`.
+                            let digits = |p: &Piece| matches!(p, Piece::Re(re) if re.chars().all(|c| c.is_ascii_digit() || "[]-*+?{},".contains(c)));
+                            if a == b
+                                || (a.is_number() && b.is_number())
+                                || (digits(a) && b.is_number())
+                            {
                                 next.push((i + 1, j + 1));
                             }
                         }

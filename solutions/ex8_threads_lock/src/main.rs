@@ -173,6 +173,15 @@ fn run(args: &Args) -> Result<u8, String> {
 
     let wanted = args.threads * args.increments;
     for kind in [Counter::Racy, Counter::Atomic, Counter::Locked] {
+        // A signal during a long count is seen between counters.
+        if stop.load(Ordering::SeqCst) {
+            let signal = stopped_by.load(Ordering::SeqCst) as i32;
+            let name = nix::sys::signal::Signal::try_from(signal)
+                .map(|s| s.as_str())
+                .unwrap_or("a signal");
+            say(&format!("main {me}: stopped by {name}"));
+            return Ok(128 + signal as u8);
+        }
         let started = std::time::Instant::now();
         let got = count(kind, args.threads, args.increments, args.yield_between);
         let took = started.elapsed();

@@ -84,8 +84,12 @@ pub(super) fn threads<'a>(c: &Context<'a>) -> Finding<'a> {
             .filter(|e| e.pid == me && e.tid == Some(tid))
             .find_map(|read| {
                 let pipe = read.target.as_deref().filter(|t| t.starts_with("pipe:"))?;
+                // Written before it was read: the byte that woke it.
                 let write = trace.of_kind(EventKind::Write).find(|w| {
-                    w.pid == me && w.tid.is_none() && w.target.as_deref() == Some(pipe)
+                    w.pid == me
+                        && w.tid.is_none()
+                        && w.target.as_deref() == Some(pipe)
+                        && trace.index_of(w) < trace.index_of(read)
                 })?;
                 Some([write, read])
             });
