@@ -224,7 +224,16 @@ fn run(args: &Args) -> Result<u8, String> {
     let mut killed = false;
     while ended.iter().any(Option::is_none) {
         let (signalled, timer_fired) = wait_for_news(&signals, &timer)?;
-        // Who ended comes first: a pipeline whose last stage ended in the
+        // The signals first, then the reaping: a SIGCHLD drained here is
+        // answered by the reap below, and one that comes later leaves its
+        // byte for the next poll. (The other way round, a stage that ends
+        // between the two has its byte drained and is never reaped.)
+        let arrived = if signalled {
+            signals.pending()
+        } else {
+            Vec::new()
+        };
+        // Who ended comes next: a pipeline whose last stage ended in the
         // same instant as the timer fired finished in time.
         reap(&children, &mut ended)?;
         if ended.iter().all(Option::is_some) {
@@ -250,19 +259,17 @@ fn run(args: &Args) -> Result<u8, String> {
                 let _ = killpg(group, Signal::SIGKILL);
             }
         }
-        if signalled {
-            for arrived in signals.pending() {
-                let Ok(stop) = Signal::try_from(arrived) else {
-                    continue;
-                };
-                if stop != Signal::SIGCHLD && ending == Ending::InTime {
-                    ending = Ending::Stopped(stop);
-                    say(&format!(
-                        "pipeline {me}: stopped by {}: sending SIGTERM to process group {group}",
-                        stop.as_str()
-                    ));
-                    terminate(group, &timer, args.grace)?;
-                }
+        for arrived in arrived {
+            let Ok(stop) = Signal::try_from(arrived) else {
+                continue;
+            };
+            if stop != Signal::SIGCHLD && ending == Ending::InTime {
+                ending = Ending::Stopped(stop);
+                say(&format!(
+                    "pipeline {me}: stopped by {}: sending SIGTERM to process group {group}",
+                    stop.as_str()
+                ));
+                terminate(group, &timer, args.grace)?;
             }
         }
     }

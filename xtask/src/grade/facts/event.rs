@@ -75,6 +75,13 @@ pub enum EventKind {
     Socket,
     /// A socket connected (`text`: the address).
     Connect,
+    /// A socket given an address (`text`: a path, or `IP:PORT`).
+    Bind,
+    /// A socket made to listen (`target`: it).
+    Listen,
+    /// A connection accepted (`target`: the new socket; `source`: the
+    /// listening one).
+    Accept,
     /// A system call the sandbox refused (`text`: the call).
     Refused,
     /// A signal-sending call the tracer held back on purpose.
@@ -116,6 +123,9 @@ impl EventKind {
             EventKind::Rename => "rename",
             EventKind::Socket => "socket",
             EventKind::Connect => "connect",
+            EventKind::Bind => "bind",
+            EventKind::Listen => "listen",
+            EventKind::Accept => "accept",
             EventKind::Refused => "refused",
             EventKind::Held => "held",
             EventKind::Altered => "altered",
@@ -161,7 +171,8 @@ pub struct Event {
     /// The kernel's "core dumped" bit of a death by signal (exit, reap).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub core_dumped: bool,
-    /// Exit status (exit, reap), access mode (open), si_code (signal).
+    /// Exit status (exit, reap), access mode (open), si_code (signal), the
+    /// process group it was in (exec).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub code: Option<i32>,
     /// A path (exec, mkfifo, unlink, open), the text moved (read, write),

@@ -588,5 +588,7 @@ pub(super) fn build_ruleset(readable: &[PathBuf], writable: &[PathBuf]) -> Optio
             .iter()
             .map(|p| (p.clone(), AccessFs::from_all(abi))),
     );
-    restricting_ruleset(abi, rules)
+    // A build never needs the network: TCP is refused even in its own
+    // network namespace.
+    restricting_ruleset(abi, rules, true)
 }

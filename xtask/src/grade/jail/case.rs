@@ -94,7 +94,11 @@ impl Jail {
 
         isolation.landlock = landlock_abi();
         let ruleset = if isolation.landlock > 0 {
-            landlock_ruleset(&scratch, readable)
+            // In a network namespace of its own, a case reaches only its
+            // own loopback device: TCP there is the case's, and allowed
+            // (a socket server's step needs it). Without one, Landlock
+            // refuses TCP: 127.0.0.1 would be the grading machine's.
+            landlock_ruleset(&scratch, readable, isolation.net_ns)
         } else {
             None
         };
@@ -219,6 +223,7 @@ fn unshare_namespaces(root: bool, keeper: &Keeper, isolation: &mut JailFeatures)
         isolation.mount_ns = keeper.mount_ns || unshare(CloneFlags::CLONE_NEWNS).is_ok();
         if unshare(CloneFlags::CLONE_NEWNET).is_ok() {
             isolation.net_ns = true;
+            loopback_up();
         }
         if unshare(CloneFlags::CLONE_NEWIPC).is_ok() {
             isolation.ipc_ns = true;
@@ -230,9 +235,36 @@ fn unshare_namespaces(root: bool, keeper: &Keeper, isolation: &mut JailFeatures)
             isolation.user_ns = mapped;
             isolation.mount_ns = mapped;
             isolation.net_ns = mapped;
+            if mapped {
+                loopback_up();
+            }
             // Owned by our user namespace: allowed once we are in it.
             isolation.ipc_ns = mapped && unshare(CloneFlags::CLONE_NEWIPC).is_ok();
         }
+    }
+}
+
+/// Brings up the new network namespace's one device, `lo`: a case may
+/// serve and connect on 127.0.0.1, and nothing reaches beyond it.
+#[cfg(target_os = "linux")]
+fn loopback_up() {
+    use nix::libc;
+    // SAFETY: a socket only to carry the ioctls; `ifreq` is zeroed, then
+    // named; the kernel reads and writes inside it.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
+        if fd < 0 {
+            return;
+        }
+        let mut request: libc::ifreq = std::mem::zeroed();
+        for (to, from) in request.ifr_name.iter_mut().zip(b"lo") {
+            *to = *from as libc::c_char;
+        }
+        if libc::ioctl(fd, libc::SIOCGIFFLAGS, &mut request) == 0 {
+            request.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+            libc::ioctl(fd, libc::SIOCSIFFLAGS, &request);
+        }
+        libc::close(fd);
     }
 }
 
@@ -472,7 +504,11 @@ pub(super) fn make_cgroup(
 /// The Landlock ruleset every program of the case enters. Best effort
 /// over the kernel's ABI: what the kernel lacks is left out.
 #[cfg(target_os = "linux")]
-pub(super) fn landlock_ruleset(scratch: &Path, readable: &[PathBuf]) -> Option<OwnedFd> {
+pub(super) fn landlock_ruleset(
+    scratch: &Path,
+    readable: &[PathBuf],
+    own_network: bool,
+) -> Option<OwnedFd> {
     use landlock::{Access, AccessFs, ABI};
     let abi = ABI::V6;
     let read = AccessFs::from_read(abi);
@@ -498,16 +534,18 @@ pub(super) fn landlock_ruleset(scratch: &Path, readable: &[PathBuf]) -> Option<O
     rules.extend(readable.iter().map(|p| (p.clone(), read)));
     rules.push((scratch.to_path_buf(), AccessFs::from_all(abi)));
 
-    restricting_ruleset(abi, rules)
+    restricting_ruleset(abi, rules, !own_network)
 }
 
-/// A Landlock ruleset handling every file right, TCP bind and connect, and
-/// signal and abstract-socket scoping, that grants `rules` and nothing else.
-/// Shared by the case jail and the build jail.
+/// A Landlock ruleset handling every file right, TCP bind and connect
+/// (when `refuse_tcp`), and signal and abstract-socket scoping, that
+/// grants `rules` and nothing else. Shared by the case jail and the build
+/// jail.
 #[cfg(target_os = "linux")]
 pub(super) fn restricting_ruleset(
     abi: landlock::ABI,
     rules: Vec<(PathBuf, landlock::BitFlags<landlock::AccessFs>)>,
+    refuse_tcp: bool,
 ) -> Option<OwnedFd> {
     use landlock::{
         Access, AccessFs, AccessNet, PathBeneath, PathFd, Ruleset, RulesetAttr, RulesetCreatedAttr,
@@ -515,9 +553,13 @@ pub(super) fn restricting_ruleset(
     };
     let mut ruleset = Ruleset::default()
         .handle_access(AccessFs::from_all(abi))
-        .ok()?
-        .handle_access(AccessNet::BindTcp | AccessNet::ConnectTcp)
-        .ok()?
+        .ok()?;
+    if refuse_tcp {
+        ruleset = ruleset
+            .handle_access(AccessNet::BindTcp | AccessNet::ConnectTcp)
+            .ok()?;
+    }
+    let mut ruleset = ruleset
         .scope(Scope::Signal | Scope::AbstractUnixSocket)
         .ok()?
         .create()

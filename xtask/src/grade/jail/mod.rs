@@ -63,7 +63,8 @@
 //! - a **mount namespace**, in which a **private tmpfs** of
 //!   [`SCRATCH_LIMIT`] bytes is mounted on the scratch directory. The
 //!   host sees an empty directory; the tmpfs disappears with the namespace.
-//! - a **network namespace**: only a loopback device, down.
+//! - a **network namespace**: only a loopback device, brought up, so that a
+//!   program may serve and connect on 127.0.0.1 (its own, no one else's).
 //! - as root, a **pids cgroup** (`pids.max` = [`MAX_PROCESSES`]) and a
 //!   **memory cgroup** ([`MEMORY_LIMIT`]) of the case's own (cgroup v1,
 //!   where writable).
@@ -85,7 +86,8 @@
 //! - restricts itself with **Landlock**: read and execute only system
 //!   directories (`/usr`, `/lib*`, `/bin`, `/etc`), the directory of
 //!   copied binaries, `/proc` (read only) and a few devices; read and write
-//!   only in scratch. TCP bind and connect are refused (Landlock ABI 4),
+//!   only in scratch. TCP bind and connect are refused (Landlock ABI 4)
+//!   when the case has no network namespace of its own,
 //!   signals and abstract unix sockets are scoped to the program's own
 //!   domain (ABI 6). A Landlock domain also forbids ptrace (and so
 //!   `/proc/<pid>/{fd,mem,environ,cwd}`) of any process outside it.
@@ -104,7 +106,7 @@
 //! | process limit at any depth | pids cgroup (root); else `RLIMIT_NPROC` under the case uid or a user namespace of the program's own |
 //! | memory limit | memory cgroup (root); `RLIMIT_DATA`; and without the cgroup `RLIMIT_AS` (shared mappings too) |
 //! | a limit hit is named | the cgroups' own counts ([`Jail::limits_hit`]: `pids.events`, `memory.failcnt`, `memory.oom_control`); the kernel's refusals and SIGXCPU, which the tracer logs as `limit` events (see `observe`) |
-//! | no network | network namespace; Landlock TCP rules |
+//! | no network | network namespace (its loopback device only); without one, Landlock's TCP rules |
 //! | minimal environment | the runner builds it from nothing |
 //! | trusted verdict | the report pipe is the keeper's stdout, which no program inherits and none can open through `/proc`; the grader's deadline does not depend on any descriptor |
 //!

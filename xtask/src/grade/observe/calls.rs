@@ -36,6 +36,9 @@ pub enum Family {
     Link,
     Socket,
     Connect,
+    Bind,
+    Listen,
+    Accept,
     /// Watched for a refusal only (a limit): a successful fork is the
     /// ptrace fork event's.
     Fork,
@@ -249,6 +252,10 @@ mod x86_64 {
         watched(libc::SYS_socket, "socket", Socket),
         watched(libc::SYS_socketpair, "socketpair", Socket),
         watched(libc::SYS_connect, "connect", Connect),
+        watched(libc::SYS_bind, "bind", Bind),
+        watched(libc::SYS_listen, "listen", Listen),
+        watched(libc::SYS_accept, "accept", Accept),
+        watched(libc::SYS_accept4, "accept4", Accept),
         watched(libc::SYS_fork, "fork", Fork),
         watched(libc::SYS_vfork, "vfork", Fork),
         // CLONE_UNTRACED in its flags (args[0]) would escape the tracer.

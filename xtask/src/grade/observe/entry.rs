@@ -162,13 +162,12 @@ impl Worker {
                 entry.path = Some(canonical(raw, a0, &read_string(pid, a1)));
                 entry.path2 = Some(canonical(raw, a2, &read_string(pid, a3)));
             }
-            Family::Connect => {
-                // An AF_UNIX address names a path.
+            Family::Connect | Family::Bind => {
                 let address = read_bytes(pid, a1, (a2 as usize).min(110));
-                if let [1, 0, path @ ..] = &address[..] {
-                    let path = String::from_utf8_lossy(path);
-                    entry.path = Some(path.split('\0').next().unwrap_or("").to_string());
-                }
+                entry.path = socket_address(&address);
+                entry.target = fd_target(raw, a0 as RawFd);
+            }
+            Family::Listen | Family::Accept => {
                 entry.target = fd_target(raw, a0 as RawFd);
             }
             // Nothing to note at their entry.
@@ -223,5 +222,53 @@ impl Worker {
     pub(super) fn processes(&mut self) -> BTreeSet<i32> {
         let tids: Vec<i32> = self.tracees.keys().copied().collect();
         tids.into_iter().map(|t| self.tgid(t)).collect()
+    }
+}
+
+/// A socket address as the trace writes it: an AF_UNIX path (`@name` for
+/// an abstract one), `IP:PORT` for AF_INET, `[IP]:PORT` for AF_INET6.
+fn socket_address(raw: &[u8]) -> Option<String> {
+    match raw {
+        [1, 0, 0, name @ ..] => Some(format!(
+            "@{}",
+            String::from_utf8_lossy(name).trim_end_matches('\0')
+        )),
+        [1, 0, path @ ..] => {
+            let path = String::from_utf8_lossy(path);
+            Some(path.split('\0').next().unwrap_or("").to_string())
+        }
+        [2, 0, hi, lo, a, b, c, d, ..] => Some(format!(
+            "{a}.{b}.{c}.{d}:{}",
+            u16::from_be_bytes([*hi, *lo])
+        )),
+        [10, 0, hi, lo, _, _, _, _, ip @ ..] if ip.len() >= 16 => {
+            let ip: [u8; 16] = ip[..16].try_into().ok()?;
+            Some(format!(
+                "[{}]:{}",
+                std::net::Ipv6Addr::from(ip),
+                u16::from_be_bytes([*hi, *lo])
+            ))
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod address_tests {
+    use super::socket_address;
+
+    #[test]
+    fn addresses_read_as_the_trace_writes_them() {
+        assert_eq!(socket_address(b"\x01\x00/tmp/s\0\0"), Some("/tmp/s".into()));
+        assert_eq!(socket_address(b"\x01\x00\x00srv"), Some("@srv".into()));
+        assert_eq!(
+            socket_address(&[2, 0, 0x1f, 0x90, 127, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0]),
+            Some("127.0.0.1:8080".into())
+        );
+        let mut six = vec![10, 0, 0, 80, 0, 0, 0, 0];
+        six.extend([0; 15]);
+        six.push(1);
+        assert_eq!(socket_address(&six), Some("[::1]:80".into()));
+        assert_eq!(socket_address(&[9, 9]), None);
     }
 }

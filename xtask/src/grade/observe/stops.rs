@@ -175,6 +175,14 @@ impl Worker {
                 let path = proc_link(&format!("/proc/{raw}/exe"));
                 let mut exec = self.by(raw, EventKind::Exec);
                 exec.text = path.map(|p| p.display().to_string());
+                // Its process group as it became the program (the fifth
+                // field of /proc/PID/stat, after the name in brackets).
+                exec.code = std::fs::read_to_string(format!("/proc/{raw}/stat"))
+                    .ok()
+                    .and_then(|stat| {
+                        let after = stat.rsplit_once(") ")?.1.to_string();
+                        after.split(' ').nth(2)?.parse().ok()
+                    });
                 self.record(exec);
                 let _ = ptrace::cont(pid, None);
             }

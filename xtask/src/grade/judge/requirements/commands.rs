@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use labcheck::{Bindings, LinePattern};
 
-use super::data::written;
+use super::data::{writes_carrying, written};
 use super::{Context, Finding};
 use crate::grade::facts::{Event, EventKind, CASE_PATH};
 use crate::grade::judge::problem::problem_with;
@@ -95,8 +95,8 @@ fn resolve(program: &str) -> Option<PathBuf> {
 /// program its first word names with its first `exec`, or, if no such
 /// program exists, exited with 127 without becoming anything. The shell
 /// itself never exec'd (beyond its own start), and each stdout line
-/// matching one of `output` was written by a started command, after its
-/// exec.
+/// matching one of `output` was written, as a whole line, by a started
+/// command (or a program it started) after its exec.
 pub(super) fn commands<'a>(c: &Context<'a>) -> Finding<'a> {
     let me = c.process.pid;
     let name = &c.process.name;
@@ -230,7 +230,15 @@ fn output_of_commands<'a>(c: &Context<'a>, announced: &[Started]) -> Option<Find
                 .exec_of(e.pid)
                 .is_some_and(|exec| c.trace.index_of(exec) < c.trace.index_of(e))
     };
-    let commands: Vec<i32> = announced.iter().map(|s| s.pid).collect();
+    // A command, or a program it started in turn (`sh -c 'cat; exit 5'`).
+    let commands: std::collections::BTreeSet<i32> = announced
+        .iter()
+        .flat_map(|s| {
+            let mut tree = c.trace.descendants(s.pid);
+            tree.insert(s.pid);
+            tree
+        })
+        .collect();
     let streams = written(c.trace, after_exec);
     for line in &c.process.stdout {
         let text = line.text.as_str();
@@ -242,12 +250,17 @@ fn output_of_commands<'a>(c: &Context<'a>, announced: &[Started]) -> Option<Find
         }
         let by_command = streams
             .iter()
-            .any(|(pid, contents)| commands.contains(pid) && contents.contains(text));
+            .any(|(pid, contents)| commands.contains(pid) && contents.has_line(text));
         if !by_command {
             let writers: Vec<&Event> = c
                 .trace
                 .of_kind(EventKind::Write)
-                .filter(|e| onto(e) && e.text.as_deref().is_some_and(|t| t.contains(text)))
+                .filter(|e| {
+                    onto(e)
+                        && e.text
+                            .as_deref()
+                            .is_some_and(|t| t.split('\n').any(|l| l == text))
+                })
                 .collect();
             let who = writers
                 .first()
@@ -295,7 +308,8 @@ fn reported(event: &Event) -> Option<String> {
 /// ` (core dumped)` when the kernel says so, `was stopped by SIG`, `was
 /// continued`). For each PID, those lines are exactly the reports the
 /// process's waits returned for it, in the order they returned them: none
-/// made up, none left out, none in other words.
+/// made up, none left out, none in other words, each printed after the
+/// wait that returned it.
 pub(super) fn statuses<'a>(c: &Context<'a>) -> Finding<'a> {
     let me = c.process.pid;
     let name = &c.process.name;
@@ -333,7 +347,22 @@ pub(super) fn statuses<'a>(c: &Context<'a>) -> Finding<'a> {
         let returned = waited.get(pid).map(Vec::as_slice).unwrap_or_default();
         for (n, (words, line)) in lines.iter().enumerate() {
             match returned.get(n) {
-                Some((truth, event)) if truth == words => decided.push(*event),
+                Some((truth, event)) if truth == words => {
+                    // Printed after the wait returned it, not guessed
+                    // before (from /proc, say).
+                    let writes = writes_carrying(c.trace, me, c.onto_stdout(), line);
+                    let printed = writes.last().and_then(|w| c.trace.index_of(w));
+                    if printed.is_some_and(|at| Some(at) < c.trace.index_of(event)) {
+                        return Finding::failed(
+                            problem_with(
+                                format!("{name} printed `{line}` before its wait returned that report: a status is the wait's to give"),
+                                vec![],
+                            ),
+                            writes.into_iter().chain([*event]),
+                        );
+                    }
+                    decided.push(*event);
+                }
                 Some((truth, event)) => {
                     return Finding::failed(
                         problem_with(

@@ -53,6 +53,14 @@ impl Contents {
         self.runs.iter().any(|run| run.contains(text))
     }
 
+    /// Whether `line` was written as a whole line, newline and all.
+    pub(super) fn has_line(&self, line: &str) -> bool {
+        let whole = format!("{line}\n");
+        self.runs
+            .iter()
+            .any(|run| run.split_inclusive('\n').any(|l| l == whole))
+    }
+
     /// The beginning, for a diagnosis.
     pub(super) fn start(&self) -> &str {
         self.runs.first().map_or("", String::as_str)

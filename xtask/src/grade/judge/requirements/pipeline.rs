@@ -139,7 +139,10 @@ pub(super) fn pipeline<'a>(c: &Context<'a>) -> Finding<'a> {
 /// of a negative PID, as `killpg` makes it) that reached every stage still
 /// alive then, `at` (± `tolerance`, never earlier than `at`) after the
 /// process was created; and before `at` it sent neither that signal nor
-/// SIGKILL to any stage or group.
+/// SIGKILL to any stage or group. Judged by what the stages went through
+/// too: none died of a signal before the process sent that signal to the
+/// group, and each became its program in the one group, the first
+/// stage's, not the process's own.
 pub(super) fn group_signal<'a>(c: &Context<'a>) -> Finding<'a> {
     let trace = c.trace;
     let me = c.process.pid;
@@ -224,6 +227,56 @@ pub(super) fn group_signal<'a>(c: &Context<'a>) -> Finding<'a> {
             ),
             [kill],
         );
+    }
+    // By what the stages went through, not only by main's calls: no stage
+    // may die of a signal before main's group kill of that signal began
+    // (a helper's kill, or PR_SET_PDEATHSIG, would end them early).
+    let to_group_any = |signal: &str| {
+        kills
+            .iter()
+            .copied()
+            .find(|k| k.signal.as_deref() == Some(signal) && k.other.is_some_and(|o| o < 0))
+    };
+    for &pid in &stages {
+        let Some(exit) = exit_of(pid) else { continue };
+        let Some(died_of) = exit.signal.as_deref() else {
+            continue;
+        };
+        let sent = to_group_any(died_of).map(began);
+        if sent.is_none_or(|sent| exit.at_ms < sent) {
+            return Finding::failed(
+                problem_with(
+                    format!(
+                        "stage process {pid} died of {died_of} {:.3} s after {name} started, before {name} sent {died_of} to the group{}",
+                        (exit.at_ms - born) / 1e3,
+                        sent.map_or(" (it never did)".to_string(), |s| format!(" (at {:.3} s)", (s - born) / 1e3))
+                    ),
+                    vec![],
+                ),
+                [exit],
+            );
+        }
+    }
+    // One process group, the first stage's, not the program's own: as
+    // each stage became its program.
+    let group_of = |pid: i32| trace.exec_of(pid).and_then(|e| e.code);
+    let own_group = group_of(me);
+    if let Some(&first) = stages.first() {
+        for &pid in &stages {
+            let group = group_of(pid);
+            if group.is_some() && (group != Some(first) || group == own_group) {
+                return Finding::failed(
+                    problem_with(
+                        format!(
+                            "stage process {pid} ran in process group {}, not the pipeline's own ({first}, the first stage's): every stage must be in the one group, which is not {name}'s",
+                            group.unwrap_or(0)
+                        ),
+                        vec![],
+                    ),
+                    trace.exec_of(pid),
+                );
+            }
+        }
     }
     let reached = Trace::reached(kill);
     let missed: Vec<i32> = stages

@@ -10,9 +10,9 @@ use crate::grade::judge::problem::problem_with;
 
 /// `threads`: the process started at least `count` threads (tasks of the
 /// same process, not processes: it created no child process), and each
-/// stdout line matching `line` names, as `(thread TID)`, one of them
-/// which read from a pipe the bytes the process's main thread wrote into
-/// it: it was blocked in its wait until the main thread woke it.
+/// stdout line matching `line` names, as `(thread TID)`, another of them,
+/// which read from a pipe the bytes the process's main thread had just
+/// written into it (the last move through that pipe before the read).
 pub(super) fn threads<'a>(c: &Context<'a>) -> Finding<'a> {
     let trace = c.trace;
     let me = c.process.pid;
@@ -57,6 +57,7 @@ pub(super) fn threads<'a>(c: &Context<'a>) -> Finding<'a> {
     else {
         return Finding::held(started.into_iter().take(4));
     };
+    let mut named: BTreeSet<i32> = BTreeSet::new();
     for line in &c.process.stdout {
         let text = line.text.as_str();
         if !pattern.matches(text, &mut Bindings::new()) {
@@ -69,6 +70,15 @@ pub(super) fn threads<'a>(c: &Context<'a>) -> Finding<'a> {
         else {
             continue;
         };
+        if !named.insert(tid) {
+            return Finding::failed(
+                problem_with(
+                    format!("`{text}` names thread {tid} again: each line is another thread"),
+                    vec![],
+                ),
+                [],
+            );
+        }
         if !tids.contains(&tid) {
             return Finding::failed(
                 problem_with(
@@ -84,14 +94,16 @@ pub(super) fn threads<'a>(c: &Context<'a>) -> Finding<'a> {
             .filter(|e| e.pid == me && e.tid == Some(tid))
             .find_map(|read| {
                 let pipe = read.target.as_deref().filter(|t| t.starts_with("pipe:"))?;
-                // Written before it was read: the byte that woke it.
-                let write = trace.of_kind(EventKind::Write).find(|w| {
-                    w.pid == me
-                        && w.tid.is_none()
-                        && w.target.as_deref() == Some(pipe)
-                        && trace.index_of(w) < trace.index_of(read)
+                // The byte that woke it: the last move through that pipe
+                // before the read is the main thread's write, and no one
+                // else read from it in between.
+                let before = trace.index_of(read)?;
+                let last = trace.events[..before].iter().rev().find(|e| {
+                    matches!(e.kind, EventKind::Read | EventKind::Write)
+                        && e.target.as_deref() == Some(pipe)
                 })?;
-                Some([write, read])
+                let woke = last.kind == EventKind::Write && last.pid == me && last.tid.is_none();
+                woke.then_some([last, read])
             });
         let Some(pair) = woken else {
             let reads: Vec<&Event> = trace
