@@ -657,6 +657,8 @@ mod tests {
         ));
         assert!(covers("{{braces}} {int}", "{{braces}} 7"));
         assert!(covers("a {re:[ab]+} z", "a {re:[ab]+} z"));
+        // "At least one" is still a number the sheet calls `{int}`.
+        assert!(covers("{int} lost", "{re:[1-9][0-9]*} lost"));
     }
 
     #[test]
@@ -675,6 +677,7 @@ mod tests {
         assert!(!covers("status {int}", "status {float} s"));
         assert!(!covers("a {re:x+} z", "a {re:y+} z"));
         assert!(!covers("{int}", "abc"));
+        assert!(!covers("{int} lost", "{re:[a-z]+} lost"));
     }
 
     #[test]

@@ -98,38 +98,8 @@ impl Worker {
                 renamed.target = entry.path2;
                 self.record(renamed);
             }
-            Family::Socket => {
-                let mut socket = event(self, EventKind::Socket);
-                socket.code = Some(a0 as i32);
-                socket.text = Some(calls::name(nr).to_string());
-                socket.fd = (nr == libc::SYS_socket).then_some(result as i32);
-                self.record(socket);
-            }
-            Family::Connect | Family::Bind => {
-                let kind = if family == Family::Bind {
-                    EventKind::Bind
-                } else {
-                    EventKind::Connect
-                };
-                let mut named = event(self, kind);
-                named.fd = Some(a0 as i32);
-                named.text = entry.path;
-                named.target = entry.target;
-                self.record(named);
-            }
-            Family::Listen => {
-                let mut listen = event(self, EventKind::Listen);
-                listen.fd = Some(a0 as i32);
-                listen.target = entry.target;
-                self.record(listen);
-            }
-            Family::Accept => {
-                // The new connection's own socket, and the listener's.
-                let mut accepted = event(self, EventKind::Accept);
-                accepted.fd = Some(result as i32);
-                accepted.target = fd_target(raw, result as RawFd);
-                accepted.source = entry.target;
-                self.record(accepted);
+            Family::Socket | Family::Connect | Family::Bind | Family::Listen | Family::Accept => {
+                self.on_socket_call(raw, family, nr, a0, entry, result)
             }
             // Watched for their refusals only (above), or never run.
             Family::Fork | Family::Memory | Family::Dup | Family::Refused => {}

@@ -30,7 +30,7 @@
 //! | waits | wait4 (waitpid), waitid (P_PID, P_PGID, P_ALL, P_PIDFD) | at exit: a reap only when an exit status was consumed (not WNOWAIT, not a stop or continue report) |
 //! | pipes | pipe, pipe2 | at exit: the new pipe |
 //! | FIFOs and names | mknod, mknodat (mkfifo), open, openat, openat2, creat, link, linkat, rename, renameat, renameat2, unlink, unlinkat | at exit: canonical paths; an open is logged when it opened a FIFO; `unlinkat(AT_REMOVEDIR)` is not an unlink |
-//! | sockets | socket, socketpair, connect | at exit: the new socket, the address connected to |
+//! | sockets | socket, socketpair, connect, bind, listen, accept, accept4 | at exit: the new socket, the address connected to or bound (a path, `IP:PORT`), the listening socket, the accepted connection's socket and its listener |
 //! | exec, exit | execve, execveat, exit, exit_group | ptrace exec and exit events, with CPU time at exit |
 //! | memory | mmap, mremap, brk, mprotect (only making memory writable) | at exit, only a refusal: a `limit` event when the kernel refused it (ENOMEM, or brk's unmoved break) and the process's own accounting (`VmData`, `VmSize`) plus the request passes its `RLIMIT_DATA` or `RLIMIT_AS` |
 //! | descriptors | dup, fcntl (only F_DUPFD, F_DUPFD_CLOEXEC) | at exit, only a refusal (EMFILE): a `limit` event |
@@ -99,6 +99,7 @@ mod exit;
 mod filter;
 mod limits;
 mod procfs;
+mod sockets;
 mod start;
 mod stops;
 mod waits;

@@ -228,55 +228,8 @@ pub(super) fn group_signal<'a>(c: &Context<'a>) -> Finding<'a> {
             [kill],
         );
     }
-    // By what the stages went through, not only by main's calls: no stage
-    // may die of a signal before main's group kill of that signal began
-    // (a helper's kill, or PR_SET_PDEATHSIG, would end them early).
-    let to_group_any = |signal: &str| {
-        kills
-            .iter()
-            .copied()
-            .find(|k| k.signal.as_deref() == Some(signal) && k.other.is_some_and(|o| o < 0))
-    };
-    for &pid in &stages {
-        let Some(exit) = exit_of(pid) else { continue };
-        let Some(died_of) = exit.signal.as_deref() else {
-            continue;
-        };
-        let sent = to_group_any(died_of).map(began);
-        if sent.is_none_or(|sent| exit.at_ms < sent) {
-            return Finding::failed(
-                problem_with(
-                    format!(
-                        "stage process {pid} died of {died_of} {:.3} s after {name} started, before {name} sent {died_of} to the group{}",
-                        (exit.at_ms - born) / 1e3,
-                        sent.map_or(" (it never did)".to_string(), |s| format!(" (at {:.3} s)", (s - born) / 1e3))
-                    ),
-                    vec![],
-                ),
-                [exit],
-            );
-        }
-    }
-    // One process group, the first stage's, not the program's own: as
-    // each stage became its program.
-    let group_of = |pid: i32| trace.exec_of(pid).and_then(|e| e.code);
-    let own_group = group_of(me);
-    if let Some(&first) = stages.first() {
-        for &pid in &stages {
-            let group = group_of(pid);
-            if group.is_some() && (group != Some(first) || group == own_group) {
-                return Finding::failed(
-                    problem_with(
-                        format!(
-                            "stage process {pid} ran in process group {}, not the pipeline's own ({first}, the first stage's): every stage must be in the one group, which is not {name}'s",
-                            group.unwrap_or(0)
-                        ),
-                        vec![],
-                    ),
-                    trace.exec_of(pid),
-                );
-            }
-        }
+    if let Some(failed) = stages_went_through(c, &stages, &kills, born) {
+        return failed;
     }
     let reached = Trace::reached(kill);
     let missed: Vec<i32> = stages
@@ -300,4 +253,70 @@ pub(super) fn group_signal<'a>(c: &Context<'a>) -> Finding<'a> {
         );
     }
     Finding::held([kill])
+}
+
+/// `group_signal`, judged by what the stages went through, not only by
+/// the program's calls: no stage died of a signal before the program's
+/// group kill of that signal began (a helper's kill, or
+/// PR_SET_PDEATHSIG, would end them early); and every stage became its
+/// program in the one group, the first stage's, not the program's own.
+fn stages_went_through<'a>(
+    c: &Context<'a>,
+    stages: &[i32],
+    kills: &[&'a Event],
+    born: f64,
+) -> Option<Finding<'a>> {
+    let trace = c.trace;
+    let me = c.process.pid;
+    let name = &c.process.name;
+    let began = |e: &Event| e.start_ms.unwrap_or(e.at_ms);
+    let exit_of = |pid: i32| trace.of_kind(EventKind::Exit).find(move |e| e.pid == pid);
+    let to_group_any = |signal: &str| {
+        kills
+            .iter()
+            .copied()
+            .find(|k| k.signal.as_deref() == Some(signal) && k.other.is_some_and(|o| o < 0))
+    };
+    for &pid in stages {
+        let Some(exit) = exit_of(pid) else { continue };
+        let Some(died_of) = exit.signal.as_deref() else {
+            continue;
+        };
+        let sent = to_group_any(died_of).map(began);
+        if sent.is_none_or(|sent| exit.at_ms < sent) {
+            return Some(Finding::failed(
+                problem_with(
+                    format!(
+                        "stage process {pid} died of {died_of} {:.3} s after {name} started, before {name} sent {died_of} to the group{}",
+                        (exit.at_ms - born) / 1e3,
+                        sent.map_or(" (it never did)".to_string(), |s| format!(" (at {:.3} s)", (s - born) / 1e3))
+                    ),
+                    vec![],
+                ),
+                [exit],
+            ));
+        }
+    }
+    // One process group, the first stage's, not the program's own: as
+    // each stage became its program.
+    let group_of = |pid: i32| trace.exec_of(pid).and_then(|e| e.code);
+    let own_group = group_of(me);
+    if let Some(&first) = stages.first() {
+        for &pid in stages {
+            let group = group_of(pid);
+            if group.is_some() && (group != Some(first) || group == own_group) {
+                return Some(Finding::failed(
+                    problem_with(
+                        format!(
+                            "stage process {pid} ran in process group {}, not the pipeline's own ({first}, the first stage's): every stage must be in the one group, which is not {name}'s",
+                            group.unwrap_or(0)
+                        ),
+                        vec![],
+                    ),
+                    trace.exec_of(pid),
+                ));
+            }
+        }
+    }
+    None
 }
