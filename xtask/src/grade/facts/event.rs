@@ -92,6 +92,9 @@ pub enum EventKind {
     Limit,
     /// A new thread (not a process) before it first ran.
     Thread,
+    /// A thread (not a process's main one) ended (`cpu_ms`: its time on a
+    /// CPU).
+    ThreadEnd,
     /// The keeper's measure at the start of an idle window.
     IdleFrom,
     /// The keeper's measure at the end of an idle window.
@@ -131,6 +134,7 @@ impl EventKind {
             EventKind::Altered => "altered",
             EventKind::Limit => "limit",
             EventKind::Thread => "thread",
+            EventKind::ThreadEnd => "thread_end",
             EventKind::IdleFrom => "idle_from",
             EventKind::IdleTo => "idle_to",
         }
@@ -196,7 +200,8 @@ pub struct Event {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bytes: Option<u64>,
     /// CPU time used by the process so far: at its exit (user + system),
-    /// at a stop or continue (time on a CPU, to the nanosecond).
+    /// at a stop or continue (time on a CPU, to the nanosecond); by the
+    /// thread, at its end.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cpu_ms: Option<f64>,
     /// Data moved by a call whose bytes the tracer cannot see (see the

@@ -216,6 +216,18 @@ impl Worker {
                     exit.core_dumped = libc::WIFSIGNALED(status) && libc::WCOREDUMP(status);
                     exit.cpu_ms = cpu_ms(raw);
                     self.record(exit);
+                } else {
+                    // A thread's own end, with the time it spent on a CPU
+                    // (the scheduler's count, to the nanosecond): a thread
+                    // that waited by spinning shows it.
+                    let tgid = self.tgid(raw);
+                    let mut end = self.by(raw, EventKind::ThreadEnd);
+                    end.cpu_ms =
+                        std::fs::read_to_string(format!("/proc/{tgid}/task/{raw}/schedstat"))
+                            .ok()
+                            .and_then(|s| s.split_whitespace().next()?.parse::<f64>().ok())
+                            .map(|ns| ns / 1e6);
+                    self.record(end);
                 }
                 let _ = ptrace::cont(pid, None);
             }

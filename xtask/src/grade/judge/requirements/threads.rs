@@ -12,7 +12,9 @@ use crate::grade::judge::problem::problem_with;
 /// same process, not processes: it created no child process), and each
 /// stdout line matching `line` names, as `(thread TID)`, another of them,
 /// which read from a pipe the bytes the process's main thread had just
-/// written into it (the last move through that pipe before the read).
+/// written into it (the last move through that pipe before the read),
+/// and used at most `limit` (default 50 ms) of CPU time in all: it was
+/// blocked in its wait, not spinning.
 pub(super) fn threads<'a>(c: &Context<'a>) -> Finding<'a> {
     let trace = c.trace;
     let me = c.process.pid;
@@ -119,6 +121,25 @@ pub(super) fn threads<'a>(c: &Context<'a>) -> Finding<'a> {
             );
         };
         decided.extend(pair);
+        // Blocked, not spinning: a thread asleep in its call uses no CPU.
+        let limit = c
+            .requirement
+            .limit
+            .as_deref()
+            .and_then(|l| crate::grade::case::parse_duration(l).ok())
+            .map_or(50.0, |d| d.as_secs_f64() * 1e3);
+        let end = trace
+            .of_kind(EventKind::ThreadEnd)
+            .find(|e| e.pid == me && e.tid == Some(tid));
+        if let Some(used) = end.and_then(|e| e.cpu_ms).filter(|used| *used > limit) {
+            return Finding::failed(
+                problem_with(
+                    format!("thread {tid} used {used:.0} ms of CPU, more than {limit:.0} ms: it was not blocked in its wait (a waiting thread sleeps in its call; it does not spin)"),
+                    vec![],
+                ),
+                end,
+            );
+        }
     }
     Finding::held(decided)
 }
