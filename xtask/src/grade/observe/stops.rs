@@ -147,6 +147,56 @@ impl Worker {
         }
     }
 
+    /// A tracee about to exit (PTRACE_EVENT_EXIT): the process's end, with
+    /// its status and CPU time, when it is the main thread; a thread's own
+    /// end otherwise.
+    fn on_exit_event(&mut self, pid: Pid) {
+        use nix::libc;
+        let raw = pid.as_raw();
+        let status = ptrace::getevent(pid).unwrap_or(0) as i32;
+        let (code, signal) = if libc::WIFSIGNALED(status) {
+            (
+                None,
+                Signal::try_from(libc::WTERMSIG(status))
+                    .ok()
+                    .map(|s| s.as_str().to_string()),
+            )
+        } else {
+            (Some(libc::WEXITSTATUS(status)), None)
+        };
+        // The main thread's exit is the process's (exit_group
+        // reports the group's status to every thread).
+        if self.tgid(raw) == raw {
+            // Its descriptors are still open here: as many as it
+            // may have means RLIMIT_NOFILE was reached, whichever
+            // call (watched or not) made them.
+            let open = open_descriptors(raw);
+            let allowed = soft_limit(raw, "Max open files").unwrap_or(u64::MAX);
+            if open as u64 >= allowed {
+                let hit = self.limit_hit(raw, Limit::OpenFiles);
+                self.record(hit);
+            }
+            let mut exit = self.by(raw, EventKind::Exit);
+            exit.code = code;
+            exit.signal = signal;
+            exit.core_dumped = libc::WIFSIGNALED(status) && libc::WCOREDUMP(status);
+            exit.cpu_ms = cpu_ms(raw);
+            self.record(exit);
+        } else {
+            // A thread's own end, with the time it spent on a CPU
+            // (the scheduler's count, to the nanosecond): a thread
+            // that waited by spinning shows it.
+            let tgid = self.tgid(raw);
+            let mut end = self.by(raw, EventKind::ThreadEnd);
+            end.cpu_ms = std::fs::read_to_string(format!("/proc/{tgid}/task/{raw}/schedstat"))
+                .ok()
+                .and_then(|s| s.split_whitespace().next()?.parse::<f64>().ok())
+                .map(|ns| ns / 1e6);
+            self.record(end);
+        }
+        let _ = ptrace::cont(pid, None);
+    }
+
     pub(super) fn on_event(&mut self, pid: Pid, signal: Signal, event: i32) {
         use nix::libc;
         let raw = pid.as_raw();
@@ -186,51 +236,7 @@ impl Worker {
                 self.record(exec);
                 let _ = ptrace::cont(pid, None);
             }
-            libc::PTRACE_EVENT_EXIT => {
-                let status = ptrace::getevent(pid).unwrap_or(0) as i32;
-                let (code, signal) = if libc::WIFSIGNALED(status) {
-                    (
-                        None,
-                        Signal::try_from(libc::WTERMSIG(status))
-                            .ok()
-                            .map(|s| s.as_str().to_string()),
-                    )
-                } else {
-                    (Some(libc::WEXITSTATUS(status)), None)
-                };
-                // The main thread's exit is the process's (exit_group
-                // reports the group's status to every thread).
-                if self.tgid(raw) == raw {
-                    // Its descriptors are still open here: as many as it
-                    // may have means RLIMIT_NOFILE was reached, whichever
-                    // call (watched or not) made them.
-                    let open = open_descriptors(raw);
-                    let allowed = soft_limit(raw, "Max open files").unwrap_or(u64::MAX);
-                    if open as u64 >= allowed {
-                        let hit = self.limit_hit(raw, Limit::OpenFiles);
-                        self.record(hit);
-                    }
-                    let mut exit = self.by(raw, EventKind::Exit);
-                    exit.code = code;
-                    exit.signal = signal;
-                    exit.core_dumped = libc::WIFSIGNALED(status) && libc::WCOREDUMP(status);
-                    exit.cpu_ms = cpu_ms(raw);
-                    self.record(exit);
-                } else {
-                    // A thread's own end, with the time it spent on a CPU
-                    // (the scheduler's count, to the nanosecond): a thread
-                    // that waited by spinning shows it.
-                    let tgid = self.tgid(raw);
-                    let mut end = self.by(raw, EventKind::ThreadEnd);
-                    end.cpu_ms =
-                        std::fs::read_to_string(format!("/proc/{tgid}/task/{raw}/schedstat"))
-                            .ok()
-                            .and_then(|s| s.split_whitespace().next()?.parse::<f64>().ok())
-                            .map(|ns| ns / 1e6);
-                    self.record(end);
-                }
-                let _ = ptrace::cont(pid, None);
-            }
+            libc::PTRACE_EVENT_EXIT => self.on_exit_event(pid),
             libc::PTRACE_EVENT_SECCOMP => self.on_seccomp(pid),
             libc::PTRACE_EVENT_STOP => {
                 let tgid = self.tgid(raw);

@@ -90,56 +90,69 @@ pub(super) fn threads<'a>(c: &Context<'a>) -> Finding<'a> {
                 started.into_iter().take(6),
             );
         }
-        // What the main thread wrote into pipes, by pipe.
-        let woken = trace
-            .of_kind(EventKind::Read)
-            .filter(|e| e.pid == me && e.tid == Some(tid))
-            .find_map(|read| {
-                let pipe = read.target.as_deref().filter(|t| t.starts_with("pipe:"))?;
-                // The byte that woke it: the last move through that pipe
-                // before the read is the main thread's write, and no one
-                // else read from it in between.
-                let before = trace.index_of(read)?;
-                let last = trace.events[..before].iter().rev().find(|e| {
-                    matches!(e.kind, EventKind::Read | EventKind::Write)
-                        && e.target.as_deref() == Some(pipe)
-                })?;
-                let woke = last.kind == EventKind::Write && last.pid == me && last.tid.is_none();
-                woke.then_some([last, read])
-            });
-        let Some(pair) = woken else {
-            let reads: Vec<&Event> = trace
-                .of_kind(EventKind::Read)
-                .filter(|e| e.pid == me && e.tid == Some(tid))
-                .collect();
-            return Finding::failed(
-                problem_with(
-                    format!("thread {tid} never read from a pipe what {name}'s main thread wrote into it: it was not woken by main"),
-                    vec![],
-                ),
-                reads.into_iter().take(6),
-            );
-        };
-        decided.extend(pair);
-        // Blocked, not spinning: a thread asleep in its call uses no CPU.
-        let limit = c
-            .requirement
-            .limit
-            .as_deref()
-            .and_then(|l| crate::grade::case::parse_duration(l).ok())
-            .map_or(50.0, |d| d.as_secs_f64() * 1e3);
-        let end = trace
-            .of_kind(EventKind::ThreadEnd)
-            .find(|e| e.pid == me && e.tid == Some(tid));
-        if let Some(used) = end.and_then(|e| e.cpu_ms).filter(|used| *used > limit) {
-            return Finding::failed(
-                problem_with(
-                    format!("thread {tid} used {used:.0} ms of CPU, more than {limit:.0} ms: it was not blocked in its wait (a waiting thread sleeps in its call; it does not spin)"),
-                    vec![],
-                ),
-                end,
-            );
+        match woken_and_asleep(c, tid) {
+            Ok(pair) => decided.extend(pair),
+            Err(failed) => return failed,
         }
     }
     Finding::held(decided)
+}
+
+/// The thread `tid` read from a pipe the byte that woke it (the main
+/// thread's write, the last move through that pipe before the read), and
+/// slept meanwhile: the write and the read, or why not.
+fn woken_and_asleep<'a>(c: &Context<'a>, tid: i32) -> Result<[&'a Event; 2], Finding<'a>> {
+    let trace = c.trace;
+    let me = c.process.pid;
+    let name = &c.process.name;
+    // What the main thread wrote into pipes, by pipe.
+    let woken = trace
+        .of_kind(EventKind::Read)
+        .filter(|e| e.pid == me && e.tid == Some(tid))
+        .find_map(|read| {
+            let pipe = read.target.as_deref().filter(|t| t.starts_with("pipe:"))?;
+            // The byte that woke it: the last move through that pipe
+            // before the read is the main thread's write, and no one
+            // else read from it in between.
+            let before = trace.index_of(read)?;
+            let last = trace.events[..before].iter().rev().find(|e| {
+                matches!(e.kind, EventKind::Read | EventKind::Write)
+                    && e.target.as_deref() == Some(pipe)
+            })?;
+            let woke = last.kind == EventKind::Write && last.pid == me && last.tid.is_none();
+            woke.then_some([last, read])
+        });
+    let Some(pair) = woken else {
+        let reads: Vec<&Event> = trace
+            .of_kind(EventKind::Read)
+            .filter(|e| e.pid == me && e.tid == Some(tid))
+            .collect();
+        return Err(Finding::failed(
+            problem_with(
+                format!("thread {tid} never read from a pipe what {name}'s main thread wrote into it: it was not woken by main"),
+                vec![],
+            ),
+            reads.into_iter().take(6),
+        ));
+    };
+    // Blocked, not spinning: a thread asleep in its call uses no CPU.
+    let limit = c
+        .requirement
+        .limit
+        .as_deref()
+        .and_then(|l| crate::grade::case::parse_duration(l).ok())
+        .map_or(50.0, |d| d.as_secs_f64() * 1e3);
+    let end = trace
+        .of_kind(EventKind::ThreadEnd)
+        .find(|e| e.pid == me && e.tid == Some(tid));
+    if let Some(used) = end.and_then(|e| e.cpu_ms).filter(|used| *used > limit) {
+        return Err(Finding::failed(
+            problem_with(
+                format!("thread {tid} used {used:.0} ms of CPU, more than {limit:.0} ms: it was not blocked in its wait (a waiting thread sleeps in its call; it does not spin)"),
+                vec![],
+            ),
+            end,
+        ));
+    }
+    Ok(pair)
 }
