@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use common::{one_at_a_time, parse_junit, points_of, root, row, STEPS};
+use common::{one_at_a_time, parse_junit, points_of, root, row, Scratch, STEPS};
 
 fn show(output: &Output) -> String {
     format!(
@@ -26,11 +26,10 @@ fn show(output: &Output) -> String {
     )
 }
 
-fn temp_dir(what: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("xtask-class-{what}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A directory of the test's own, removed when the test ends, passed or
+/// panicked.
+fn temp_dir(what: &str) -> Scratch {
+    Scratch::new(&format!("class-{what}"))
 }
 
 fn write(path: &Path, text: &str) {
