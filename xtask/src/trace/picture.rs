@@ -328,10 +328,12 @@ fn marks_of(event: &Event, all: &[Event]) -> Vec<Mark> {
                 },
                 _ => Mark::Output {
                     pid,
-                    stream: if event.fd == Some(2) {
-                        "stderr"
-                    } else {
-                        "stdout"
+                    // By where it went: a socket of its own (signal-hook's
+                    // wake-up byte, say) is no output.
+                    stream: match (event.fd, event.target.as_deref()) {
+                        (_, Some(t)) if t.starts_with("socket:") => "a socket",
+                        (Some(2), _) => "stderr",
+                        _ => "stdout",
                     },
                     bytes,
                     text: shortened(event.text.as_deref().unwrap_or("")),
