@@ -126,7 +126,7 @@ enum Command {
     },
     /// Measure the steps with speed goals against same-run baselines.
     Bench {
-        /// Only this benchmark: `ex3`, `ex5`, `ex7`, `ex8`, `grade` or `class`.
+        /// Only this benchmark: `ex3`, `ex5`, `ex7`, `ex8`, `ex9`, `grade` or `class`.
         only: Option<String>,
         /// Fewer repetitions, for a quick look.
         #[arg(long)]

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 /// The lab steps, in order. Tools and graders depend on these names.
-pub const STEPS: [&str; 8] = [
+pub const STEPS: [&str; 9] = [
     "ex1_fibonacci_child",
     "ex2_signal_exchange",
     "ex3_pipe_reverser",
@@ -18,6 +18,7 @@ pub const STEPS: [&str; 8] = [
     "ex6_exit_statuses",
     "ex7_pipeline_deadline",
     "ex8_threads_lock",
+    "ex9_socket_server",
 ];
 
 /// The workbook's root: the nearest ancestor of the working directory that
@@ -84,7 +85,7 @@ mod tests {
         assert_eq!(find_step("ex3"), Ok("ex3_pipe_reverser"));
         assert_eq!(find_step("ex5_round_robin"), Ok("ex5_round_robin"));
         assert!(find_step("ex").unwrap_err().contains("could be any of"));
-        assert!(find_step("ex9").unwrap_err().contains("no step"));
+        assert!(find_step("ex10").unwrap_err().contains("no step"));
     }
 
     #[test]

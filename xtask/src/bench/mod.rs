@@ -11,6 +11,7 @@ mod deadline;
 mod grading;
 mod reverser;
 mod slicer;
+mod sockets;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -20,7 +21,7 @@ use crate::grade::build::{BinarySnapshot, Workspace};
 use crate::project;
 
 /// The benchmarks, by the name `cargo xtask bench NAME` takes.
-const BENCHMARKS: [&str; 6] = ["ex3", "ex5", "ex7", "ex8", "grade", "class"];
+const BENCHMARKS: [&str; 7] = ["ex3", "ex5", "ex7", "ex8", "ex9", "grade", "class"];
 
 pub fn run(only: Option<&str>, quick: bool) -> Result<(), String> {
     let wanted = |name: &str| only.is_none_or(|o| name.starts_with(o));
@@ -31,7 +32,7 @@ pub fn run(only: Option<&str>, quick: bool) -> Result<(), String> {
             BENCHMARKS.join(", ")
         ));
     }
-    if ["ex3", "ex5", "ex7", "ex8", "grade"]
+    if ["ex3", "ex5", "ex7", "ex8", "ex9", "grade"]
         .iter()
         .all(|b| !wanted(b))
     {
@@ -45,6 +46,7 @@ pub fn run(only: Option<&str>, quick: bool) -> Result<(), String> {
         "ex5_round_robin_solution",
         "ex7_pipeline_deadline_solution",
         "ex8_threads_lock_solution",
+        "ex9_socket_server_solution",
         "bench_probes",
     ])?;
     let bins = snapshot.dir.clone();
@@ -63,6 +65,9 @@ pub fn run(only: Option<&str>, quick: bool) -> Result<(), String> {
     }
     if wanted("ex8") {
         counters::run(&bins, if quick { 1 } else { 5 })?;
+    }
+    if wanted("ex9") {
+        sockets::run(&bins, python.as_deref(), if quick { 1 } else { 3 })?;
     }
     if wanted("grade") {
         grading::run(if quick { 1 } else { 3 })?;

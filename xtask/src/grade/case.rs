@@ -191,6 +191,7 @@ pub struct Timing {
 /// | `pipeline`          | every stage the transcript binds (`{pid:stage1}`, `{pid:stage2}`...; `binding` gives another prefix) is a child of the process that exec'd; each two stages in a row were joined by a pipe the process made, which carried data (the first's program wrote into it, the next one's read from it); the process itself moved none of it |
 /// | `group_signal`      | the process sent `signal` to a process group (a kill of a negative PID, as `killpg` makes it) that reached every stage still alive, `at` (± `tolerance`, never before `at`) after it was created; before `at` it sent neither that signal nor SIGKILL to a stage or group; no stage died of a signal before the process sent that signal to the group (a helper's kill or PR_SET_PDEATHSIG is not the deadline); every stage became its program in the one group, the first stage's, not the process's own |
 /// | `threads`           | the process created no child process and started at least `count` threads; each stdout line matching `line` names, as `(thread TID)`, another of them, which read from a pipe what the process's main thread had just written into it (the last move through that pipe before the read), and used at most `limit` (default 50 ms) of CPU time: blocked, not spinning |
+/// | `sockets`           | the process bound a socket, listened on it and accepted at least `count` connections (default 1); for each stdout line matching `line`, its text after the first `": "` was written, as a whole line, into a connection the process accepted and read from a socket it connected |
 ///
 /// In every case, a refused system call (see `observe`) fails, and
 /// every process created must have been reaped by its parent.
@@ -233,7 +234,7 @@ pub struct Requirement {
 /// Gradescope's test visibilities.
 pub const VISIBILITIES: [&str; 4] = ["visible", "hidden", "after_due_date", "after_published"];
 
-pub const REQUIREMENTS: [&str; 20] = [
+pub const REQUIREMENTS: [&str; 21] = [
     "fork",
     "written_by_child",
     "computed_by_child",
@@ -254,6 +255,7 @@ pub const REQUIREMENTS: [&str; 20] = [
     "pipeline",
     "group_signal",
     "threads",
+    "sockets",
 ];
 
 /// `[perturb]`: the tracer holds every system call that sends

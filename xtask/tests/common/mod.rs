@@ -64,7 +64,7 @@ pub fn root() -> PathBuf {
     manifest.parent().unwrap().to_path_buf()
 }
 
-pub const STEPS: [&str; 8] = [
+pub const STEPS: [&str; 9] = [
     "ex1_fibonacci_child",
     "ex2_signal_exchange",
     "ex3_pipe_reverser",
@@ -73,6 +73,7 @@ pub const STEPS: [&str; 8] = [
     "ex6_exit_statuses",
     "ex7_pipeline_deadline",
     "ex8_threads_lock",
+    "ex9_socket_server",
 ];
 
 /// A finished command: what it printed and how it ended (its `Output`, which

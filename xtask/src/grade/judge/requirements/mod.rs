@@ -22,7 +22,8 @@
 //! This module holds what every rule shares (the trace's reader, a
 //! finding, a rule's context) and the rules of every traced case; each
 //! family of requirements has a module of its own: `processes`, `signals`,
-//! `data`, `fifos`, `schedule`, `commands`, `pipeline` and `threads`.
+//! `data`, `fifos`, `schedule`, `commands`, `pipeline`, `threads` and
+//! `sockets`.
 
 use std::collections::BTreeSet;
 
@@ -39,6 +40,7 @@ mod pipeline;
 mod processes;
 mod schedule;
 mod signals;
+mod sockets;
 mod threads;
 
 use commands::{commands, statuses};
@@ -48,6 +50,7 @@ use pipeline::{group_signal, pipeline};
 use processes::{cpu_at_most, fork, idle, pid_is_child, reaped, reported_status};
 use schedule::{one_at_a_time, slices, worker_lines};
 use signals::{child_killed, signal};
+use sockets::sockets;
 use threads::threads;
 
 /// The largest write POSIX promises is atomic on a pipe, on Linux.
@@ -272,6 +275,7 @@ pub fn check(case: &Case, run: &CaseRun, bindings: &Bindings) -> Vec<Judged> {
             "pipeline" => pipeline(&context),
             "group_signal" => group_signal(&context),
             "threads" => threads(&context),
+            "sockets" => sockets(&context),
             _ => continue,
         };
         judged.push(found.judged(&trace, &requirement.what, &name));
