@@ -6,6 +6,7 @@
 //! timeout = "10s"            # default 10 s
 //! files = { "s.toml" = "..." }  # written into the scratch directory first
 //! hidden = false             # hidden cases count, but their details are not shown
+//! loopback = false           # TCP on 127.0.0.1: needs a network namespace of its own
 //! visibility = "after_published"  # Gradescope: when students see this case
 //!                            # (visible, hidden, after_due_date, after_published);
 //!                            # default "visible", or "after_published" if hidden
@@ -88,6 +89,11 @@ pub struct Case {
     /// Anything else left in the scratch directory afterwards fails.
     #[serde(default = "yes")]
     pub scratch_must_be_empty: bool,
+    /// The programs use TCP on 127.0.0.1: that needs a network namespace of
+    /// the case's own (its loopback alone). Where none can be made, TCP is
+    /// refused, and the case says so rather than judge the program.
+    #[serde(default)]
+    pub loopback: bool,
     #[serde(default)]
     pub process: Vec<ProcessSpec>,
     #[serde(default)]

@@ -60,6 +60,19 @@ pub fn judge(case: &Case, run: &CaseRun) -> Verdict {
             judged: Vec::new(),
         };
     }
+    // TCP on 127.0.0.1 is the case's own only in a network namespace of
+    // its own; without one, Landlock refuses TCP, and what the program did
+    // says nothing about it.
+    if case.loopback && !run.isolation.net_ns && run.isolation.landlock > 0 {
+        problems.push(problem(
+            "this case needs a network namespace of its own (TCP on its own 127.0.0.1), which this machine cannot make, so TCP is refused here: grade it where user namespaces are allowed (see the sandbox line)".to_string(),
+        ));
+        return Verdict {
+            problems,
+            not_started: run.processes.iter().find_map(todo_message),
+            judged: Vec::new(),
+        };
+    }
     if let Some(why) = &run.killed_because {
         problems.push(problem(format!("stopped by the grader: {why}")));
     }
