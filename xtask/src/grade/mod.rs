@@ -175,6 +175,14 @@ fn publish(outcome: &Outcome, options: &Options) -> Result<(), String> {
 /// each: the whole grade, as data.
 pub fn grade(options: &Options) -> Result<Outcome, String> {
     let started = Instant::now();
+    // What an earlier grading killed outright left behind.
+    for dir in jail::case_temp_dir()
+        .map(|t| t.dir.clone())
+        .into_iter()
+        .chain([std::env::temp_dir()])
+    {
+        jail::leftovers::sweep(&dir);
+    }
     let plan = Plan::of(options)?;
     // Where the submission comes from: laid out, or refused (a refusal is
     // a grade: every case at 0, so that a report is still written).

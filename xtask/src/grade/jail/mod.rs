@@ -102,7 +102,7 @@
 //! | no signal, ptrace or `/proc/<pid>/fd` outside the case | PID namespace (nothing outside has a PID there); Landlock scoping and ptrace rule; case uid (root); non-dumpable keeper |
 //! | no sight of other processes (`/proc/<pid>/cmdline`, `status`) | PID namespace and its own `/proc`; `hidepid=invisible` (without a PID namespace: only as root, with the case uid) |
 //! | the PIDs a program prints are the grader's | keeper, tracer and programs share one PID namespace and its `/proc` |
-//! | nothing survives the case | the keeper is PID 1: when it exits the kernel kills the namespace; it dies with the process the grader started; the keeper's own sweep (and cgroups, as root) before that |
+//! | nothing survives the case | the keeper is PID 1: when it exits the kernel kills the namespace; it dies with the process the grader started; the keeper's own sweep (and cgroups, as root) before that; the directories of a grading killed outright (SIGKILL) are removed by the next grading ([`leftovers::sweep`]) |
 //! | process limit at any depth | pids cgroup (root); else `RLIMIT_NPROC` under the case uid or a user namespace of the program's own |
 //! | memory limit | memory cgroup (root); `RLIMIT_DATA`; and without the cgroup `RLIMIT_AS` (shared mappings too) |
 //! | a limit hit is named | the cgroups' own counts ([`Jail::limits_hit`]: `pids.events`, `memory.failcnt`, `memory.oom_control`); the kernel's refusals and SIGXCPU, which the tracer logs as `limit` events (see `observe`) |
@@ -128,6 +128,7 @@
 mod admission;
 mod build;
 mod case;
+pub mod leftovers;
 mod namespaces;
 
 pub use admission::*;
