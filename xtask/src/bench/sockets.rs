@@ -3,9 +3,9 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use super::{median_of, seconds, verdict};
+use super::{median_of, seconds, time_once, verdict};
 use crate::project;
 
 const CLIENTS: usize = 5;
@@ -16,16 +16,8 @@ pub fn run(bins: &Path, python: Option<&Path>, runs: usize) -> Result<(), String
     let script = project::root().join("xtask/baselines/ex9_socket_server.py");
     let trips = (CLIENTS * LINES) as f64;
     println!("ex9: {CLIENTS} clients x {LINES} round trips over TCP on 127.0.0.1 (median of {runs} runs)");
-    let time = |mut command: Command| -> Result<Duration, String> {
-        let start = Instant::now();
-        let output = command
-            .output()
-            .map_err(|e| format!("cannot run {command:?}: {e}"))?;
-        if !output.status.success() {
-            return Err(format!("{command:?} failed: {}", output.status));
-        }
-        Ok(start.elapsed())
-    };
+    // No stdin; stdout thrown away, the status checked, a run bounded.
+    let time = |command: Command| time_once(command, Path::new("/dev/null"));
     let rust = median_of(runs, || {
         let mut c = Command::new(&ours);
         c.args([

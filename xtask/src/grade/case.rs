@@ -237,6 +237,16 @@ pub struct Requirement {
     pub output: Vec<String>,
 }
 
+impl Requirement {
+    /// `limit` in milliseconds, or `default` when it is not given.
+    pub fn limit_ms(&self, default: f64) -> f64 {
+        self.limit
+            .as_deref()
+            .and_then(|l| parse_duration(l).ok())
+            .map_or(default, |d| d.as_secs_f64() * 1e3)
+    }
+}
+
 /// Gradescope's test visibilities.
 pub const VISIBILITIES: [&str; 4] = ["visible", "hidden", "after_due_date", "after_published"];
 

@@ -92,16 +92,23 @@ pub(super) fn cpu_ms(pid: i32) -> Option<f64> {
 /// measure that a loaded machine does not inflate as it does wall time.
 pub(super) fn run_ms(pid: i32) -> Option<f64> {
     let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
-    let mut total = 0u64;
-    for task in tasks.flatten() {
-        let stat = std::fs::read_to_string(task.path().join("schedstat")).unwrap_or_default();
-        total += stat
-            .split_whitespace()
-            .next()
-            .and_then(|n| n.parse::<u64>().ok())
-            .unwrap_or(0);
-    }
+    let total: u64 = tasks
+        .flatten()
+        .map(|task| on_cpu_ns(&task.path()).unwrap_or(0))
+        .sum();
     Some(total as f64 / 1e6)
+}
+
+/// Time the thread `tid` of `pid` spent on a CPU so far, in ms (its
+/// `schedstat`).
+pub(super) fn thread_run_ms(pid: i32, tid: i32) -> Option<f64> {
+    on_cpu_ns(std::path::Path::new(&format!("/proc/{pid}/task/{tid}"))).map(|ns| ns as f64 / 1e6)
+}
+
+/// The first field of a task's `schedstat`: nanoseconds on a CPU.
+fn on_cpu_ns(task: &std::path::Path) -> Option<u64> {
+    let stat = std::fs::read_to_string(task.join("schedstat")).ok()?;
+    stat.split_whitespace().next()?.parse().ok()
 }
 
 /// Voluntary context switches of all live threads of `pid`.

@@ -188,10 +188,7 @@ impl Worker {
             // that waited by spinning shows it.
             let tgid = self.tgid(raw);
             let mut end = self.by(raw, EventKind::ThreadEnd);
-            end.cpu_ms = std::fs::read_to_string(format!("/proc/{tgid}/task/{raw}/schedstat"))
-                .ok()
-                .and_then(|s| s.split_whitespace().next()?.parse::<f64>().ok())
-                .map(|ns| ns / 1e6);
+            end.cpu_ms = thread_run_ms(tgid, raw);
             self.record(end);
         }
         let _ = ptrace::cont(pid, None);

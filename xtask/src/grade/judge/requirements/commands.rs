@@ -224,12 +224,7 @@ fn output_of_commands<'a>(c: &Context<'a>, announced: &[Started]) -> Option<Find
     }
     let onto = c.onto_stdout();
     // Only what each command wrote after its exec counts.
-    let after_exec = |e: &Event| {
-        onto(e)
-            && c.trace
-                .exec_of(e.pid)
-                .is_some_and(|exec| c.trace.index_of(exec) < c.trace.index_of(e))
-    };
+    let after_exec = |e: &Event| onto(e) && c.trace.after_exec(e);
     // A command, or a program it started in turn (`sh -c 'cat; exit 5'`).
     let commands: std::collections::BTreeSet<i32> = announced
         .iter()

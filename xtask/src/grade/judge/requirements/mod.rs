@@ -105,6 +105,13 @@ impl<'a> Trace<'a> {
         self.of_kind(EventKind::Exec).find(move |e| e.pid == pid)
     }
 
+    /// Whether `event` came after its process's first exec: what the
+    /// program it became did, not what the child did before.
+    fn after_exec(&self, event: &Event) -> bool {
+        self.exec_of(event.pid)
+            .is_some_and(|exec| self.index_of(exec) < self.index_of(event))
+    }
+
     /// Where `event` is in the trace.
     fn index_of(&self, event: &Event) -> Option<usize> {
         let size = std::mem::size_of::<Event>();

@@ -17,14 +17,6 @@ fn stages(c: &Context) -> Vec<i32> {
         .collect()
 }
 
-/// Whether `event` came after `pid`'s first exec: what the program it
-/// became did, not what the child did before.
-fn after_exec(trace: &Trace, pid: i32, event: &Event) -> bool {
-    trace
-        .exec_of(pid)
-        .is_some_and(|exec| trace.index_of(exec) < trace.index_of(event))
-}
-
 /// `pipeline`: every stage the transcript binds is a child of the process
 /// that exec'd a program; each two stages in a row were joined by a pipe
 /// the process made, which carried data: the first stage's program wrote
@@ -68,7 +60,7 @@ pub(super) fn pipeline<'a>(c: &Context<'a>) -> Finding<'a> {
     let moves = |pid: i32, kind: EventKind| -> Vec<&'a Event> {
         trace
             .of_kind(kind)
-            .filter(|e| e.pid == pid && after_exec(trace, pid, e))
+            .filter(|e| e.pid == pid && trace.after_exec(e))
             .filter(|e| e.target.as_deref().is_some_and(|t| t.starts_with("pipe:")))
             .collect()
     };

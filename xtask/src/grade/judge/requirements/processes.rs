@@ -185,12 +185,7 @@ pub(super) fn cpu_at_most<'a>(c: &Context<'a>) -> Finding<'a> {
 /// do waits in one blocking call, however the machine is loaded (a waiting
 /// process uses no CPU, and wakes for nothing).
 pub(super) fn idle<'a>(c: &Context<'a>) -> Finding<'a> {
-    let limit = c
-        .requirement
-        .limit
-        .as_deref()
-        .and_then(|l| parse_duration(l).ok())
-        .map_or(50.0, |d| d.as_secs_f64() * 1e3);
+    let limit = c.requirement.limit_ms(50.0);
     let most_wakeups = c.requirement.wakeups.unwrap_or(10.0);
     let name = &c.process.name;
     let mut tree = c.trace.descendants(c.process.pid);

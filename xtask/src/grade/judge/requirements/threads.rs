@@ -136,12 +136,7 @@ fn woken_and_asleep<'a>(c: &Context<'a>, tid: i32) -> Result<[&'a Event; 2], Fin
         ));
     };
     // Blocked, not spinning: a thread asleep in its call uses no CPU.
-    let limit = c
-        .requirement
-        .limit
-        .as_deref()
-        .and_then(|l| crate::grade::case::parse_duration(l).ok())
-        .map_or(50.0, |d| d.as_secs_f64() * 1e3);
+    let limit = c.requirement.limit_ms(50.0);
     let end = trace
         .of_kind(EventKind::ThreadEnd)
         .find(|e| e.pid == me && e.tid == Some(tid));
